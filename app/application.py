@@ -1,0 +1,50 @@
+"""Starting the GUI from the command line, including scripted screenshots (`--screenshot PNG --quit`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+
+from core.atomic import atomic_path
+from core.resources import SAMPLE_SCENE, resolve_body_model_path
+
+
+def save_screenshot(window, path) -> None:
+    """Grab the whole window (the VTK view included) into a PNG, atomically."""
+    QApplication.processEvents()
+    window.scene3d.plotter.render()
+    image = window.grab().toImage()
+    with atomic_path(path) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"could not write screenshot {path}")
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow(resolve_body_model_path(args.body_model))
+    window.setProperty("headless", bool(args.quit))
+    window.show()
+    status = {"code": 0}
+
+    def after_load():
+        if args.screenshot:
+            save_screenshot(window, args.screenshot)
+            print(f"saved {args.screenshot}")
+        if args.quit:
+            app.quit()
+
+    def on_failure(message):
+        print(f"error: {message}", file=sys.stderr)
+        status["code"] = 2
+        if args.quit:
+            app.quit()
+
+    window.load_succeeded.connect(lambda: QTimer.singleShot(300, after_load))
+    window.load_failed.connect(on_failure)
+    window.load(args.data or SAMPLE_SCENE)
+    code = app.exec()
+    return status["code"] or code

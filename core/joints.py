@@ -1,0 +1,103 @@
+"""Joint sets used in the project: names, kinematic parents, skeleton edges and the mappings between them.
+
+Every joint order lives here and nowhere else, so that a keypoint file, a heatmap stack and a regressor can be
+checked against one definition.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class JointSet:
+    """An ordered list of joints; ``parents[i]`` is the index of joint i's parent (-1 for a root)."""
+
+    name: str
+    names: tuple[str, ...]
+    parents: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def index(self, joint_name: str) -> int:
+        return self.names.index(joint_name)
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        """(parent, child) pairs, for drawing a skeleton."""
+        return [(p, c) for c, p in enumerate(self.parents) if p >= 0]
+
+    @property
+    def flip_permutation(self) -> np.ndarray:
+        """Index map that swaps every left joint with its right twin (identity for centre joints)."""
+        perm = []
+        for joint_name in self.names:
+            if joint_name.startswith("left_"):
+                perm.append(self.index("right_" + joint_name[5:]))
+            elif joint_name.startswith("right_"):
+                perm.append(self.index("left_" + joint_name[6:]))
+            else:
+                perm.append(self.index(joint_name))
+        return np.asarray(perm)
+
+
+SMPL24 = JointSet(
+    "smpl24",
+    (
+        "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+        "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+        "left_hand", "right_hand",
+    ),
+    (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21),
+)
+
+# Human3.6M's 17 evaluation joints, in the order of the official HeatFormer code and its regressor.
+H36M17 = JointSet(
+    "h36m17",
+    (
+        "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "spine",
+        "thorax", "neck_nose", "head_top", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
+        "right_elbow", "right_wrist",
+    ),
+    (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
+)
+
+COCO17 = JointSet(
+    "coco17",
+    (
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+        "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+        "right_knee", "left_ankle", "right_ankle",
+    ),
+    # COCO has no tree; these parents give the usual drawing skeleton rooted at the nose.
+    (-1, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
+)
+
+JOINT_SETS = {js.name: js for js in (SMPL24, H36M17, COCO17)}
+
+# H36M-17 joints that coincide with an SMPL-24 joint; the rest (spine, thorax, nose, head top) are defined by
+# `core.body_model.h36m_regressor`.
+H36M_FROM_SMPL = {
+    "pelvis": "pelvis", "right_hip": "right_hip", "right_knee": "right_knee", "right_ankle": "right_ankle",
+    "left_hip": "left_hip", "left_knee": "left_knee", "left_ankle": "left_ankle", "left_shoulder": "left_shoulder",
+    "left_elbow": "left_elbow", "left_wrist": "left_wrist", "right_shoulder": "right_shoulder",
+    "right_elbow": "right_elbow", "right_wrist": "right_wrist",
+}
+
+
+def mapping(source: JointSet, target: JointSet) -> np.ndarray:
+    """For each target joint, the index of the same-named source joint, or -1 where the source lacks it."""
+    return np.asarray([source.names.index(n) if n in source.names else -1 for n in target.names])
+
+
+def convert_keypoints(keypoints: np.ndarray, source: JointSet, target: JointSet) -> np.ndarray:
+    """Re-order (..., J_source, C) keypoints into ``target`` order; joints the source lacks get all zeros
+    (so a confidence channel says 'missing')."""
+    idx = mapping(source, target)
+    out = np.zeros(keypoints.shape[:-2] + (len(target), keypoints.shape[-1]), dtype=keypoints.dtype)
+    present = idx >= 0
+    out[..., present, :] = keypoints[..., idx[present], :]
+    return out

@@ -1,0 +1,90 @@
+"""A small software renderer for synthetic frames: flat-shaded triangles drawn far-to-near (painter's
+algorithm) with OpenCV, over a sky gradient and a checkered floor (world z = 0, z up).
+
+It is deliberately simple: good enough to give the image encoder something to look at and a person something
+to recognise, with no GPU and no OpenGL (core/ stays free of VTK).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from core.cameras import Camera, project_points
+
+SUBPIXEL_BITS = 4  # cv2 fill with fixed-point vertices, for smooth edges
+NEAR = 0.05
+
+
+@dataclass
+class Mesh:
+    """Triangles with one RGB colour per face (uint8)."""
+
+    vertices: np.ndarray  # (N, 3) world
+    faces: np.ndarray  # (F, 3)
+    face_colors: np.ndarray  # (F, 3)
+
+
+def box_mesh(center: np.ndarray, size: np.ndarray, color=(150, 150, 160)) -> Mesh:
+    """An axis-aligned box as 12 outward-facing triangles."""
+    corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
+    vertices = np.asarray(center) + corners * np.asarray(size)
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    faces = np.array([tri for a, b, c, d in quads for tri in ((a, b, c), (a, c, d))])
+    return Mesh(vertices, faces, np.tile(np.asarray(color, np.uint8), (len(faces), 1)))
+
+
+def background(camera: Camera, tile: float = 0.25, extent: float = 6.0) -> np.ndarray:
+    """Sky gradient plus a checkered floor, so that the ground plane proves the calibration at a glance."""
+    h, w = camera.height, camera.width
+    ramp = np.linspace(0.0, 1.0, h)[:, None, None]
+    image = ((1 - ramp) * np.array([205, 215, 230]) + ramp * np.array([150, 160, 175])).astype(np.uint8)
+    image = np.ascontiguousarray(np.broadcast_to(image, (h, w, 3)))
+    # Tiles far outside the field of view are skipped: the distortion polynomial explodes there.
+    max_tangent = 1.5 * np.hypot(w, h) / 2 / min(camera.K[0, 0], camera.K[1, 1])
+    edges = np.arange(-extent, extent, tile)
+    for i, x0 in enumerate(edges):
+        for j, y0 in enumerate(edges):
+            quad = np.array([[x0, y0, 0], [x0 + tile, y0, 0], [x0 + tile, y0 + tile, 0], [x0, y0 + tile, 0]])
+            cam = camera.to_camera(quad)
+            if np.any(cam[:, 2] < NEAR) or np.any(np.hypot(cam[:, 0], cam[:, 1]) > max_tangent * cam[:, 2]):
+                continue
+            uv, _ = project_points(quad, camera)
+            color = (120, 118, 110) if (i + j) % 2 else (95, 92, 88)
+            cv2.fillConvexPoly(image, np.round(uv * (1 << SUBPIXEL_BITS)).astype(np.int32), color,
+                               lineType=cv2.LINE_AA, shift=SUBPIXEL_BITS)
+    return image
+
+
+def render(meshes: list[Mesh], camera: Camera, image: np.ndarray | None = None) -> np.ndarray:
+    """Draw ``meshes`` into a copy of ``image`` (default: `background`) as seen by ``camera``."""
+    image = background(camera) if image is None else image.copy()
+    all_uv, all_cam, all_tris, all_colors = [], [], [], []
+    offset = 0
+    for mesh in meshes:
+        uv, _ = project_points(mesh.vertices, camera)
+        all_uv.append(uv)
+        all_cam.append(camera.to_camera(mesh.vertices))
+        all_tris.append(mesh.faces + offset)
+        all_colors.append(mesh.face_colors)
+        offset += len(mesh.vertices)
+    uv, cam = np.concatenate(all_uv), np.concatenate(all_cam)
+    tris, colors = np.concatenate(all_tris), np.concatenate(all_colors).astype(np.float64)
+
+    corners = cam[tris]  # (F, 3, 3) camera-frame corners
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-12)
+    centres = corners.mean(1)
+    facing = np.einsum("fc,fc->f", normals, centres) < 0  # front faces point towards the camera
+    in_front = corners[:, :, 2].min(1) > NEAR
+    keep = np.flatnonzero(facing & in_front)
+    # Headlight Lambert shading plus ambient.
+    view_dirs = -centres[keep] / np.linalg.norm(centres[keep], axis=1, keepdims=True)
+    shade = 0.35 + 0.65 * np.clip(np.einsum("fc,fc->f", normals[keep], view_dirs), 0, 1)
+    shaded = np.clip(colors[keep] * shade[:, None], 0, 255).astype(np.uint8)
+    order = np.argsort(-centres[keep, 2])
+    pts = np.round(uv[tris[keep]] * (1 << SUBPIXEL_BITS)).astype(np.int32)
+    for k in order:
+        cv2.fillConvexPoly(image, pts[k], shaded[k].tolist(), lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+    return image

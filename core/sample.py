@@ -1,0 +1,84 @@
+"""`MultiviewSample`: what the model reads for one moment in time, seen by V calibrated cameras."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.cameras import Camera
+from core.errors import InputError
+from core.joints import JOINT_SETS, JointSet
+
+
+@dataclass
+class GroundTruth:
+    """Known body for evaluation: SMPL parameters in world coordinates (smplx naming) and/or 3D joints."""
+
+    global_orient: np.ndarray | None = None  # (3,) axis-angle
+    body_pose: np.ndarray | None = None  # (69,) axis-angle
+    betas: np.ndarray | None = None  # (10,)
+    transl: np.ndarray | None = None  # (3,) metres
+    joints3d: np.ndarray | None = None  # (J, 3) metres, in `joint_set` order
+    joint_set: str = "h36m17"
+    body_model: str = ""  # identity of the body model the SMPL parameters belong to
+    occluded: np.ndarray | None = None  # (V, J) bool: joint hidden by an occluder in that view
+
+    @property
+    def has_smpl(self) -> bool:
+        return self.body_pose is not None and self.betas is not None
+
+
+@dataclass
+class MultiviewSample:
+    """V views of one frame. Frames are HxWx3 uint8 RGB (None where no image is available); 2D evidence is
+    keypoints (V, J, 3 = x, y, confidence in [0, 1]) in image pixels and/or heatmaps (V, J, h, w)."""
+
+    name: str
+    cameras: list[Camera]
+    frames: list[np.ndarray | None]
+    keypoints: np.ndarray | None = None
+    heatmaps: np.ndarray | None = None
+    joint_set: str = "h36m17"
+    ground_truth: GroundTruth | None = None
+    source: str = ""
+
+    def __post_init__(self):
+        views = len(self.cameras)
+        where = self.source or self.name
+        if views == 0:
+            raise InputError(where, "a sample needs at least one camera")
+        if len(self.frames) != views:
+            raise InputError(where, f"{len(self.frames)} frames for {views} cameras")
+        if self.joint_set not in JOINT_SETS:
+            raise InputError(where, f"unknown joint set {self.joint_set!r}")
+        joints = len(JOINT_SETS[self.joint_set])
+        if self.keypoints is None and self.heatmaps is None:
+            raise InputError(where, "no 2D evidence: give keypoints and/or heatmaps")
+        if self.keypoints is not None:
+            self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
+            if self.keypoints.shape != (views, joints, 3):
+                raise InputError(where, f"keypoints have shape {self.keypoints.shape}, expected ({views}, {joints}, 3)")
+            if not np.all(np.isfinite(self.keypoints)):
+                raise InputError(where, "keypoints contain NaN or infinity")
+        if self.heatmaps is not None:
+            self.heatmaps = np.asarray(self.heatmaps, dtype=np.float32)
+            if self.heatmaps.ndim != 4 or self.heatmaps.shape[:2] != (views, joints):
+                raise InputError(where, f"heatmaps have shape {self.heatmaps.shape}, expected ({views}, {joints}, h, w)")
+            if not np.all(np.isfinite(self.heatmaps)):
+                raise InputError(where, "heatmaps contain NaN or infinity")
+        for cam, frame in zip(self.cameras, self.frames):
+            if frame is not None and frame.shape[:2] != (cam.height, cam.width):
+                raise InputError(where, f"view {cam.name}: image is {frame.shape[1]}x{frame.shape[0]} but the "
+                                        f"calibration says {cam.width}x{cam.height}")
+
+    @property
+    def num_views(self) -> int:
+        return len(self.cameras)
+
+    @property
+    def view_names(self) -> list[str]:
+        return [c.name for c in self.cameras]
+
+    @property
+    def joints(self) -> JointSet:
+        return JOINT_SETS[self.joint_set]

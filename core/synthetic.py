@@ -1,0 +1,209 @@
+"""Synthetic multiview samples from the body model: a posed person, a camera rig, rendered frames, faulty 2D
+evidence and the ground truth. Used for the bundled sample scene, tests and (later) training.
+
+World frame: metres, z up, ground at z = 0 (EasyMocap's convention). The body model is y up, so its global
+orientation includes the quarter turn that stands it up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.body_model import BodyModel
+from core.cameras import Camera, look_at
+from core.joints import H36M17, SMPL24
+from core.render import Mesh, box_mesh, render
+from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from core.sample import GroundTruth, MultiviewSample
+
+# Joint limits (degrees) of the left side and the spine, as Euler angles about the body's x (left), y (up) and
+# z (forward) axes in the rest pose; the right side mirrors them (y and z negated). Angles are drawn around a
+# relaxed centre (`RELAXED_CENTRE`, else 0) with a spread of a quarter of the range, then clipped to the limits.
+LEFT_AND_CENTRE_LIMITS = {
+    "left_hip": ((-90, 25), (-20, 20), (-10, 40)),
+    "left_knee": ((0, 130), (0, 0), (0, 0)),
+    "left_ankle": ((-20, 35), (-10, 10), (-10, 10)),
+    "spine1": ((-10, 25), (-15, 15), (-10, 10)),
+    "spine2": ((-5, 15), (-10, 10), (-8, 8)),
+    "spine3": ((-5, 15), (-10, 10), (-8, 8)),
+    "neck": ((-15, 25), (-25, 25), (-10, 10)),
+    "head": ((-15, 20), (-25, 25), (-10, 10)),
+    "left_collar": ((0, 0), (-10, 10), (-10, 10)),
+    "left_shoulder": ((-40, 40), (-80, 30), (-80, 30)),
+    "left_elbow": ((0, 0), (-140, 0), (0, 0)),
+    "left_wrist": ((-30, 30), (-20, 20), (-40, 40)),
+}
+RELAXED_CENTRE = {"left_shoulder": (0, -10, -60), "left_elbow": (0, -25, 0), "left_knee": (10, 0, 0)}
+
+
+@dataclass
+class RigConfig:
+    """Ranges of a random camera rig around the person (H36M-like by default)."""
+
+    views: int = 4
+    distance: tuple[float, float] = (3.0, 4.5)
+    height: tuple[float, float] = (0.8, 2.0)
+    focal_factor: tuple[float, float] = (0.9, 1.3)  # focal length in units of the image width
+    image_size: tuple[int, int] = (512, 512)
+    azimuth_jitter_deg: float = 15.0
+    radial_distortion: float = 0.04
+
+
+@dataclass
+class EvidenceFaults:
+    """How a 2D detector goes wrong; the defaults give a plausible, imperfect detector."""
+
+    jitter_px: float = 3.0
+    miss_probability: float = 0.03
+    occluded_miss_probability: float = 0.6
+    swap_probability: float = 0.1  # per view: one limb's left and right are exchanged
+
+
+def _limits_table() -> np.ndarray:
+    """(24, 3, 3) radians per SMPL joint and axis: (low, high, relaxed centre); zeros for fixed joints."""
+    table = np.zeros((len(SMPL24), 3, 3))
+    for name, axes in LEFT_AND_CENTRE_LIMITS.items():
+        entry = np.radians(np.column_stack([axes, RELAXED_CENTRE.get(name, (0, 0, 0))]))
+        table[SMPL24.index(name)] = entry
+        if name.startswith("left_"):
+            mirrored = entry * np.array([[1], [-1], [-1]])
+            mirrored[:, :2] = np.sort(mirrored[:, :2], axis=1)
+            table[SMPL24.index("right_" + name[5:])] = mirrored
+    return table
+
+
+JOINT_LIMITS = _limits_table()
+
+
+def euler_xyz_to_axis_angle(euler: np.ndarray) -> np.ndarray:
+    """(..., 3) intrinsic x-then-y-then-z angles -> (..., 3) axis-angle."""
+    e = torch.as_tensor(euler, dtype=torch.float64)
+    basis = torch.eye(3, dtype=torch.float64)
+    rx, ry, rz = (axis_angle_to_matrix(e[..., i: i + 1] * basis[i]) for i in range(3))
+    return matrix_to_axis_angle(rx @ ry @ rz).numpy()
+
+
+def random_body_pose(rng: np.random.Generator) -> np.ndarray:
+    """(69,) axis-angle body pose drawn around a relaxed stance, inside the joint limits."""
+    low, high, centre = JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1], JOINT_LIMITS[..., 2]
+    euler = np.clip(centre + rng.normal(0, 1, low.shape) * (high - low) / 4, low, high)  # (24, 3)
+    return euler_xyz_to_axis_angle(euler)[1:].reshape(-1)
+
+
+def standing_orientation(yaw: float) -> np.ndarray:
+    """Axis-angle that stands the y-up body model on the z-up ground, turned by ``yaw`` about z."""
+    stand = axis_angle_to_matrix(torch.tensor([np.pi / 2, 0.0, 0.0], dtype=torch.float64))
+    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.0, yaw], dtype=torch.float64))
+    return matrix_to_axis_angle(turn @ stand).numpy()
+
+
+def random_rig(rng: np.random.Generator, target: np.ndarray, config: RigConfig) -> list[Camera]:
+    """Cameras spread around ``target`` (azimuths evenly spaced, jittered), all looking at it."""
+    width, height = config.image_size
+    start = rng.uniform(0, 2 * np.pi)
+    cameras = []
+    for i in range(config.views):
+        azimuth = start + 2 * np.pi * i / config.views + np.radians(rng.uniform(-1, 1) * config.azimuth_jitter_deg)
+        distance = rng.uniform(*config.distance)
+        eye = target + np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), 0.0])
+        eye[2] = rng.uniform(*config.height)
+        R, t = look_at(eye, target + rng.normal(0, 0.1, 3))
+        focal = width * rng.uniform(*config.focal_factor)
+        K = np.array([[focal, 0, width / 2 + rng.normal(0, 3)], [0, focal, height / 2 + rng.normal(0, 3)], [0, 0, 1]])
+        dist = np.array([rng.uniform(-1, 1) * config.radial_distortion, 0, 0, 0, 0])
+        cameras.append(Camera(f"cam{i + 1:02d}", K, R, t, width, height, dist))
+    return cameras
+
+
+def segment_hits_box(start: np.ndarray, ends: np.ndarray, box_min: np.ndarray, box_max: np.ndarray) -> np.ndarray:
+    """For segments start -> ends[k] (K, 3), whether each passes through the axis-aligned box (slab test)."""
+    direction = ends - start
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t0 = (box_min - start) / direction
+        t1 = (box_max - start) / direction
+    t_near = np.nanmax(np.minimum(t0, t1), axis=1)
+    t_far = np.nanmin(np.maximum(t0, t1), axis=1)
+    return (t_near <= t_far) & (t_far > 0) & (t_near < 0.98)  # stop short of the joint itself
+
+
+def part_colors(body: BodyModel, faces: np.ndarray) -> np.ndarray:
+    """One colour per body part (the joint with the largest skinning weight), per face."""
+    palette = np.array([[70, 110, 180], [220, 120, 70], [90, 170, 110], [200, 180, 90], [160, 100, 170],
+                        [90, 170, 190]], dtype=np.uint8)
+    part_of_vertex = body.smpl.lbs_weights.argmax(1).numpy()
+    groups = {"torso": [0, 3, 6, 9, 13, 14], "head": [12, 15], "left_leg": [1, 4, 7, 10],
+              "right_leg": [2, 5, 8, 11], "left_arm": [16, 18, 20, 22], "right_arm": [17, 19, 21, 23]}
+    group_of_joint = np.zeros(len(SMPL24), dtype=int)
+    for g, joints in enumerate(groups.values()):
+        group_of_joint[joints] = g
+    return palette[group_of_joint[part_of_vertex[faces[:, 0]]]]
+
+
+def faulty_keypoints(rng: np.random.Generator, uv: np.ndarray, occluded: np.ndarray, cameras: list[Camera],
+                     faults: EvidenceFaults) -> np.ndarray:
+    """(V, J, 3) detections from true projections (V, J, 2): jitter, misses, occlusion and left/right swaps."""
+    views, joints = occluded.shape
+    keypoints = np.zeros((views, joints, 3), dtype=np.float32)
+    keypoints[..., :2] = uv + rng.normal(0, faults.jitter_px, uv.shape)
+    keypoints[..., 2] = rng.uniform(0.65, 1.0, (views, joints))
+    noisy = occluded & (rng.random((views, joints)) >= faults.occluded_miss_probability)
+    keypoints[noisy, :2] += rng.normal(0, 4 * faults.jitter_px, (noisy.sum(), 2))
+    keypoints[noisy, 2] = rng.uniform(0.1, 0.4, noisy.sum())
+    missed = (rng.random((views, joints)) < faults.miss_probability) | (occluded & ~noisy)
+    limb_pairs = [("left_wrist", "right_wrist"), ("left_elbow", "right_elbow"), ("left_ankle", "right_ankle"),
+                  ("left_knee", "right_knee")]
+    for v, cam in enumerate(cameras):
+        if rng.random() < faults.swap_probability:
+            a, b = (H36M17.index(n) for n in limb_pairs[rng.integers(len(limb_pairs))])
+            keypoints[v, [a, b], :2] = keypoints[v, [b, a], :2]
+        outside = ((uv[v, :, 0] < 0) | (uv[v, :, 0] >= cam.width) | (uv[v, :, 1] < 0) | (uv[v, :, 1] >= cam.height))
+        missed[v] |= outside
+    keypoints[missed] = 0.0
+    return keypoints
+
+
+def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, occluders: int = 1,
+                    faults: EvidenceFaults | None = None, name: str | None = None) -> MultiviewSample:
+    """One synthetic multiview sample; the same seed always gives the same sample."""
+    rig = rig or RigConfig()
+    faults = faults or EvidenceFaults()
+    rng = np.random.default_rng(seed)
+    betas = rng.normal(0, 1, body.num_betas).clip(-2.5, 2.5)
+    body_pose = random_body_pose(rng)
+    global_orient = standing_orientation(rng.uniform(0, 2 * np.pi))
+    with torch.no_grad():
+        out = body(torch.tensor(global_orient[None], dtype=torch.float32),
+                   torch.tensor(body_pose[None], dtype=torch.float32),
+                   torch.tensor(betas[None], dtype=torch.float32))
+    vertices = out.vertices[0].double().numpy()
+    transl = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), -vertices[:, 2].min()])
+    vertices += transl
+    joints3d = out.joints_h36m[0].double().numpy() + transl
+
+    target = np.array([transl[0], transl[1], 0.9])
+    cameras = random_rig(rng, target, rig)
+    meshes = [Mesh(vertices, body.faces, part_colors(body, body.faces))]
+    boxes = []
+    for k in range(occluders):
+        # A box between the person and one camera, tall enough to hide legs or more.
+        cam = cameras[(k + rng.integers(len(cameras))) % len(cameras)]
+        towards = cam.center[:2] - transl[:2]
+        towards /= np.linalg.norm(towards)
+        centre_xy = transl[:2] + towards * rng.uniform(0.6, 1.0)
+        size = np.array([rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.6), rng.uniform(0.5, 1.0)])
+        boxes.append((np.array([*centre_xy, size[2] / 2]), size))
+        meshes.append(box_mesh(boxes[-1][0], size))
+
+    uv = np.stack([cam.project(joints3d)[0] for cam in cameras])
+    occluded = np.zeros((len(cameras), len(H36M17)), dtype=bool)
+    for v, cam in enumerate(cameras):
+        for centre, size in boxes:
+            occluded[v] |= segment_hits_box(cam.center, joints3d, centre - size / 2, centre + size / 2)
+    frames = [render(meshes, cam) for cam in cameras]
+    keypoints = faulty_keypoints(rng, uv, occluded, cameras, faults)
+    truth = GroundTruth(global_orient=global_orient, body_pose=body_pose, betas=betas, transl=transl,
+                        joints3d=joints3d, joint_set="h36m17", body_model=body.identity, occluded=occluded)
+    return MultiviewSample(name=name or f"synthetic-{seed}", cameras=cameras, frames=frames, keypoints=keypoints,
+                           joint_set="h36m17", ground_truth=truth)

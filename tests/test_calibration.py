@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+
+from core.calibration import check_views_match, detect_format, load_calibration, save_calibration
+from core.errors import InputError
+
+FORMAT_PATHS = {"native": "calib.json", "easymocap": "easymocap", "toml": "Calib.toml", "h36m": "cameras.json"}
+
+
+def write(rig, tmp_path, fmt):
+    path = tmp_path / FORMAT_PATHS[fmt]
+    save_calibration(rig, path, fmt)
+    return path / "intri.yml" if fmt == "easymocap" else path
+
+
+@pytest.mark.parametrize("fmt", list(FORMAT_PATHS))
+def test_round_trip(rig, tmp_path, fmt):
+    path = write(rig, tmp_path, fmt)
+    assert detect_format(path) == fmt
+    loaded = load_calibration(path)
+    assert [c.name for c in loaded] == [c.name for c in rig]
+    for ours, theirs in zip(loaded, rig):
+        np.testing.assert_allclose(ours.R, theirs.R, atol=1e-9)
+        np.testing.assert_allclose(ours.t, theirs.t, atol=1e-9)
+        np.testing.assert_allclose(ours.K[[0, 1, 0, 1], [0, 1, 2, 2]], theirs.K[[0, 1, 0, 1], [0, 1, 2, 2]])
+        assert (ours.width, ours.height) == (theirs.width, theirs.height)
+
+
+def test_every_format_projects_the_same(rig, tmp_path):
+    points = np.random.default_rng(1).uniform([-1, -1, 0], [1, 1, 2], (30, 3))
+    expected = [cam.project(points)[0] for cam in rig]
+    for fmt in FORMAT_PATHS:
+        for cam, uv in zip(load_calibration(write(rig, tmp_path, fmt)), expected):
+            np.testing.assert_allclose(cam.project(points)[0], uv, atol=1e-6,
+                                       err_msg=f"{fmt} projects differently")
+
+
+def test_h36m_stores_millimetres(rig, tmp_path):
+    path = write(rig, tmp_path, "h36m")
+    data = json.loads(path.read_text())
+    np.testing.assert_allclose(data[rig[0].name]["t"], rig[0].t * 1000)
+
+
+def test_toml_units_are_detected_and_can_be_overridden(rig, tmp_path):
+    path = write(rig, tmp_path, "toml")
+    text = path.read_text()
+    mm = tmp_path / "mm.toml"
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("translation"):
+            values = json.loads(line.split("=", 1)[1])
+            line = f"translation = {json.dumps([v * 1000 for v in values])}"
+        lines.append(line)
+    mm.write_text("\n".join(lines))
+    np.testing.assert_allclose(load_calibration(mm)[0].t, rig[0].t, atol=1e-9)
+    np.testing.assert_allclose(load_calibration(mm, units="mm")[0].t, rig[0].t, atol=1e-9)
+    assert np.allclose(load_calibration(mm, units="m")[0].t, rig[0].t * 1000)
+
+
+def test_pose2sim_metadata_tables_are_skipped(rig, tmp_path):
+    path = write(rig, tmp_path, "toml")
+    path.write_text(path.read_text() + '\n[capture_volume]\nsize = 3\n[charuco]\nsquares = 5\n')
+    assert len(load_calibration(path)) == len(rig)
+
+
+def test_easymocap_without_image_size_guesses_from_principal_point(rig, tmp_path):
+    path = write(rig, tmp_path, "easymocap")
+    text = path.read_text()
+    path.write_text("\n".join(line for line in text.splitlines() if not line.startswith(("H_", "W_"))))
+    cam = load_calibration(path)[0]
+    assert (cam.width, cam.height) == (round(2 * rig[0].K[0, 2]), round(2 * rig[0].K[1, 2]))
+
+
+@pytest.mark.parametrize("breakage,message", [
+    (lambda d: d["cameras"][0].pop("K"), "lacks key 'K'"),
+    (lambda d: d["cameras"][1].__setitem__("R", [[1, 0, 0], [0, 1, 0], [0, 0, 2]]), "not a rotation"),
+    (lambda d: d["cameras"][0].__setitem__("t", [0, "NaN", 0]), "could not convert|NaN"),
+    (lambda d: d["cameras"][2].__setitem__("t", [float("nan"), 0, 0]), "NaN"),
+    (lambda d: d["cameras"][1].__setitem__("name", d["cameras"][0]["name"]), "repeat"),
+    (lambda d: d.__setitem__("cameras", []), "no cameras"),
+])
+def test_bad_native_calibration_names_file_and_problem(rig, tmp_path, breakage, message):
+    path = write(rig, tmp_path, "native")
+    data = json.loads(path.read_text())
+    breakage(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=message) as info:
+        load_calibration(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("fmt,content", [
+    ("native", "{not json"),
+    ("toml", "[cam_01\nmatrix = "),
+    ("toml", "[cam_01]\nname = 'a'\n"),
+    ("h36m", '{"1": {"R": [[1,0,0],[0,1,0],[0,0,1]], "t": [0,0,0]}}'),
+])
+def test_corrupt_files_give_clear_errors(tmp_path, fmt, content):
+    path = tmp_path / ("c.toml" if fmt == "toml" else "c.json")
+    path.write_text(content)
+    with pytest.raises(InputError) as info:
+        load_calibration(path, fmt=fmt)
+    assert str(path) in str(info.value)
+
+
+def test_easymocap_needs_both_files(rig, tmp_path):
+    path = write(rig, tmp_path, "easymocap")
+    (path.parent / "extri.yml").unlink()
+    with pytest.raises(InputError, match="extri.yml"):
+        load_calibration(path)
+
+
+def test_view_count_and_names_must_match_the_data(rig, tmp_path):
+    with pytest.raises(InputError, match="4 cameras but the data has 3 views"):
+        check_views_match(rig, ["cam0", "cam1", "cam2"], "calib.json")
+    with pytest.raises(InputError, match="no calibration for view"):
+        check_views_match(rig, ["cam0", "cam1", "cam2", "camX"], "calib.json")

@@ -1,0 +1,104 @@
+"""The window under Xvfb: it loads the sample off the GUI thread, draws what the data says, survives bad input,
+and makes a screenshot with content."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.gui
+
+if not os.environ.get("DISPLAY"):
+    pytest.skip("GUI tests need a display: run them through packaging/test.sh (Xvfb)", allow_module_level=True)
+
+from app.application import save_screenshot  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from core.resources import SAMPLE_SCENE  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow()
+    win.setProperty("headless", True)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.load_succeeded, timeout=60000):
+        win.load(SAMPLE_SCENE)
+    yield win
+    win.scene3d.plotter.close()
+
+
+def test_sample_is_shown_in_every_view(window, body):
+    scene = window.state.scene
+    assert len(window.view_grid.panels) == scene.sample.num_views == 4
+    panel = window.view_grid.panels[2]
+    np.testing.assert_array_equal(panel.image.image, scene.sample.frames[2])
+    kp = scene.sample.keypoints[2]
+    shown_x, shown_y = panel.keypoints.getData()
+    np.testing.assert_allclose(shown_x, kp[kp[:, 2] > 0, 0])
+    np.testing.assert_allclose(shown_y, kp[kp[:, 2] > 0, 1])
+
+
+def test_3d_mesh_is_the_ground_truth_body(window, body):
+    gt = window.state.scene.sample.ground_truth
+    with torch.no_grad():
+        out = body(*(torch.tensor(x[None], dtype=torch.float32) for x in
+                     (gt.global_orient, gt.body_pose, gt.betas)), torch.tensor(gt.transl[None], dtype=torch.float32))
+    np.testing.assert_allclose(window.scene3d.truth_mesh.points, out.vertices[0].numpy(), atol=1e-5)
+    assert window.scene3d.truth_mesh.n_cells == len(body.faces)
+
+
+def test_selecting_a_view_highlights_its_frustum(window):
+    window.state.select_view(1)
+    widths = [a.GetProperty().GetLineWidth() for a in window.scene3d.frustum_actors]
+    assert widths[1] > widths[0] and widths.count(widths[0]) == 3
+
+
+def test_bad_folder_keeps_the_previous_scene(window, qtbot, tmp_path):
+    previous = window.state.scene
+    broken = tmp_path / "broken"
+    shutil.copytree(SAMPLE_SCENE, broken)
+    (broken / "images" / "cam01" / "000000.jpg").write_bytes(b"not a jpeg")
+    with qtbot.waitSignal(window.load_failed, timeout=60000) as blocker:
+        window.load(broken)
+    assert "000000.jpg" in blocker.args[0] and "cannot decode image" in blocker.args[0]
+    assert window.state.scene is previous
+    assert "Could not load" in window.statusBar().currentMessage()
+
+
+def test_screenshot_has_content(window, tmp_path):
+    import cv2
+
+    path = tmp_path / "shot.png"
+    save_screenshot(window, path)
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[0] > 300 and image.shape[1] > 600
+    assert image.std() > 20  # not blank
+    # The 3D view (right half) shows the grey ground-truth body: pixels close to its colour exist there.
+    right = image[:, image.shape[1] // 2:].astype(int)
+    greyish = (np.abs(right - right.mean(axis=2, keepdims=True)).max(axis=2) < 12) & (right.mean(axis=2) > 120)
+    assert greyish.sum() > 200
+
+
+def run_main(*args, timeout=120):
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_command_line_screenshot_and_quit(tmp_path):
+    shot = tmp_path / "window.png"
+    result = run_main("--screenshot", str(shot), "--quit")
+    assert result.returncode == 0, result.stderr
+    assert shot.stat().st_size > 10000
+
+
+def test_command_line_reports_bad_data(tmp_path):
+    result = run_main("--data", str(tmp_path / "missing"), "--quit")
+    assert result.returncode != 0
+    assert "missing" in result.stderr and "not a folder" in result.stderr
