@@ -8,7 +8,6 @@ from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
 from core.atomic import atomic_path
-from core.resources import SAMPLE_SCENE, resolve_body_model_path
 
 
 def save_screenshot(window, path) -> None:
@@ -25,7 +24,7 @@ def run_app(args: argparse.Namespace) -> int:
     from app.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(resolve_body_model_path(args.body_model))
+    window = MainWindow(args.body_model)
     window.setProperty("headless", bool(args.quit))
     window.show()
     status = {"code": 0}
@@ -45,6 +44,6 @@ def run_app(args: argparse.Namespace) -> int:
 
     window.load_succeeded.connect(lambda: QTimer.singleShot(300, after_load))
     window.load_failed.connect(on_failure)
-    window.load(args.data or SAMPLE_SCENE)
+    window.load(args.data or window.folder)
     code = app.exec()
     return status["code"] or code

@@ -12,8 +12,9 @@ SAMPLE_SCENE = RESOURCES / "sample"
 BODY_MODEL_ENV = "HEATFORMER_BODY_MODEL"
 
 
-def resolve_body_model_path(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The user's SMPL file if one is chosen (argument first, then $HEATFORMER_BODY_MODEL), else None for the
-    bundled free model."""
-    chosen = explicit or os.environ.get(BODY_MODEL_ENV) or None
+def resolve_body_model_path(explicit: str | os.PathLike | None = None,
+                            setting: str | os.PathLike | None = None) -> Path | None:
+    """The user's SMPL file if one is chosen — command-line argument first, then $HEATFORMER_BODY_MODEL, then
+    the app's saved setting — else None for the bundled free model."""
+    chosen = explicit or os.environ.get(BODY_MODEL_ENV) or setting or None
     return Path(chosen).expanduser() if chosen else None

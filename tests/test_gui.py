@@ -23,8 +23,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def window(qtbot):
-    win = MainWindow()
+def settings(tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    win = MainWindow(settings=settings)
     win.setProperty("headless", True)
     qtbot.addWidget(win)
     win.show()
@@ -70,6 +77,28 @@ def test_bad_folder_keeps_the_previous_scene(window, qtbot, tmp_path):
     assert "000000.jpg" in blocker.args[0] and "cannot decode image" in blocker.args[0]
     assert window.state.scene is previous
     assert "Could not load" in window.statusBar().currentMessage()
+
+
+def test_body_model_choice_is_validated_and_remembered(window, qtbot, settings, tmp_path):
+    import numpy as np_
+
+    from core.resources import FREE_BODY_MODEL, resolve_body_model_path
+
+    bad = tmp_path / "SMPL_NEUTRAL.pkl"
+    bad.write_bytes(b"garbage")
+    with qtbot.waitSignal(window.load_failed, timeout=60000) as blocker:
+        window.use_body_model(bad)
+    assert str(bad) in blocker.args[0]
+    assert window.body_model_path is None and not settings.value("body_model")
+
+    user_file = tmp_path / "SMPL_NEUTRAL.npz"
+    np_.savez(user_file, **dict(np_.load(FREE_BODY_MODEL)))
+    with qtbot.waitSignal(window.load_succeeded, timeout=60000):
+        window.use_body_model(user_file)
+    assert window.body_model_path == user_file and settings.value("body_model") == str(user_file)
+    assert "SMPL_NEUTRAL.npz" in window.state.scene.body_identity
+    settings.sync()
+    assert resolve_body_model_path(None, settings.value("body_model")) == user_file  # used at the next start
 
 
 def test_screenshot_has_content(window, tmp_path):
