@@ -7,7 +7,7 @@ import sys
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
-from core.atomic import atomic_path
+from core.files import atomic_path
 
 
 def save_screenshot(window, path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.atomic import atomic_path, write_text
+from core.files import atomic_path, read_json, write_text
 from core.calibration import check_views_match, load_calibration, save_calibration
 from core.errors import InputError
 from core.sample import GroundTruth, MultiviewSample
@@ -26,16 +26,6 @@ FORMAT_TAG = "heatformer-sample"
 VERSION = 1
 CALIBRATION_CANDIDATES = ("calibration.json", "calibration.toml", "Calib.toml", "intri.yml", "cameras.json")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise InputError(path, "expected a JSON object")
-    return data
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -55,7 +45,7 @@ def _find_image(folder: Path, view: str, frame: str) -> Path | None:
 
 
 def _read_keypoints(path: Path, views: list[str]) -> tuple[np.ndarray, str]:
-    data = _read_json(path)
+    data = read_json(path)
     joint_set = data.get("joint_set", "h36m17")
     per_view = data.get("views")
     if not isinstance(per_view, dict):
@@ -87,7 +77,7 @@ def _read_heatmaps(path: Path, views: list[str]) -> np.ndarray:
 
 
 def _read_ground_truth(path: Path) -> GroundTruth:
-    data = _read_json(path)
+    data = read_json(path)
     smpl = data.get("smpl") or {}
 
     def array(value, size, key):
@@ -119,7 +109,7 @@ def read_sample(folder: str | Path) -> MultiviewSample:
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     meta_path = folder / "sample.json"
-    meta = _read_json(meta_path) if meta_path.exists() else {}
+    meta = read_json(meta_path) if meta_path.exists() else {}
     if meta.get("version", VERSION) > VERSION:
         raise InputError(meta_path, f"sample version {meta['version']} is newer than this app ({VERSION})")
     calibration_name = meta.get("calibration") or next(

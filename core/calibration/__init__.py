@@ -5,13 +5,13 @@ Traps and conventions of each are in shared/calibration-formats.md; see `load_ca
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 from core.cameras import Camera
 from core.calibration import easymocap, h36m, native, toml_calib
 from core.errors import InputError
+from core.files import read_json
 
 Format = Literal["native", "easymocap", "toml", "h36m"]
 FORMATS: tuple[str, ...] = ("native", "easymocap", "toml", "h36m")
@@ -24,13 +24,10 @@ def detect_format(path: Path) -> Format:
     if path.suffix == ".toml":
         return "toml"
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(path, f"cannot read calibration JSON ({exc})") from exc
-        if isinstance(data, dict) and "cameras" in data:
+        data = read_json(path)
+        if "cameras" in data:
             return "native"
-        if isinstance(data, dict) and data and all(isinstance(v, dict) and "f" in v for v in data.values()):
+        if data and all(isinstance(v, dict) and "f" in v for v in data.values()):
             return "h36m"
         raise InputError(path, "JSON is neither a native calibration (key 'cameras') nor Human3.6M-style "
                                "({'1': {'R', 't', 'f', 'c'}, ...})")

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.atomic import atomic_path
+from core.files import atomic_path
 from core.calibration.common import build_camera, metres_factor
 from core.cameras import Camera
 from core.errors import InputError

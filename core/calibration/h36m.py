@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import write_text
+from core.files import read_json, write_text
 from core.calibration.common import build_camera, metres_factor
 from core.cameras import Camera
 from core.errors import InputError
@@ -20,12 +20,7 @@ H36M_IMAGE_SIZE = 1000
 
 
 def read(path: Path, units: str | None = None) -> list[Camera]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise InputError(path, "expected an object of cameras keyed by id")
+    data = read_json(path)
     raw = []
     for name, entry in data.items():
         missing = [k for k in ("R", "t", "f", "c") if not isinstance(entry, dict) or k not in entry]

@@ -9,7 +9,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from core.atomic import write_text
+from core.files import read_json, write_text
 from core.calibration.common import build_camera
 from core.cameras import Camera
 from core.errors import InputError
@@ -32,11 +32,8 @@ def camera_to_dict(camera: Camera) -> dict:
 
 
 def read(path: Path, units: str | None = None) -> list[Camera]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read calibration JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
+    data = read_json(path)
+    if not isinstance(data.get("cameras"), list):
         raise InputError(path, "native calibration needs a list under 'cameras'")
     if data.get("version", VERSION) > VERSION:
         raise InputError(path, f"calibration version {data['version']} is newer than this app ({VERSION})")

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.atomic import write_text
+from core.files import write_text
 from core.calibration.common import build_camera, metres_factor
 from core.cameras import Camera
 from core.errors import InputError

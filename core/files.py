@@ -1,11 +1,15 @@
-"""Atomic file writes: write beside the target, then rename, so a crash never leaves a half-written file."""
+"""File helpers: atomic writes (write beside the target, then rename, so a crash never leaves a half-written
+file) and JSON reads whose errors name the file."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from core.errors import InputError
 
 
 @contextlib.contextmanager
@@ -30,3 +34,14 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 def write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON object from ``path``, or an `InputError` naming the file and what is wrong with it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"cannot read JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(path, "expected a JSON object")
+    return data
