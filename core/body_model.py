@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from smplx import SMPL
+from smplx.lbs import batch_rigid_transform
 from smplx.utils import Struct
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
@@ -122,8 +123,41 @@ class BodyModel(torch.nn.Module):
             head_top = int(np.argmax(data["v_template"][:, 1]))
             h36m = h36m_regressor(data["J_regressor"], landmarks["nose"], head_top)
         self.register_buffer("j_regressor_h36m", torch.as_tensor(h36m, dtype=torch.float32))
+        self._prepare_joint_path()
         self.faces = np.asarray(data["f"], dtype=np.int64)
         self.identity = f"{'free model' if self.is_free_model else 'SMPL'} {self.path.name}@{_file_digest(self.path)}"
+
+    def _prepare_joint_path(self) -> None:
+        """Precompute what `joints_h36m` needs: joint centres as a function of betas, and the vertices the
+        H36M regressor reads (about a third of the mesh)."""
+        smpl = self.smpl
+        support = torch.nonzero(self.j_regressor_h36m.abs().sum(0) > 0).squeeze(1)
+        shapedirs = smpl.shapedirs[:, :, : self.num_betas]
+        self.register_buffer("support", support)
+        self.register_buffer("support_regressor", self.j_regressor_h36m[:, support])
+        self.register_buffer("support_template", smpl.v_template[support])
+        self.register_buffer("support_shapedirs", shapedirs[support])
+        self.register_buffer("support_weights", smpl.lbs_weights[support])
+        posedirs = smpl.posedirs.reshape(smpl.posedirs.shape[0], -1, 3)[:, support].reshape(smpl.posedirs.shape[0], -1)
+        self.register_buffer("support_posedirs", posedirs if posedirs.abs().max() > 0 else None)
+        self.register_buffer("joint_template", smpl.J_regressor @ smpl.v_template)
+        self.register_buffer("joint_shapedirs", torch.einsum("jv,vcb->jcb", smpl.J_regressor, shapedirs))
+
+    def joints_h36m(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+        """H36M-17 joints only (no translation), skinning just the vertices their regressor reads: the fast
+        path for the network's iterations. global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3), betas (B, nb)."""
+        rotations = torch.cat([global_orient, body_pose], dim=1)
+        betas = betas[:, : self.num_betas]
+        joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas)
+        vertices = self.support_template + torch.einsum("vcb,nb->nvc", self.support_shapedirs, betas)
+        if self.support_posedirs is not None:
+            eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+            feature = (rotations[:, 1:] - eye).flatten(1)
+            vertices = vertices + (feature @ self.support_posedirs).reshape(vertices.shape)
+        _, transforms = batch_rigid_transform(rotations, joints, self.smpl.parents)
+        per_vertex = torch.einsum("vj,njab->nvab", self.support_weights, transforms)
+        posed = torch.einsum("nvab,nvb->nva", per_vertex[..., :3, :3], vertices) + per_vertex[..., :3, 3]
+        return torch.einsum("jv,nvc->njc", self.support_regressor, posed)
 
     @property
     def num_vertices(self) -> int:

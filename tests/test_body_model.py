@@ -139,3 +139,14 @@ def test_runs_on_cuda(body):
     out = cuda_body.rest()
     assert out.vertices.is_cuda
     torch.testing.assert_close(out.vertices.cpu(), body.rest().vertices, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_joint_path_equals_full_forward(body):
+    from core.rotations import axis_angle_to_matrix
+
+    torch.manual_seed(2)
+    go, bp, betas = torch.randn(4, 3), torch.randn(4, 69) * 0.4, torch.randn(4, 10)
+    full = body(go, bp, betas).joints_h36m
+    fast = body.joints_h36m(axis_angle_to_matrix(go)[:, None], axis_angle_to_matrix(bp.reshape(4, 23, 3)), betas)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+    assert len(body.support) < body.num_vertices / 2

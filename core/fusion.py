@@ -1,0 +1,103 @@
+"""Calibrated evidence fusion: robust, confidence-weighted triangulation of each joint from every view, then
+reprojection into every view.
+
+This is our stand-in for the official AdaFuse: instead of fusing heatmaps along epipolar lines, each joint is
+triangulated by weighted DLT from the views that detect it; the view that disagrees most is dropped while its
+reprojection error exceeds a threshold and at least two views remain. The fused 2D joints of a view are the
+triangulated joints projected into it, so an occluded or mis-detected joint gets the other views' evidence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from core.cameras import Camera
+from core.joints import H36M17, JointSet
+
+
+@dataclass
+class FusedEvidence:
+    joints3d: np.ndarray  # (J, 3) world, NaN where fewer than two views agree
+    keypoints: np.ndarray  # (V, J, 3) the triangulated joints reprojected, confidence 0 where missing
+    inliers: np.ndarray  # (V, J) bool: views used for each joint
+    reprojection_error: np.ndarray  # (V, J) pixels against the input keypoints (NaN where not detected)
+    root: np.ndarray  # (3,) world position of the root joint
+
+
+def _undistorted(keypoints: np.ndarray, camera: Camera) -> np.ndarray:
+    """(J, 2) pixels -> (J, 2) normalised camera coordinates without distortion."""
+    points = keypoints.reshape(-1, 1, 2).astype(np.float64)
+    return cv2.undistortPoints(points, camera.K, camera.dist).reshape(-1, 2)
+
+
+def _solve(normalised: np.ndarray, weights: np.ndarray, cameras: list[Camera]) -> np.ndarray:
+    """Weighted DLT for every joint at once. normalised (V, J, 2), weights (V, J) -> (J, 3)."""
+    rows = []
+    for v, cam in enumerate(cameras):
+        P = np.hstack([cam.R, cam.t[:, None]])  # normalised projection
+        x, y = normalised[v, :, 0:1], normalised[v, :, 1:2]
+        w = weights[v][:, None]
+        rows += [w * (x * P[2] - P[0]), w * (y * P[2] - P[1])]
+    A = np.stack(rows, axis=1)  # (J, 2V, 4)
+    _, _, vt = np.linalg.svd(A)
+    X = vt[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return X[:, :3] / X[:, 3:]
+
+
+def triangulate(keypoints: np.ndarray, cameras: list[Camera], joints: JointSet = H36M17,
+                min_confidence: float = 0.1, outlier_fraction: float = 0.03) -> FusedEvidence:
+    """Fuse (V, J, 3) keypoints (pixels, confidence) from calibrated ``cameras``.
+
+    A view is an outlier for a joint when its reprojection error exceeds ``outlier_fraction`` of its image
+    diagonal (at least 8 px)."""
+    views, num_joints = keypoints.shape[:2]
+    use = keypoints[..., 2] >= min_confidence
+    normalised = np.stack([_undistorted(keypoints[v, :, :2], cam) for v, cam in enumerate(cameras)])
+    thresholds = np.array([max(8.0, outlier_fraction * np.hypot(c.width, c.height)) for c in cameras])
+
+    def errors(points3d):
+        err = np.full((views, num_joints), np.nan)
+        for v, cam in enumerate(cameras):
+            uv, depth = cam.project(np.nan_to_num(points3d))
+            err[v] = np.where(depth > 0, np.linalg.norm(uv - keypoints[v, :, :2], axis=1), np.inf)
+        return err
+
+    for _ in range(max(views - 2, 1)):
+        X = _solve(normalised, np.where(use, keypoints[..., 2], 0.0), cameras)
+        err = np.where(use, errors(X), -1.0)
+        worst = err.argmax(0)
+        drop = (use.sum(0) > 2) & (err[worst, np.arange(num_joints)] > thresholds[worst])
+        if not drop.any():
+            break
+        use[worst[drop], np.flatnonzero(drop)] = False
+    X = _solve(normalised, np.where(use, keypoints[..., 2], 0.0), cameras)
+    valid = (use.sum(0) >= 2) & np.all(np.isfinite(X), axis=1)
+    X[~valid] = np.nan
+
+    fused = np.zeros_like(keypoints)
+    confidence = np.where(valid, (keypoints[..., 2] * use).sum(0) / np.maximum(use.sum(0), 1), 0.0)
+    for v, cam in enumerate(cameras):
+        uv, depth = cam.project(np.nan_to_num(X))
+        ok = valid & (depth > 0)
+        fused[v, ok, :2] = uv[ok]
+        fused[v, ok, 2] = confidence[ok]
+    measured = keypoints[..., 2] > 0
+    reprojection = np.where(measured & valid[None], errors(X), np.nan)
+    return FusedEvidence(X, fused.astype(np.float32), use & valid[None], reprojection, _root(X, joints))
+
+
+def _root(joints3d: np.ndarray, joints: JointSet) -> np.ndarray:
+    """The pelvis if triangulated, else the middle of the hips, else the mean of what was triangulated."""
+    pelvis = joints3d[joints.index("pelvis")]
+    if np.all(np.isfinite(pelvis)):
+        return pelvis
+    hips = joints3d[[joints.index("left_hip"), joints.index("right_hip")]]
+    if np.all(np.isfinite(hips)):
+        return hips.mean(0)
+    finite = joints3d[np.all(np.isfinite(joints3d), axis=1)]
+    if len(finite) == 0:
+        raise ValueError("no joint could be triangulated: fewer than two views detect any joint")
+    return finite.mean(0)

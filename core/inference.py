@@ -1,0 +1,248 @@
+"""`refine`: run HeatFormer on one multiview sample and return a `RefinementTrace` of every iteration.
+
+Ground truth is never read here: `evaluate` adds metrics to a finished trace, as a separate step.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.cameras import stack_cameras
+from core.crops import crop_boxes, crop_images, image_to_crop
+from core.errors import InputError
+from core.fusion import triangulate
+from core.heatmaps import decode_heatmaps, heatmap_to_image, render_heatmaps
+from core.joints import H36M17, JOINT_SETS, convert_keypoints
+from core.metrics import mpjpe, pa_mpjpe
+from core.model.geometry import MODES, ViewGeometry
+from core.model.network import ROOT, HeatFormer
+from core.rotations import matrix_to_axis_angle
+from core.sample import MultiviewSample
+from core.trace import RefinementTrace
+
+Progress = Callable[[int, str], None]  # percent, message; may raise to cancel
+
+
+@dataclass
+class PreparedInput:
+    images: torch.Tensor  # (1, V, 3, Hi, Wi)
+    heatmaps: torch.Tensor  # (1, V, J, H, W)
+    geometry: ViewGeometry
+    keypoints: np.ndarray  # (V, J, 3) what the heatmaps show
+    boxes: np.ndarray  # (V, 4)
+    root_world: np.ndarray | None  # calibrated mode only
+
+
+def evidence_keypoints(sample: MultiviewSample) -> np.ndarray:
+    """(V, 17, 3) H36M keypoints in image pixels from whatever 2D evidence the sample has."""
+    if sample.keypoints is not None:
+        keypoints = sample.keypoints
+    else:
+        heatmaps = torch.from_numpy(sample.heatmaps)
+        positions, confidence = decode_heatmaps(heatmaps)
+        h, w = heatmaps.shape[-2:]
+        keypoints = np.zeros(heatmaps.shape[:2] + (3,), dtype=np.float32)
+        for v, cam in enumerate(sample.cameras):
+            keypoints[v, :, :2] = heatmap_to_image(positions[v], cam.image_size, (w, h)).numpy()
+        keypoints[..., 2] = confidence.clamp(0, 1).numpy()
+    if sample.joint_set != H36M17.name:
+        keypoints = convert_keypoints(keypoints, JOINT_SETS[sample.joint_set], H36M17)
+    return np.asarray(keypoints, dtype=np.float32)
+
+
+def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch.device) -> PreparedInput:
+    """Fuse (calibrated), crop and render the input heatmaps: everything the network reads."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    config = model.config
+    keypoints = evidence_keypoints(sample)
+    root_world = None
+    if mode == "calibrated":
+        if sample.num_views < 2:
+            raise InputError(sample.source or sample.name, "calibrated mode needs at least two views")
+        try:
+            fused = triangulate(keypoints, sample.cameras)
+        except ValueError as exc:
+            raise InputError(sample.source or sample.name, str(exc)) from exc
+        keypoints, root_world = fused.keypoints, fused.root
+    width, height = config.heatmap_size
+    boxes = crop_boxes(keypoints, [c.image_size for c in sample.cameras], width / height, config.crop_scale)
+    cams = stack_cameras(sample.cameras, device=device)
+    boxes_t = torch.as_tensor(boxes, dtype=torch.float32, device=device)
+    points = image_to_crop(torch.as_tensor(keypoints[..., :2], device=device), boxes_t, config.heatmap_size)
+    heatmaps = render_heatmaps(points, config.heatmap_size, config.sigma,
+                               torch.as_tensor(keypoints[..., 2], device=device))
+    root_cam = None
+    if root_world is not None:
+        root_cam = torch.as_tensor(np.stack([c.R @ root_world + c.t for c in sample.cameras]), dtype=torch.float32,
+                                   device=device)[None]
+    geometry = ViewGeometry(mode, boxes_t[None], config.heatmap_size, cams["K"][None], cams["dist"][None], root_cam)
+    images = crop_images(sample.frames, boxes, config.image_size).to(device)[None]
+    return PreparedInput(images, heatmaps[None], geometry, keypoints, boxes, root_world)
+
+
+def _rotation_mean(rotations: np.ndarray, axis: int) -> np.ndarray:
+    """Chordal mean of rotation matrices along ``axis`` (projected back onto SO(3))."""
+    u, _, vt = np.linalg.svd(rotations.mean(axis))
+    d = np.sign(np.linalg.det(u @ vt))
+    u[..., :, -1] *= d[..., None]
+    return u @ vt
+
+
+def _procrustes_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation R minimising |R source - target| for centred (N, 3) point sets."""
+    u, _, vt = np.linalg.svd(source.T @ target)
+    d = np.sign(np.linalg.det(u @ vt))
+    return (u * np.array([1, 1, d])) @ vt
+
+
+@torch.no_grad()
+def refine(sample: MultiviewSample, model: HeatFormer, mode: str = "calibrated", iterations: int | None = None,
+           progress: Progress | None = None, device: str | torch.device | None = None) -> RefinementTrace:
+    """Run the network on ``sample`` in ``mode`` for ``iterations`` (1..8; default: the trained count)."""
+    iterations = model.config.iterations if iterations is None else iterations
+    if not 1 <= iterations <= 8:
+        raise ValueError("iterations must be between 1 and 8")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    report = progress or (lambda percent, message: None)
+    model = model.to(device).eval()
+    body = model.body.to(device)
+    timings = {}
+
+    start = time.perf_counter()
+    report(5, f"{mode}: fusing and cropping the 2D evidence")
+    prepared = prepare(sample, model, mode, device)
+    timings["prepare"] = time.perf_counter() - start
+
+    report(30, f"{mode}: running {iterations} iterations")
+    start = time.perf_counter()
+    states = model(prepared.images, prepared.heatmaps, prepared.geometry, iterations)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    timings["network"] = time.perf_counter() - start
+
+    report(70, f"{mode}: posing meshes")
+    start = time.perf_counter()
+    trace = _trace_from_states(sample, model, mode, prepared, states)
+    timings["meshes"] = time.perf_counter() - start
+    trace.timings = timings
+    trace.info.update(device=str(device), checkpoint=model.identity, trained=model.trained,
+                      checkpoint_description=model.description, body_model=body.identity, sample=sample.name,
+                      config=model.config.to_json())
+    report(100, f"{mode}: done")
+    return trace
+
+
+def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> RefinementTrace:
+    body = model.body
+    cameras = sample.cameras
+    n_iter, views = len(states), sample.num_views
+    R = np.stack([c.R for c in cameras])  # (V, 3, 3) world -> camera
+    global_orient = torch.stack([s.global_orient[0] for s in states])  # (I, V, 3, 3)
+    body_pose = torch.stack([s.body_pose[0] for s in states])  # (I, V, 23, 3, 3)
+    betas = torch.stack([s.betas[0] for s in states])  # (I, V, 10)
+    with torch.no_grad():
+        out = body(global_orient.flatten(0, 1)[:, None], body_pose.flatten(0, 1), betas.flatten(0, 1))
+    root = out.joints_h36m[:, ROOT: ROOT + 1]
+    verts_cam = (out.vertices - root).unflatten(0, (n_iter, views)).cpu().numpy()  # root-relative, camera axes
+    joints_cam = (out.joints_h36m - root).unflatten(0, (n_iter, views)).cpu().numpy()
+
+    if mode == "calibrated":
+        # camera axes -> world axes, root at the fused root
+        to_world = np.transpose(R, (0, 2, 1))[None]  # (1, V, 3, 3)
+        offset = prepared.root_world[None, None, None]
+        placement = "each view's estimate placed at the triangulated root, in world coordinates"
+    else:
+        # No extrinsics were used: align every view's estimate rigidly to the first view's, then show the result
+        # through camera 1's pose.
+        to_world = np.zeros((n_iter, views, 3, 3))
+        for k in range(n_iter):
+            for v in range(views):
+                to_world[k, v] = R[0].T @ _procrustes_rotation(joints_cam[k, v], joints_cam[k, 0]).T
+        depth = _weak_perspective_root(states[0].cam[0, 0].cpu().numpy(), prepared, cameras[0])
+        offset = (R[0].T @ (depth - cameras[0].t))[None, None, None]
+        placement = ("uncalibrated: estimates aligned rigidly to view 1's and shown through camera 1's pose "
+                     "(no extrinsics were used to estimate them)")
+    vertices = np.einsum("kvab,kvnb->kvna", np.broadcast_to(to_world, (n_iter, views, 3, 3)), verts_cam) + offset
+    joints3d = np.einsum("kvab,kvnb->kvna", np.broadcast_to(to_world, (n_iter, views, 3, 3)), joints_cam) + offset
+
+    # Averaged estimate (the paper's Table 16): pose and shape averaged over views, orientation averaged in world.
+    world_orient = np.einsum("kvab,kvbc->kvac", np.broadcast_to(to_world, (n_iter, views, 3, 3)),
+                             global_orient.cpu().numpy())
+    mean_orient = torch.as_tensor(_rotation_mean(world_orient, 1), dtype=torch.float32)
+    mean_pose = torch.as_tensor(_rotation_mean(body_pose.cpu().numpy(), 1), dtype=torch.float32)
+    with torch.no_grad():
+        fused = body(mean_orient[:, None].to(betas.device), mean_pose.to(betas.device), betas.mean(1))
+    fused_root = fused.joints_h36m[:, ROOT: ROOT + 1]
+    offset_world = offset.reshape(1, 1, 3)
+    fused_vertices = (fused.vertices - fused_root).cpu().numpy() + offset_world
+    fused_joints = (fused.joints_h36m - fused_root).cpu().numpy() + offset_world
+
+    geometry = prepared.geometry
+    joints2d = torch.stack([geometry.heatmap_to_image(s.heatmap_joints)[0] for s in states]).cpu().numpy()
+    return RefinementTrace(
+        mode=mode, view_names=sample.view_names,
+        global_orient=matrix_to_axis_angle(global_orient).cpu().numpy(),
+        body_pose=matrix_to_axis_angle(body_pose).flatten(2).cpu().numpy(),
+        betas=betas.cpu().numpy(),
+        vertices=vertices.astype(np.float32), joints3d=joints3d.astype(np.float32),
+        joints2d=joints2d.astype(np.float32),
+        heatmaps=torch.stack([s.heatmaps[0] for s in states]).cpu().numpy().astype(np.float16),
+        input_heatmaps=prepared.heatmaps[0].cpu().numpy().astype(np.float16),
+        input_keypoints=prepared.keypoints, crop_boxes=prepared.boxes.astype(np.float32),
+        fused_vertices=fused_vertices.astype(np.float32), fused_joints3d=fused_joints.astype(np.float32),
+        faces=body.faces.astype(np.int32),
+        info={"placement": placement},
+    )
+
+
+def _weak_perspective_root(cam: np.ndarray, prepared: PreparedInput, camera) -> np.ndarray:
+    """Camera-frame root position implied by a weak-perspective camera (s, tx, ty) of view 0 and its crop."""
+    x0, y0, bw, bh = prepared.boxes[0]
+    focal = camera.K[0, 0]
+    depth = 2 * focal / (max(cam[0], 1e-3) * bh)
+    centre = np.array([x0 + bw / 2 + cam[1] * bh / 2, y0 + bh / 2 + cam[2] * bh / 2])
+    ray = np.linalg.solve(camera.K, np.array([centre[0], centre[1], 1.0]))
+    return ray * depth
+
+
+def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None:
+    """Add per-iteration metrics to ``trace``: MPJPE/PA-MPJPE (and MPVPE when the ground-truth body can be posed
+    with ``body``) against ground truth if the sample has it; reprojection and heatmap errors always."""
+    metrics = {}
+    evidence = trace.input_keypoints
+    seen = evidence[..., 2] > 0
+    errors = np.linalg.norm(trace.joints2d - evidence[None, ..., :2], axis=-1)  # (I, V, J)
+    metrics["reprojection_px"] = np.where(seen[None], errors, 0).sum((1, 2)) / max(seen.sum(), 1)
+    metrics["heatmap_mse"] = ((trace.heatmaps - trace.input_heatmaps[None]) ** 2).mean((1, 2, 3, 4))
+    gt = sample.ground_truth
+    if gt is not None and gt.joints3d is not None and gt.joint_set == H36M17.name:
+        truth = gt.joints3d
+        per_view = mpjpe(trace.joints3d, truth[None, None], trace.joints3d[..., ROOT, :], truth[None, None, ROOT])
+        metrics["mpjpe_mm"] = per_view.mean(1)
+        metrics["pa_mpjpe_mm"] = pa_mpjpe(trace.joints3d, np.broadcast_to(truth, trace.joints3d.shape)).mean(1)
+        metrics["fused_mpjpe_mm"] = mpjpe(trace.fused_joints3d, truth[None], trace.fused_joints3d[:, ROOT],
+                                          truth[None, ROOT])
+        metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(trace.fused_joints3d, np.broadcast_to(truth, trace.fused_joints3d.shape))
+        if body is not None and gt.has_smpl and gt.global_orient is not None:
+            truth_vertices = _ground_truth_vertices(gt, body)
+            if truth_vertices is not None and truth_vertices.shape[0] == trace.vertices.shape[2]:
+                truth_root = truth[ROOT]
+                metrics["mpvpe_mm"] = mpjpe(trace.vertices, truth_vertices[None, None], trace.joints3d[..., ROOT, :],
+                                            truth_root[None, None]).mean(1)
+                metrics["fused_mpvpe_mm"] = mpjpe(trace.fused_vertices, truth_vertices[None],
+                                                  trace.fused_joints3d[:, ROOT], truth_root[None])
+    trace.metrics = {k: np.asarray(v, dtype=np.float64) for k, v in metrics.items()}
+
+
+def _ground_truth_vertices(gt, body) -> np.ndarray | None:
+    with torch.no_grad():
+        out = body(*(torch.tensor(np.asarray(x)[None], dtype=torch.float32, device=body.device)
+                     for x in (gt.global_orient, gt.body_pose, gt.betas)),
+                   torch.tensor(np.asarray(gt.transl if gt.transl is not None else np.zeros(3))[None],
+                                dtype=torch.float32, device=body.device))
+    return out.vertices[0].cpu().numpy()

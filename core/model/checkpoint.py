@@ -1,0 +1,217 @@
+"""Checkpoints: our own format, and the official HeatFormer's (`model_best_iter3.pth.tar`) mapped onto ours.
+
+Our format is a dict: {"format": "heatformer-studio-checkpoint", "version", "config" (JSON), "state_dict",
+"description" (what it was trained on, e.g. synthetic data), "body_model"}. Without a checkpoint the network
+has random weights, and everything that shows its output says so.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from core.body_model import BodyModel
+from core.errors import InputError
+from core.files import atomic_path
+from core.model.config import COMPACT, OFFICIAL, HeatFormerConfig
+from core.model.network import HeatFormer
+
+FORMAT_TAG = "heatformer-studio-checkpoint"
+VERSION = 1
+UNTRAINED = "random weights (untrained)"
+
+
+@dataclass
+class MappingReport:
+    """What happened to every key of a foreign state dict."""
+
+    mapped: dict[str, str] = field(default_factory=dict)  # theirs -> ours
+    unused: dict[str, str] = field(default_factory=dict)  # theirs -> why
+    shape_mismatch: dict[str, str] = field(default_factory=dict)  # theirs -> "their shape vs our shape"
+    not_filled: list[str] = field(default_factory=list)  # ours that kept their initial values
+
+    def summary(self) -> str:
+        lines = [f"{len(self.mapped)} tensors mapped"]
+        groups: dict[str, int] = {}
+        for key, why in self.unused.items():
+            groups[f"{key.split('.')[0]}.* ({why})"] = groups.get(f"{key.split('.')[0]}.* ({why})", 0) + 1
+        lines += [f"unused: {name}: {count} tensors" for name, count in groups.items()]
+        lines += [f"shape mismatch: {k}: {v}" for k, v in self.shape_mismatch.items()]
+        lines += [f"kept initial value: {k}" for k in self.not_filled]
+        return "\n".join(lines)
+
+
+# (pattern on the official key, replacement giving ours); first match wins.
+_BLOCK = {"0.norm": "attn_norm", "0.f.x_to_q": "attn.to_q", "0.f.x_to_k": "attn.to_k", "0.f.x_to_v": "attn.to_v",
+          "0.f.out_layer": "attn.to_out"}
+OFFICIAL_RULES = [
+    (r"^fuse_encoder\.Encoder\.to_token_embedding\.", "heat_encoder.embed."),
+    (r"^fuse_encoder\.Encoder\.pos_embedding$", "heat_encoder.position"),
+    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.0\.norm\.", r"heat_encoder.blocks.\1.attn_norm."),
+    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.0\.f\.x_to_(q|k|v)\.", r"heat_encoder.blocks.\1.attn.to_\2."),
+    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.0\.f\.out_layer\.", r"heat_encoder.blocks.\1.attn.to_out."),
+    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.1\.norm\.", r"heat_encoder.blocks.\1.mlp_norm."),
+    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.1\.f\.layer\.0\.", r"heat_encoder.blocks.\1.mlp.0."),
+    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.1\.f\.layer\.3\.", r"heat_encoder.blocks.\1.mlp.2."),
+    (r"^Decoder\.to_token_embedding\.", "query_embed."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.0\.norm\.", r"decoder.\1.attn_norm."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.0\.f\.x_to_(q|k|v)\.", r"decoder.\1.attn.to_\2."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.0\.f\.out_layer\.", r"decoder.\1.attn.to_out."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.1\.norm\.", r"decoder.\1.cross_norm."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.1\.f\.x_to_(q|k|v)\.", r"decoder.\1.cross.to_\2."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.1\.f\.out_layer\.", r"decoder.\1.cross.to_out."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.2\.norm\.", r"decoder.\1.mlp_norm."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.2\.f\.layer\.0\.", r"decoder.\1.mlp.0."),
+    (r"^Decoder\.transformer\.layers\.(\d+)\.2\.f\.layer\.3\.", r"decoder.\1.mlp.2."),
+    (r"^pos_embed\.adapt_pos3d\.(0|2)\.", r"position.adapter.\1."),
+    (r"^decpose_smpl\.", "pose_head."),
+    (r"^decshape_smpl\.", "shape_head."),
+    (r"^img_backbone\.", "image_encoder."),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.0\.norm\.", r"orientation.blocks.\1.attn_norm."),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.0\.fn\.to_out\.0\.", r"orientation.blocks.\1.attn.to_out."),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.1\.norm\.", r"orientation.blocks.\1.cross_norm."),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.1\.fn\.to_q\.", r"orientation.blocks.\1.cross.to_q."),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.1\.fn\.to_out\.0\.", r"orientation.blocks.\1.cross.to_out."),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.2\.norm\.", r"orientation.blocks.\1.mlp_norm."),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.2\.fn\.net\.0\.", r"orientation.blocks.\1.mlp.0."),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.2\.fn\.net\.3\.", r"orientation.blocks.\1.mlp.2."),
+    (r"^GCEstimator\.deccam\.", "orientation.camera."),
+]
+# Fused projections in the HMR2-style orientation decoder, split into our separate q/k/v.
+OFFICIAL_SPLITS = [
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.0\.fn\.to_qkv\.weight$",
+     [r"orientation.blocks.\1.attn.to_q.weight", r"orientation.blocks.\1.attn.to_k.weight",
+      r"orientation.blocks.\1.attn.to_v.weight"]),
+    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.1\.fn\.to_kv\.weight$",
+     [r"orientation.blocks.\1.cross.to_k.weight", r"orientation.blocks.\1.cross.to_v.weight"]),
+]
+OFFICIAL_UNUSED = [
+    (r"^fuser\.", "AdaFuse: replaced by robust triangulation"),
+    (r"^smpl\.", "SMPL buffers: the body model comes from its own file"),
+    (r"^GCEstimator\.decshape\.", "shape from the orientation head is not used, as in the official forward"),
+    (r"^GCEstimator\.decoder\.to_token_embedding\.weight$", "multiplies an all-zero token"),
+    (r"^discriminator\.", "adversarial pose prior: training only"),
+]
+
+
+def map_official_state_dict(official: dict[str, torch.Tensor], model: HeatFormer) -> tuple[dict, MappingReport]:
+    """Translate official key names and layouts to ours; every official key ends up mapped, unused (with a
+    reason) or in shape_mismatch, by name."""
+    ours = model.state_dict()
+    report = MappingReport()
+    mapped: dict[str, torch.Tensor] = {}
+
+    def put(their_key: str, our_key: str, value: torch.Tensor):
+        if our_key not in ours:
+            report.unused[their_key] = f"no parameter {our_key} in this configuration"
+            return
+        target = ours[our_key].shape
+        if value.shape != target and value.numel() == ours[our_key].numel() and value.dim() == 4:
+            value = value.reshape(target)  # 1x1 convolutions -> linear layers
+        if value.shape != target:
+            report.shape_mismatch[their_key] = f"{tuple(value.shape)} vs {our_key} {tuple(target)}"
+            return
+        mapped[our_key] = value
+        report.mapped[their_key] = our_key
+
+    for key, value in official.items():
+        if any(re.search(pattern, key) for pattern, _ in OFFICIAL_UNUSED):
+            report.unused[key] = next(why for pattern, why in OFFICIAL_UNUSED if re.search(pattern, key))
+            continue
+        split = next(((p, targets) for p, targets in OFFICIAL_SPLITS if re.search(p, key)), None)
+        if split:
+            pattern, targets = split
+            for part, target in zip(value.chunk(len(targets), dim=0), targets):
+                put(key, re.sub(pattern, target, key), part)
+            continue
+        if key in ("GCEstimator.decoder.to_token_embedding.bias", "GCEstimator.decoder.pos_embedding"):
+            continue  # combined below into the orientation query
+        if re.match(r"^GCEstimator\.decpose\.(weight|bias)$", key):
+            put(key, key.replace("GCEstimator.decpose", "orientation.orient"), value[:6])  # first 6: global orient
+            continue
+        rule = next(((p, r) for p, r in OFFICIAL_RULES if re.search(p, key)), None)
+        if rule is None:
+            report.unused[key] = "no counterpart in this implementation"
+            continue
+        put(key, re.sub(rule[0], rule[1], key), value)
+
+    bias, position = (official.get(k) for k in ("GCEstimator.decoder.to_token_embedding.bias",
+                                                "GCEstimator.decoder.pos_embedding"))
+    if bias is not None and position is not None:
+        put("GCEstimator.decoder.pos_embedding", "orientation.query", (bias + position.reshape(-1)).reshape(1, 1, -1))
+        report.mapped["GCEstimator.decoder.to_token_embedding.bias"] = "orientation.query"
+    # The official head outputs absolute 6D orientation and camera; ours adds them to learned offsets.
+    for key in ("init_orient", "init_cam"):
+        mapped[key] = torch.zeros_like(ours[key])
+    report.not_filled = sorted(k for k in ours if k not in mapped)
+    return mapped, report
+
+
+def file_identity(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"{path.name}@{digest.hexdigest()[:12]}"
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        raise InputError(path, "checkpoint file does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(path, f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise InputError(path, "not a checkpoint: expected a dict with a state_dict")
+    return data
+
+
+def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfig = COMPACT) -> HeatFormer:
+    """A HeatFormer ready for inference. ``path`` None gives random weights (``model.identity`` says so);
+    our checkpoints restore their own config; official ones are mapped onto the official preset."""
+    if path is None:
+        model = HeatFormer(config, body)
+        model.identity, model.trained, model.description = UNTRAINED, False, UNTRAINED
+        return model.eval()
+    path = Path(path)
+    data = _read(path)
+    if data.get("format") == FORMAT_TAG:
+        if data.get("version", 0) > VERSION:
+            raise InputError(path, f"checkpoint version {data['version']} is newer than this app ({VERSION})")
+        try:
+            model = HeatFormer(HeatFormerConfig.from_json(data["config"]), body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(path, f"checkpoint config is unusable ({exc})") from exc
+        result = model.load_state_dict(data.get("state_dict", {}), strict=False)
+        problems = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
+        if problems:
+            raise InputError(path, "checkpoint does not fit the network: " + "; ".join(problems[:8]))
+        model.description = data.get("description", "")
+    else:
+        state = data.get("state_dict", data)
+        if not any(k.startswith(("fuse_encoder.", "Decoder.", "decpose_smpl.")) for k in state):
+            raise InputError(path, "neither a HeatFormer Studio checkpoint nor an official HeatFormer one "
+                                   "(no fuse_encoder/Decoder keys)")
+        model = HeatFormer(OFFICIAL, body)
+        mapped, report = map_official_state_dict(state, model)
+        if report.shape_mismatch:
+            raise InputError(path, "official checkpoint does not fit: " + "; ".join(
+                f"{k}: {v}" for k, v in list(report.shape_mismatch.items())[:8]))
+        model.load_state_dict(mapped, strict=False)
+        model.mapping_report = report
+        model.description = "official HeatFormer checkpoint"
+    model.identity, model.trained = file_identity(path), True
+    return model.eval()
+
+
+def save_checkpoint(model: HeatFormer, path: str | Path, description: str, extra: dict | None = None) -> None:
+    """Write our format atomically. ``description`` says what the weights were trained on."""
+    data = {"format": FORMAT_TAG, "version": VERSION, "config": model.config.to_json(),
+            "state_dict": model.state_dict(), "description": description,
+            "body_model": model.body.identity, **(extra or {})}
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)

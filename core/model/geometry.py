@@ -1,0 +1,54 @@
+"""How a per-view body estimate lands in that view's heatmap, in either mode.
+
+calibrated:   the body's root is placed at the fused root position in the camera frame and its joints are
+              projected with the camera's intrinsics and distortion.
+uncalibrated: a weak-perspective camera (s, tx, ty) per view maps root-relative joints to normalised crop
+              coordinates (crop centre = 0, half the crop height = 1); no extrinsics are used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from core.cameras import project_points_torch
+from core.crops import crop_to_image, image_to_crop
+
+MODES = ("calibrated", "uncalibrated")
+
+
+@dataclass
+class ViewGeometry:
+    """Per-view tensors, batched (B, V, ...)."""
+
+    mode: str
+    boxes: torch.Tensor  # (B, V, 4) crop boxes in image pixels
+    heatmap_size: tuple[int, int]  # (W, H)
+    K: torch.Tensor  # (B, V, 3, 3)
+    dist: torch.Tensor  # (B, V, 8)
+    root_cam: torch.Tensor | None = None  # (B, V, 3) calibrated root in each camera frame, metres
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; expected one of {MODES}")
+        if self.mode == "calibrated" and self.root_cam is None:
+            raise ValueError("calibrated mode needs the fused root position in every camera")
+
+    def place(self, joints: torch.Tensor, root_index: int) -> torch.Tensor:
+        """Calibrated mode: model-frame joints (B, V, J, 3) rotated into the camera -> camera-frame positions."""
+        return joints - joints[..., root_index: root_index + 1, :] + self.root_cam[..., None, :]
+
+    def to_heatmap(self, joints: torch.Tensor, cam: torch.Tensor, root_index: int) -> torch.Tensor:
+        """(B, V, J, 3) joints in camera orientation -> (B, V, J, 2) heatmap pixels."""
+        if self.mode == "calibrated":
+            eye = torch.eye(3, dtype=joints.dtype, device=joints.device).expand_as(self.K)
+            uv, _ = project_points_torch(self.place(joints, root_index), self.K, eye,
+                                         torch.zeros_like(self.K[..., 0]), self.dist)
+            return image_to_crop(uv, self.boxes, self.heatmap_size)
+        relative = joints - joints[..., root_index: root_index + 1, :]
+        normalised = cam[..., None, :1] * relative[..., :2] + cam[..., None, 1:]
+        width, height = self.heatmap_size
+        return normalised * (height / 2) + joints.new_tensor([width / 2, height / 2]) - 0.5
+
+    def heatmap_to_image(self, points: torch.Tensor) -> torch.Tensor:
+        return crop_to_image(points, self.boxes, self.heatmap_size)

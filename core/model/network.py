@@ -1,0 +1,150 @@
+"""The HeatFormer network: a neural optimizer that refines per-view SMPL parameters over decoder iterations.
+
+Iteration 0: mean body pose and shape with a global orientation and camera estimated per view. Iteration k:
+render the current estimate's joints as heatmaps in every view, encode them with the HeatEncoder, let the decoder
+compare them (queries) with the input heatmaps and the image (keys/values) across all views, and add the decoded
+residuals to the body pose (6D) and shape. `forward` returns every iteration's state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from core.body_model import BodyModel
+from core.heatmaps import render_heatmaps
+from core.joints import H36M17
+from core.model.config import HeatFormerConfig
+from core.model.geometry import ViewGeometry
+from core.model.heat_encoder import HeatEncoder
+from core.model.image_encoder import build_image_encoder
+from core.model.layers import Block, PositionalEncoding3D
+from core.rotations import matrix_to_rot6d, rot6d_to_matrix
+
+ROOT = H36M17.index("pelvis")
+# A person upright in front of a camera: the y-up, +z-facing body turned by 180 degrees about x.
+FACING_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+WEAK_PERSPECTIVE_INIT = (0.9, 0.0, 0.0)  # a 1.7 m person filling about 80 % of the crop height
+
+
+@dataclass
+class IterationState:
+    """One iteration's estimate for every view, batched (B, V, ...)."""
+
+    global_orient: torch.Tensor  # (B, V, 3, 3) body -> camera rotation
+    body_pose: torch.Tensor  # (B, V, 23, 3, 3)
+    betas: torch.Tensor  # (B, V, 10)
+    cam: torch.Tensor  # (B, V, 3) weak-perspective camera (uncalibrated mode)
+    joints: torch.Tensor  # (B, V, J, 3) H36M joints, camera orientation, root at the origin
+    heatmap_joints: torch.Tensor  # (B, V, J, 2) where they land in the heatmaps
+    heatmaps: torch.Tensor  # (B, V, J, H, W) rendered from this estimate
+
+
+class OrientationHead(nn.Module):
+    """Per view, one learned query attends to the view's feature tokens and gives a 6D global orientation and a
+    weak-perspective camera (official: GCEstimator, used once before the iterations)."""
+
+    def __init__(self, config: HeatFormerConfig, context_dim: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(1, 1, config.orient_dim))
+        self.blocks = nn.ModuleList(Block(config.orient_dim, config.orient_heads, config.orient_head_dim,
+                                          config.orient_mlp, context_dim=context_dim, cross=True)
+                                    for _ in range(config.orient_depth))
+        self.orient = nn.Linear(config.orient_dim, 6)
+        self.camera = nn.Linear(config.orient_dim, 3)
+        for head in (self.orient, self.camera):
+            nn.init.normal_(head.weight, std=1e-3)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (N, T, C) -> (6D orientation delta (N, 6), camera delta (N, 3))."""
+        x = self.query.expand(tokens.shape[0], -1, -1)
+        for block in self.blocks:
+            x = block(x, tokens)
+        return self.orient(x[:, 0]), self.camera(x[:, 0])
+
+
+class HeatFormer(nn.Module):
+    def __init__(self, config: HeatFormerConfig, body: BodyModel):
+        super().__init__()
+        config.validate()
+        self.config = config
+        # Not a registered submodule: checkpoints never carry body-model data (SMPL files are registration-only).
+        object.__setattr__(self, "body", body)
+        self.heat_encoder = HeatEncoder(config)
+        self.image_encoder = build_image_encoder(config)
+        dim = config.token_dim
+        context = config.image_dim + (config.heat_dim if config.orient_context == "image+heat" else 0)
+        self.orientation = OrientationHead(config, context)
+        self.position = PositionalEncoding3D(dim)
+        self.query_embed = nn.Linear(dim, dim)
+        self.decoder = nn.ModuleList(Block(dim, config.decoder_heads, config.decoder_head_dim, config.decoder_mlp,
+                                           context_dim=dim, cross=True) for _ in range(config.decoder_depth))
+        self.pose_head = nn.Linear(dim, 23 * 6)
+        self.shape_head = nn.Linear(dim, body.num_betas)
+        for head in (self.pose_head, self.shape_head):
+            nn.init.normal_(head.weight, std=1e-3)
+            nn.init.zeros_(head.bias)
+        self.init_orient = nn.Parameter(matrix_to_rot6d(FACING_CAMERA))
+        self.init_pose = nn.Parameter(matrix_to_rot6d(torch.eye(3).expand(23, 3, 3)).clone())
+        self.init_betas = nn.Parameter(torch.zeros(body.num_betas))
+        self.init_cam = nn.Parameter(torch.tensor(WEAK_PERSPECTIVE_INIT))
+
+    def encode_heatmaps(self, heatmaps: torch.Tensor) -> torch.Tensor:
+        """(B, V, J, H, W) -> (B, V, C, rows, cols)."""
+        b, v = heatmaps.shape[:2]
+        return self.heat_encoder(heatmaps.flatten(0, 1)).unflatten(0, (b, v))
+
+    def state(self, geometry: ViewGeometry, orient6d, pose6d, betas, cam) -> IterationState:
+        """Pose the body for every view and render where its joints land."""
+        b, v = betas.shape[:2]
+        global_orient = rot6d_to_matrix(orient6d)
+        body_pose = rot6d_to_matrix(pose6d)
+        joints = self.body.joints_h36m(global_orient.flatten(0, 1)[:, None], body_pose.flatten(0, 1),
+                                       betas.flatten(0, 1)).unflatten(0, (b, v))
+        joints = joints - joints[..., ROOT: ROOT + 1, :]
+        heatmap_joints = geometry.to_heatmap(joints, cam, ROOT)
+        heatmaps = render_heatmaps(heatmap_joints, self.config.heatmap_size, self.config.sigma)
+        return IterationState(global_orient, body_pose, betas, cam, joints, heatmap_joints, heatmaps)
+
+    def forward(self, images: torch.Tensor, heatmaps: torch.Tensor, geometry: ViewGeometry,
+                iterations: int | None = None) -> list[IterationState]:
+        """images (B, V, 3, Hi, Wi) normalised crops; heatmaps (B, V, J, H, W) input evidence in the crops.
+        Returns iterations + 1 states: index 0 is the initial estimate."""
+        iterations = self.config.iterations if iterations is None else iterations
+        b, v = heatmaps.shape[:2]
+        rows, cols = self.config.grid
+        image_feat = self.image_encoder(images.flatten(0, 1)).unflatten(0, (b, v))  # (B, V, Ci, rows, cols)
+        if image_feat.shape[-2:] != (rows, cols):
+            raise ValueError(f"image features on a {tuple(image_feat.shape[-2:])} grid, heatmaps on {(rows, cols)}")
+        input_feat = self.encode_heatmaps(heatmaps)
+
+        def tokens(feat):  # (B, V, C, rows, cols) -> (B, V, rows*cols, C)
+            return feat.flatten(3).transpose(-1, -2)
+
+        context = tokens(image_feat)
+        if self.config.orient_context == "image+heat":
+            context = torch.cat([context, tokens(input_feat)], dim=-1)
+        d_orient, d_cam = self.orientation(context.flatten(0, 1))
+        orient6d = (self.init_orient + d_orient).unflatten(0, (b, v))
+        cam = (self.init_cam + d_cam).unflatten(0, (b, v))
+        pose6d = self.init_pose.expand(b, v, 23, 6)
+        betas = self.init_betas.expand(b, v, -1)
+
+        position = self.position(v, rows, cols, heatmaps.device)  # (V*rows*cols, C)
+        keys = torch.cat([tokens(image_feat), tokens(input_feat)], dim=-1).flatten(1, 2) + position
+        states = [self.state(geometry, orient6d, pose6d, betas, cam)]
+        for _ in range(iterations):
+            estimate_feat = self.encode_heatmaps(states[-1].heatmaps)
+            queries = torch.cat([tokens(image_feat), tokens(estimate_feat)], dim=-1).flatten(1, 2) + position
+            if self.config.query == "pooled":
+                queries = queries.unflatten(1, (v, rows * cols)).mean(2)  # one token per view
+            x = self.query_embed(queries)
+            for block in self.decoder:
+                x = block(x, keys)
+            per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)
+            pose6d = pose6d + self.pose_head(per_view).unflatten(-1, (23, 6))
+            betas = betas + self.shape_head(per_view)
+            states.append(self.state(geometry, orient6d, pose6d, betas, cam))
+        return states

@@ -1,0 +1,83 @@
+"""`RefinementTrace`: everything the views need to show iteration k, as plain arrays, saved as a versioned .npz.
+
+A trace opens without the network (made on a GPU machine, inspected on a laptop). Shapes use I = iterations + 1
+(index 0 is the initial estimate), V views, J = 17 H36M joints, N mesh vertices.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import InputError
+from core.files import atomic_path
+
+FORMAT_TAG = "heatformer-trace"
+VERSION = 1
+
+
+@dataclass
+class RefinementTrace:
+    mode: str  # "calibrated" or "uncalibrated"
+    view_names: list[str]
+    # per-view SMPL parameters, in each camera's orientation (axis-angle)
+    global_orient: np.ndarray  # (I, V, 3)
+    body_pose: np.ndarray  # (I, V, 69)
+    betas: np.ndarray  # (I, V, 10)
+    vertices: np.ndarray  # (I, V, N, 3) world, metres (uncalibrated: aligned for display, see `placement`)
+    joints3d: np.ndarray  # (I, V, J, 3) world, metres
+    joints2d: np.ndarray  # (I, V, J, 2) each view's estimate in its own image, pixels
+    heatmaps: np.ndarray  # (I, V, J, h, w) rendered from each estimate, in the view's crop
+    input_heatmaps: np.ndarray  # (V, J, h, w)
+    input_keypoints: np.ndarray  # (V, J, 3) the 2D evidence the heatmaps were rendered from (fused if calibrated)
+    crop_boxes: np.ndarray  # (V, 4) image pixels: x0, y0, width, height
+    fused_vertices: np.ndarray  # (I, N, 3) world: pose and shape averaged over views
+    fused_joints3d: np.ndarray  # (I, J, 3)
+    faces: np.ndarray  # (F, 3)
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (I,) or (I, V)
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    info: dict = field(default_factory=dict)  # device, checkpoint, body model, trained, placement, sample, ...
+
+    @property
+    def iterations(self) -> int:
+        return self.global_orient.shape[0] - 1
+
+    @property
+    def num_views(self) -> int:
+        return len(self.view_names)
+
+    def save(self, path: str | Path) -> None:
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+        arrays["heatmaps"] = self.heatmaps.astype(np.float16)
+        arrays["input_heatmaps"] = self.input_heatmaps.astype(np.float16)
+        arrays.update({f"metric.{k}": v for k, v in self.metrics.items()})
+        header = {"format": FORMAT_TAG, "version": VERSION, "mode": self.mode, "view_names": self.view_names,
+                  "timings": self.timings, "info": self.info}
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, header=np.array(json.dumps(header)), **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RefinementTrace":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                data = {k: archive[k] for k in archive.files}
+        except Exception as exc:
+            raise InputError(path, f"cannot read trace ({type(exc).__name__}: {exc})") from exc
+        if "header" not in data:
+            raise InputError(path, "not a HeatFormer trace (no header)")
+        header = json.loads(str(data.pop("header")))
+        if header.get("format") != FORMAT_TAG:
+            raise InputError(path, "not a HeatFormer trace")
+        if header.get("version", 0) > VERSION:
+            raise InputError(path, f"trace version {header['version']} is newer than this app ({VERSION})")
+        metrics = {k[len("metric."):]: data.pop(k) for k in list(data) if k.startswith("metric.")}
+        names = {f.name for f in fields(cls)}
+        missing = names - set(data) - {"mode", "view_names", "metrics", "timings", "info"}
+        if missing:
+            raise InputError(path, f"trace lacks {', '.join(sorted(missing))}")
+        arrays = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in data.items() if k in names}
+        return cls(mode=header["mode"], view_names=header["view_names"], metrics=metrics,
+                   timings=header.get("timings", {}), info=header.get("info", {}), **arrays)
