@@ -24,7 +24,49 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--image-size", type=int, nargs=2, default=(512, 512), metavar=("W", "H"))
     synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m"), default="native",
                        help="format of the written calibration (easymocap: intri.yml + extri.yml)")
+    infer = sub.add_parser("infer", help="run HeatFormer on a sample folder and save the refinement trace")
+    infer.add_argument("--data", type=Path, required=True, help="sample folder in the native layout")
+    infer.add_argument("--mode", choices=("calibrated", "uncalibrated", "both"), default="calibrated")
+    infer.add_argument("--iterations", type=int, default=None, help="decoder iterations, 1-8 (default: as trained)")
+    infer.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
+    infer.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    infer.add_argument("--out", type=Path, required=True,
+                       help="trace .npz; with --mode both, NAME.calibrated.npz and NAME.uncalibrated.npz")
     return parser
+
+
+def print_progress(percent: int, message: str) -> None:
+    bar = "#" * (percent // 5)
+    print(f"\r[{bar:<20}] {percent:3d}% {message:<60}", end="" if percent < 100 else "\n", file=sys.stderr,
+          flush=True)
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    from core.body_model import BodyModel
+    from core.dataset_io import read_sample
+    from core.inference import evaluate, refine
+    from core.model.checkpoint import load_model
+    from core.resources import resolve_body_model_path, resolve_checkpoint_path
+
+    sample = read_sample(args.data)
+    body = BodyModel(resolve_body_model_path(args.body_model))
+    model = load_model(resolve_checkpoint_path(args.checkpoint), body)
+    if not model.trained:
+        print("warning: no trained checkpoint, the network has RANDOM WEIGHTS: its output is not a result",
+              file=sys.stderr)
+    modes = ("calibrated", "uncalibrated") if args.mode == "both" else (args.mode,)
+    for mode in modes:
+        trace = refine(sample, model, mode, args.iterations, progress=print_progress, device=args.device)
+        evaluate(trace, sample, body)
+        out = args.out if len(modes) == 1 else args.out.with_name(f"{args.out.stem}.{mode}{args.out.suffix}")
+        trace.save(out)
+        print(f"{mode}: wrote {out} ({trace.iterations} iterations, {trace.info['device']}, "
+              f"network {trace.timings['network'] * 1000:.0f} ms)")
+        names = sorted(trace.metrics)
+        print("iteration " + " ".join(f"{n:>18}" for n in names))
+        for k in range(trace.iterations + 1):
+            print(f"{k:9d} " + " ".join(f"{trace.metrics[n][k]:18.4g}" for n in names))
+    return 0
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -48,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "synth":
             return run_synth(args)
+        if args.command == "infer":
+            return run_infer(args)
         from app.application import run_app
         return run_app(args)
     except Exception as exc:  # a clear one-line message for the command line, not a traceback

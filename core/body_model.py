@@ -128,36 +128,50 @@ class BodyModel(torch.nn.Module):
         self.identity = f"{'free model' if self.is_free_model else 'SMPL'} {self.path.name}@{_file_digest(self.path)}"
 
     def _prepare_joint_path(self) -> None:
-        """Precompute what `joints_h36m` needs: joint centres as a function of betas, and the vertices the
-        H36M regressor reads (about a third of the mesh)."""
+        """Precompute what `posed` and `joints_h36m` need: joint centres as a function of betas, the pose
+        blend shapes only if the model has any (the free model has none), and the vertices the H36M regressor
+        reads (about a third of the mesh)."""
         smpl = self.smpl
-        support = torch.nonzero(self.j_regressor_h36m.abs().sum(0) > 0).squeeze(1)
         shapedirs = smpl.shapedirs[:, :, : self.num_betas]
-        self.register_buffer("support", support)
-        self.register_buffer("support_regressor", self.j_regressor_h36m[:, support])
-        self.register_buffer("support_template", smpl.v_template[support])
-        self.register_buffer("support_shapedirs", shapedirs[support])
-        self.register_buffer("support_weights", smpl.lbs_weights[support])
-        posedirs = smpl.posedirs.reshape(smpl.posedirs.shape[0], -1, 3)[:, support].reshape(smpl.posedirs.shape[0], -1)
-        self.register_buffer("support_posedirs", posedirs if posedirs.abs().max() > 0 else None)
+        posedirs = smpl.posedirs.reshape(smpl.posedirs.shape[0], -1, 3)  # (207, V, 3)
+        self.has_pose_correctives = bool(posedirs.abs().max() > 0)
         self.register_buffer("joint_template", smpl.J_regressor @ smpl.v_template)
         self.register_buffer("joint_shapedirs", torch.einsum("jv,vcb->jcb", smpl.J_regressor, shapedirs))
+        support = torch.nonzero(self.j_regressor_h36m.abs().sum(0) > 0).squeeze(1)
+        self.register_buffer("support", support)
+        self.register_buffer("support_regressor", self.j_regressor_h36m[:, support])
+
+    def _skin(self, rotations: torch.Tensor, betas: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """Linear blend skinning of the vertices ``index`` (all if None), without translation.
+        rotations (B, 24, 3, 3), betas (B, nb) -> (B, n, 3)."""
+        smpl = self.smpl
+        pick = (lambda t: t) if index is None else (lambda t: t[index])
+        betas = betas[:, : self.num_betas]
+        joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas)
+        vertices = pick(smpl.v_template) + torch.einsum("vcb,nb->nvc", pick(smpl.shapedirs[:, :, : self.num_betas]),
+                                                        betas)
+        if self.has_pose_correctives:
+            eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+            posedirs = smpl.posedirs.reshape(smpl.posedirs.shape[0], -1, 3)
+            posedirs = posedirs if index is None else posedirs[:, index]
+            vertices = vertices + ((rotations[:, 1:] - eye).flatten(1) @ posedirs.flatten(1)).reshape(vertices.shape)
+        _, transforms = batch_rigid_transform(rotations, joints, smpl.parents)
+        per_vertex = torch.einsum("vj,njab->nvab", pick(smpl.lbs_weights), transforms)
+        return torch.einsum("nvab,nvb->nva", per_vertex[..., :3, :3], vertices) + per_vertex[..., :3, 3]
 
     def joints_h36m(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
         """H36M-17 joints only (no translation), skinning just the vertices their regressor reads: the fast
         path for the network's iterations. global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3), betas (B, nb)."""
-        rotations = torch.cat([global_orient, body_pose], dim=1)
-        betas = betas[:, : self.num_betas]
-        joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas)
-        vertices = self.support_template + torch.einsum("vcb,nb->nvc", self.support_shapedirs, betas)
-        if self.support_posedirs is not None:
-            eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
-            feature = (rotations[:, 1:] - eye).flatten(1)
-            vertices = vertices + (feature @ self.support_posedirs).reshape(vertices.shape)
-        _, transforms = batch_rigid_transform(rotations, joints, self.smpl.parents)
-        per_vertex = torch.einsum("vj,njab->nvab", self.support_weights, transforms)
-        posed = torch.einsum("nvab,nvb->nva", per_vertex[..., :3, :3], vertices) + per_vertex[..., :3, 3]
+        posed = self._skin(torch.cat([global_orient, body_pose], dim=1), betas, self.support)
         return torch.einsum("jv,nvc->njc", self.support_regressor, posed)
+
+    def posed(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor) -> BodyOutput:
+        """Vertices and joints from rotation matrices, without translation (and without smplx's extra work)."""
+        rotations = torch.cat([global_orient, body_pose], dim=1)
+        vertices = self._skin(rotations, betas, None)
+        joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas[:, : self.num_betas])
+        posed_joints, _ = batch_rigid_transform(rotations, joints, self.smpl.parents)
+        return BodyOutput(vertices, posed_joints, torch.einsum("jv,nvc->njc", self.j_regressor_h36m, vertices))
 
     @property
     def num_vertices(self) -> int:

@@ -124,6 +124,7 @@ def refine(sample: MultiviewSample, model: HeatFormer, mode: str = "calibrated",
     if device.type == "cuda":
         torch.cuda.synchronize()
     timings["network"] = time.perf_counter() - start
+    timings.update({f"network: {name}": seconds for name, seconds in model.stage_seconds.items()})
 
     report(70, f"{mode}: posing meshes")
     start = time.perf_counter()
@@ -145,8 +146,7 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
     global_orient = torch.stack([s.global_orient[0] for s in states])  # (I, V, 3, 3)
     body_pose = torch.stack([s.body_pose[0] for s in states])  # (I, V, 23, 3, 3)
     betas = torch.stack([s.betas[0] for s in states])  # (I, V, 10)
-    with torch.no_grad():
-        out = body(global_orient.flatten(0, 1)[:, None], body_pose.flatten(0, 1), betas.flatten(0, 1))
+    out = body.posed(global_orient.flatten(0, 1)[:, None], body_pose.flatten(0, 1), betas.flatten(0, 1))
     root = out.joints_h36m[:, ROOT: ROOT + 1]
     verts_cam = (out.vertices - root).unflatten(0, (n_iter, views)).cpu().numpy()  # root-relative, camera axes
     joints_cam = (out.joints_h36m - root).unflatten(0, (n_iter, views)).cpu().numpy()
@@ -175,8 +175,7 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
                              global_orient.cpu().numpy())
     mean_orient = torch.as_tensor(_rotation_mean(world_orient, 1), dtype=torch.float32)
     mean_pose = torch.as_tensor(_rotation_mean(body_pose.cpu().numpy(), 1), dtype=torch.float32)
-    with torch.no_grad():
-        fused = body(mean_orient[:, None].to(betas.device), mean_pose.to(betas.device), betas.mean(1))
+    fused = body.posed(mean_orient[:, None].to(betas.device), mean_pose.to(betas.device), betas.mean(1))
     fused_root = fused.joints_h36m[:, ROOT: ROOT + 1]
     offset_world = offset.reshape(1, 1, 3)
     fused_vertices = (fused.vertices - fused_root).cpu().numpy() + offset_world

@@ -146,7 +146,11 @@ def test_fast_joint_path_equals_full_forward(body):
 
     torch.manual_seed(2)
     go, bp, betas = torch.randn(4, 3), torch.randn(4, 69) * 0.4, torch.randn(4, 10)
-    full = body(go, bp, betas).joints_h36m
-    fast = body.joints_h36m(axis_angle_to_matrix(go)[:, None], axis_angle_to_matrix(bp.reshape(4, 23, 3)), betas)
-    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+    full = body(go, bp, betas)
+    rotations = axis_angle_to_matrix(go)[:, None], axis_angle_to_matrix(bp.reshape(4, 23, 3))
+    fast = body.joints_h36m(*rotations, betas)
+    torch.testing.assert_close(fast, full.joints_h36m, atol=1e-5, rtol=1e-5)
+    posed = body.posed(*rotations, betas)
+    for name in ("vertices", "joints", "joints_h36m"):
+        torch.testing.assert_close(getattr(posed, name), getattr(full, name), atol=1e-5, rtol=1e-5)
     assert len(body.support) < body.num_vertices / 2

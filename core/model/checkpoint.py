@@ -22,6 +22,8 @@ from core.model.network import HeatFormer
 FORMAT_TAG = "heatformer-studio-checkpoint"
 VERSION = 1
 UNTRAINED = "random weights (untrained)"
+# Ours, with no counterpart in official checkpoints: the official code starts from SMPL's mean parameters file.
+OFFICIAL_NOT_STORED = {"init_pose", "init_betas"}
 
 
 @dataclass
@@ -201,6 +203,9 @@ def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfi
         if report.shape_mismatch:
             raise InputError(path, "official checkpoint does not fit: " + "; ".join(
                 f"{k}: {v}" for k, v in list(report.shape_mismatch.items())[:8]))
+        lacking = [k for k in report.not_filled if k not in OFFICIAL_NOT_STORED]
+        if lacking:
+            raise InputError(path, "official checkpoint lacks " + ", ".join(lacking[:8]))
         model.load_state_dict(mapped, strict=False)
         model.mapping_report = report
         model.description = "official HeatFormer checkpoint"

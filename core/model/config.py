@@ -19,11 +19,11 @@ class HeatFormerConfig:
     sigma: float = 1.5  # Gaussian spread of rendered heatmaps, in heatmap pixels
     crop_scale: float = 1.3  # the crop box around the 2D evidence, relative to its extent
 
-    heat_dim: int = 96
+    heat_dim: int = 64
     heat_depth: int = 1
     heat_heads: int = 4
-    heat_head_dim: int = 24
-    heat_mlp: int = 192
+    heat_head_dim: int = 16
+    heat_mlp: int = 128
 
     image_encoder: Literal["cnn", "vit"] = "cnn"
     image_size: tuple[int, int] = (96, 128)  # crop fed to the image encoder (width, height)

@@ -7,6 +7,8 @@ residuals to the body pose (6D) and shape. `forward` returns every iteration's s
 """
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +49,7 @@ class OrientationHead(nn.Module):
 
     def __init__(self, config: HeatFormerConfig, context_dim: int):
         super().__init__()
-        self.query = nn.Parameter(torch.zeros(1, 1, config.orient_dim))
+        self.query = nn.Parameter(torch.randn(1, 1, config.orient_dim) * 0.02)
         self.blocks = nn.ModuleList(Block(config.orient_dim, config.orient_heads, config.orient_head_dim,
                                           config.orient_mlp, context_dim=context_dim, cross=True)
                                     for _ in range(config.orient_depth))
@@ -90,6 +92,13 @@ class HeatFormer(nn.Module):
         self.init_pose = nn.Parameter(matrix_to_rot6d(torch.eye(3).expand(23, 3, 3)).clone())
         self.init_betas = nn.Parameter(torch.zeros(body.num_betas))
         self.init_cam = nn.Parameter(torch.tensor(WEAK_PERSPECTIVE_INIT))
+        self.stage_seconds: dict[str, float] = {}  # filled by `forward`, per stage, summed over iterations
+
+    @contextlib.contextmanager
+    def _stage(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - start
 
     def encode_heatmaps(self, heatmaps: torch.Tensor) -> torch.Tensor:
         """(B, V, J, H, W) -> (B, V, C, rows, cols)."""
@@ -113,12 +122,15 @@ class HeatFormer(nn.Module):
         """images (B, V, 3, Hi, Wi) normalised crops; heatmaps (B, V, J, H, W) input evidence in the crops.
         Returns iterations + 1 states: index 0 is the initial estimate."""
         iterations = self.config.iterations if iterations is None else iterations
+        self.stage_seconds = {}
         b, v = heatmaps.shape[:2]
         rows, cols = self.config.grid
-        image_feat = self.image_encoder(images.flatten(0, 1)).unflatten(0, (b, v))  # (B, V, Ci, rows, cols)
+        with self._stage("image encoder"):
+            image_feat = self.image_encoder(images.flatten(0, 1)).unflatten(0, (b, v))  # (B, V, Ci, rows, cols)
         if image_feat.shape[-2:] != (rows, cols):
             raise ValueError(f"image features on a {tuple(image_feat.shape[-2:])} grid, heatmaps on {(rows, cols)}")
-        input_feat = self.encode_heatmaps(heatmaps)
+        with self._stage("heat encoder"):
+            input_feat = self.encode_heatmaps(heatmaps)
 
         def tokens(feat):  # (B, V, C, rows, cols) -> (B, V, rows*cols, C)
             return feat.flatten(3).transpose(-1, -2)
@@ -126,7 +138,8 @@ class HeatFormer(nn.Module):
         context = tokens(image_feat)
         if self.config.orient_context == "image+heat":
             context = torch.cat([context, tokens(input_feat)], dim=-1)
-        d_orient, d_cam = self.orientation(context.flatten(0, 1))
+        with self._stage("orientation head"):
+            d_orient, d_cam = self.orientation(context.flatten(0, 1))
         orient6d = (self.init_orient + d_orient).unflatten(0, (b, v))
         cam = (self.init_cam + d_cam).unflatten(0, (b, v))
         pose6d = self.init_pose.expand(b, v, 23, 6)
@@ -134,17 +147,21 @@ class HeatFormer(nn.Module):
 
         position = self.position(v, rows, cols, heatmaps.device)  # (V*rows*cols, C)
         keys = torch.cat([tokens(image_feat), tokens(input_feat)], dim=-1).flatten(1, 2) + position
-        states = [self.state(geometry, orient6d, pose6d, betas, cam)]
+        with self._stage("body + heatmap rendering"):
+            states = [self.state(geometry, orient6d, pose6d, betas, cam)]
         for _ in range(iterations):
-            estimate_feat = self.encode_heatmaps(states[-1].heatmaps)
-            queries = torch.cat([tokens(image_feat), tokens(estimate_feat)], dim=-1).flatten(1, 2) + position
-            if self.config.query == "pooled":
-                queries = queries.unflatten(1, (v, rows * cols)).mean(2)  # one token per view
-            x = self.query_embed(queries)
-            for block in self.decoder:
-                x = block(x, keys)
-            per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)
-            pose6d = pose6d + self.pose_head(per_view).unflatten(-1, (23, 6))
-            betas = betas + self.shape_head(per_view)
-            states.append(self.state(geometry, orient6d, pose6d, betas, cam))
+            with self._stage("heat encoder"):
+                estimate_feat = self.encode_heatmaps(states[-1].heatmaps)
+            with self._stage("decoder"):
+                queries = torch.cat([tokens(image_feat), tokens(estimate_feat)], dim=-1).flatten(1, 2) + position
+                if self.config.query == "pooled":
+                    queries = queries.unflatten(1, (v, rows * cols)).mean(2)  # one token per view
+                x = self.query_embed(queries)
+                for block in self.decoder:
+                    x = block(x, keys)
+                per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)
+                pose6d = pose6d + self.pose_head(per_view).unflatten(-1, (23, 6))
+                betas = betas + self.shape_head(per_view)
+            with self._stage("body + heatmap rendering"):
+                states.append(self.state(geometry, orient6d, pose6d, betas, cam))
         return states

@@ -1,0 +1,170 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from core.dataset_io import read_sample
+from core.inference import evaluate, prepare, refine
+from core.model.checkpoint import load_model, save_checkpoint
+from core.model.config import COMPACT, preset
+from core.model.network import HeatFormer
+from core.resources import SAMPLE_SCENE
+from core.trace import RefinementTrace
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return read_sample(SAMPLE_SCENE)
+
+
+@pytest.fixture(scope="module")
+def model(body):
+    torch.manual_seed(0)
+    return load_model(None, body)
+
+
+@pytest.mark.parametrize("iterations", [1, 3, 8])
+@pytest.mark.parametrize("mode", ["calibrated", "uncalibrated"])
+def test_trace_shapes(sample, model, body, mode, iterations):
+    trace = refine(sample, model, mode, iterations, device="cpu")
+    views, joints = sample.num_views, 17
+    w, h = model.config.heatmap_size
+    assert trace.iterations == iterations
+    assert trace.global_orient.shape == (iterations + 1, views, 3)
+    assert trace.body_pose.shape == (iterations + 1, views, 69)
+    assert trace.betas.shape == (iterations + 1, views, 10)
+    assert trace.vertices.shape == (iterations + 1, views, body.num_vertices, 3)
+    assert trace.joints2d.shape == (iterations + 1, views, joints, 2)
+    assert trace.heatmaps.shape == (iterations + 1, views, joints, h, w)
+    assert trace.fused_vertices.shape == (iterations + 1, body.num_vertices, 3)
+    assert np.isfinite(trace.vertices).all() and np.isfinite(trace.joints2d).all()
+    assert trace.info["trained"] is False and "untrained" in trace.info["checkpoint"]
+
+
+def test_calibrated_estimate_sits_on_the_fused_root(sample, model):
+    trace = refine(sample, model, "calibrated", 2, device="cpu")
+    prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
+    np.testing.assert_allclose(trace.joints3d[:, :, 0], np.broadcast_to(prepared.root_world, (3, 4, 3)), atol=1e-5)
+    # each view's projected joints are where its estimate's world joints project
+    for v, cam in enumerate(sample.cameras):
+        uv, _ = cam.project(trace.joints3d[-1, v])
+        np.testing.assert_allclose(trace.joints2d[-1, v], uv, atol=0.05)
+
+
+def test_inference_reads_no_ground_truth(sample, model):
+    without = dataclasses.replace(sample, ground_truth=None)
+    poisoned = dataclasses.replace(sample, ground_truth=dataclasses.replace(
+        sample.ground_truth, joints3d=np.full_like(sample.ground_truth.joints3d, np.nan),
+        transl=np.full(3, np.nan), betas=np.full(10, np.nan)))
+    for mode in ("calibrated", "uncalibrated"):
+        reference = refine(sample, model, mode, 2, device="cpu")
+        for other in (without, poisoned):
+            trace = refine(other, model, mode, 2, device="cpu")
+            np.testing.assert_array_equal(trace.vertices, reference.vertices)
+            np.testing.assert_array_equal(trace.heatmaps, reference.heatmaps)
+
+
+def test_metrics_with_and_without_ground_truth(sample, model, body):
+    trace = refine(sample, model, "calibrated", 2, device="cpu")
+    evaluate(trace, sample, body)
+    for key in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "fused_mpjpe_mm", "reprojection_px", "heatmap_mse"):
+        assert trace.metrics[key].shape == (3,) and np.isfinite(trace.metrics[key]).all(), key
+    assert (trace.metrics["pa_mpjpe_mm"] <= trace.metrics["mpjpe_mm"] + 1e-6).all()
+    evaluate(trace, dataclasses.replace(sample, ground_truth=None), body)
+    assert set(trace.metrics) == {"reprojection_px", "heatmap_mse"}
+
+
+def test_trace_round_trip(sample, model, body, tmp_path):
+    trace = refine(sample, model, "uncalibrated", 2, device="cpu")
+    evaluate(trace, sample, body)
+    trace.save(tmp_path / "trace.npz")
+    loaded = RefinementTrace.load(tmp_path / "trace.npz")
+    assert loaded.mode == "uncalibrated" and loaded.view_names == trace.view_names
+    np.testing.assert_array_equal(loaded.vertices, trace.vertices)
+    np.testing.assert_allclose(loaded.heatmaps, trace.heatmaps.astype(np.float32))
+    np.testing.assert_array_equal(loaded.metrics["mpjpe_mm"], trace.metrics["mpjpe_mm"])
+    assert loaded.info["checkpoint"] == trace.info["checkpoint"] and loaded.timings == trace.timings
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, something=np.zeros(3))
+    with pytest.raises(Exception, match="not a HeatFormer trace"):
+        RefinementTrace.load(bad)
+
+
+def test_gradients_reach_every_trainable_module(sample, body):
+    torch.manual_seed(0)
+    model = HeatFormer(COMPACT, body).train()
+    total = 0.0
+    for mode in ("calibrated", "uncalibrated"):
+        prepared = prepare(sample, model, mode, torch.device("cpu"))
+        states = model(prepared.images, prepared.heatmaps, prepared.geometry, 2)
+        total = total + sum(((s.heatmaps - prepared.heatmaps) ** 2).mean() + s.joints.square().mean() for s in states)
+    total.backward()
+    # A single query token attending to itself: softmax over one key is 1, so its query/key projections are inert
+    # (the official HMR2-style head has the same structure; kept so its checkpoints map one to one).
+    inert = {f"orientation.blocks.{i}.attn.to_{x}.weight" for i in range(COMPACT.orient_depth) for x in "qk"}
+    without = [name for name, p in model.named_parameters()
+               if (p.grad is None or p.grad.abs().sum() == 0) and name not in inert]
+    assert not without
+
+
+@pytest.mark.parametrize("query", ["spatial", "pooled"])
+def test_query_structure_switch(sample, body, query):
+    model = load_model(None, body, preset("compact", query=query))
+    trace = refine(sample, model, "calibrated", 2, device="cpu")
+    assert np.isfinite(trace.vertices).all()
+
+
+def test_our_checkpoint_round_trip_and_wrong_files(sample, model, body, tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint(model, path, "test weights")
+    loaded = load_model(path, body)
+    assert loaded.trained and loaded.identity.startswith("model.pt@") and loaded.description == "test weights"
+    a = refine(sample, model, "calibrated", 2, device="cpu")
+    b = refine(sample, loaded, "calibrated", 2, device="cpu")
+    np.testing.assert_array_equal(a.vertices, b.vertices)
+
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match="does not exist"):
+        load_model(tmp_path / "missing.pt", body)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(InputError, match="cannot read checkpoint") as info:
+        load_model(garbage, body)
+    assert str(garbage) in str(info.value)
+    other = tmp_path / "resnet.pt"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(3)}}, other)
+    with pytest.raises(InputError, match="neither a HeatFormer Studio checkpoint nor an official"):
+        load_model(other, body)
+    data = torch.load(path, weights_only=True)
+    data["state_dict"]["pose_head.weight"] = torch.zeros(5, 5)
+    del data["state_dict"]["shape_head.bias"]
+    torch.save(data, tmp_path / "broken.pt")
+    with pytest.raises(Exception, match="shape_head.bias|size mismatch"):
+        load_model(tmp_path / "broken.pt", body)
+
+
+def test_infer_command_writes_both_traces(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    data = tmp_path / "sample"
+    import shutil
+
+    shutil.copytree(SAMPLE_SCENE, data)
+    (data / "ground_truth.json").unlink()  # a sample without ground truth runs too
+    result = subprocess.run([sys.executable, str(root / "main.py"), "infer", "--data", str(data), "--mode", "both",
+                             "--iterations", "2", "--device", "cpu", "--out", str(tmp_path / "run.npz")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for mode in ("calibrated", "uncalibrated"):
+        trace = RefinementTrace.load(tmp_path / f"run.{mode}.npz")
+        assert trace.mode == mode and trace.iterations == 2 and "reprojection_px" in trace.metrics
+        assert "mpjpe_mm" not in trace.metrics
+    assert "RANDOM WEIGHTS" in result.stderr and "100%" in result.stderr
+    bad = subprocess.run([sys.executable, str(root / "main.py"), "infer", "--data", str(tmp_path / "nope"),
+                          "--out", str(tmp_path / "x.npz")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "not a folder" in bad.stderr
