@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     infer.add_argument("--out", type=Path, required=True,
                        help="trace .npz; with --mode both, NAME.calibrated.npz and NAME.uncalibrated.npz")
+    train = sub.add_parser("train", help="train the compact HeatFormer on synthetic data generated on the fly")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint to write (and resume from)")
+    train.add_argument("--steps", type=int, default=3000)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT's saved training state")
     return parser
 
 
@@ -69,6 +77,18 @@ def run_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train(args: argparse.Namespace) -> int:
+    from core.body_model import BodyModel
+    from core.resources import resolve_body_model_path
+    from core.training import TrainingConfig, train
+
+    config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    body = BodyModel(resolve_body_model_path(args.body_model))
+    train(args.out, config, body, device=args.device, resume=args.resume)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def run_synth(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
     from core.dataset_io import write_sample
@@ -92,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_synth(args)
         if args.command == "infer":
             return run_infer(args)
+        if args.command == "train":
+            return run_train(args)
         from app.application import run_app
         return run_app(args)
     except Exception as exc:  # a clear one-line message for the command line, not a traceback

@@ -7,6 +7,7 @@ orientation includes the quarter turn that stands it up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -165,8 +166,10 @@ def faulty_keypoints(rng: np.random.Generator, uv: np.ndarray, occluded: np.ndar
 
 
 def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, occluders: int = 1,
-                    faults: EvidenceFaults | None = None, name: str | None = None) -> MultiviewSample:
-    """One synthetic multiview sample; the same seed always gives the same sample."""
+                    faults: EvidenceFaults | None = None, name: str | None = None,
+                    renderer: Callable[[list[Mesh], Camera], np.ndarray] = render) -> MultiviewSample:
+    """One synthetic multiview sample; the same seed always gives the same sample. ``renderer`` draws the frames
+    (`core.render.render_points` is the fast one used for training)."""
     rig = rig or RigConfig()
     faults = faults or EvidenceFaults()
     rng = np.random.default_rng(seed)
@@ -201,7 +204,7 @@ def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, oc
     for v, cam in enumerate(cameras):
         for centre, size in boxes:
             occluded[v] |= segment_hits_box(cam.center, joints3d, centre - size / 2, centre + size / 2)
-    frames = [render(meshes, cam) for cam in cameras]
+    frames = [renderer(meshes, cam) for cam in cameras]
     keypoints = faulty_keypoints(rng, uv, occluded, cameras, faults)
     truth = GroundTruth(global_orient=global_orient, body_pose=body_pose, betas=betas, transl=transl,
                         joints3d=joints3d, joint_set="h36m17", body_model=body.identity, occluded=occluded)

@@ -39,6 +39,7 @@ class IterationState:
     betas: torch.Tensor  # (B, V, 10)
     cam: torch.Tensor  # (B, V, 3) weak-perspective camera (uncalibrated mode)
     joints: torch.Tensor  # (B, V, J, 3) H36M joints, camera orientation, root at the origin
+    root: torch.Tensor  # (B, V, 3) where the root joint was before centring (body-model frame, rotated)
     heatmap_joints: torch.Tensor  # (B, V, J, 2) where they land in the heatmaps
     heatmaps: torch.Tensor  # (B, V, J, H, W) rendered from this estimate
 
@@ -112,10 +113,11 @@ class HeatFormer(nn.Module):
         body_pose = rot6d_to_matrix(pose6d)
         joints = self.body.joints_h36m(global_orient.flatten(0, 1)[:, None], body_pose.flatten(0, 1),
                                        betas.flatten(0, 1)).unflatten(0, (b, v))
-        joints = joints - joints[..., ROOT: ROOT + 1, :]
+        root = joints[..., ROOT, :]
+        joints = joints - root[..., None, :]
         heatmap_joints = geometry.to_heatmap(joints, cam, ROOT)
         heatmaps = render_heatmaps(heatmap_joints, self.config.heatmap_size, self.config.sigma)
-        return IterationState(global_orient, body_pose, betas, cam, joints, heatmap_joints, heatmaps)
+        return IterationState(global_orient, body_pose, betas, cam, joints, root, heatmap_joints, heatmaps)
 
     def forward(self, images: torch.Tensor, heatmaps: torch.Tensor, geometry: ViewGeometry,
                 iterations: int | None = None) -> list[IterationState]:
