@@ -24,26 +24,35 @@ def run_app(args: argparse.Namespace) -> int:
     from app.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(args.body_model)
+    window = MainWindow(args.body_model, checkpoint=args.checkpoint)
     window.setProperty("headless", bool(args.quit))
+    if args.mode:
+        window.state.set_mode(args.mode)
     window.show()
     status = {"code": 0}
 
-    def after_load():
+    def finish():
+        if args.iteration is not None:
+            window.state.set_iteration(args.iteration)
         if args.screenshot:
             save_screenshot(window, args.screenshot)
             print(f"saved {args.screenshot}")
         if args.quit:
+            window.close()
             app.quit()
 
     def on_failure(message):
         print(f"error: {message}", file=sys.stderr)
         status["code"] = 2
         if args.quit:
+            window.close()
             app.quit()
 
-    window.load_succeeded.connect(lambda: QTimer.singleShot(300, after_load))
+    window.ready.connect(lambda: QTimer.singleShot(300, finish))
     window.load_failed.connect(on_failure)
-    window.load(args.data or window.folder)
+    if args.trace:
+        window.open_traces(args.trace)
+    else:
+        window.load(args.data or window.folder)
     code = app.exec()
     return status["code"] or code

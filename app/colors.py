@@ -7,3 +7,4 @@ TRUTH_COLOR = "#b0b0b0"
 
 def view_color(index: int) -> str:
     return VIEW_COLORS[index % len(VIEW_COLORS)]
+FUSED_COLOR = "#f0f0f0"

@@ -1,72 +1,123 @@
-"""The main window: camera panels on the left, the 3D scene on the right, loading with progress and cancel."""
+"""The main window: camera panels and the 3D scene side by side, the error plot below, the iteration controls on
+top. Loading and inference run in worker threads with a progress bar and Cancel; errors leave the scene as it was.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QThread, pyqtSignal
-from PyQt6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter
+from PyQt6.QtGui import QAction
+from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+                             QSplitter)
 
-from app.loader import LoadWorker, start_worker
+from app.controls import Controls
 from app.state import LoadedScene, StudioState
+from app.views.error_plot import ErrorPlot
 from app.views.scene3d import Scene3D
 from app.views.view_grid import ViewGrid
+from app.workers import InferenceWorker, LoadWorker, Worker, start_worker
 from core.body_model import BodyModel
-from core.resources import SAMPLE_SCENE, resolve_body_model_path
+from core.resources import SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
+from core.trace import RefinementTrace
 
 BODY_MODEL_SETTING = "body_model"
 BODY_MODEL_DIALOG_TITLE = ("Choose your SMPL body model: SMPL_NEUTRAL.pkl or .npz (from the SMPL website; "
                            "needs v_template, f, J_regressor, kintree_table, weights, shapedirs)")
-NO_MODEL_NOTE = "HeatFormer network not available yet: showing the data and its ground truth only"
+UNTRAINED_NOTE = "UNTRAINED: random weights — the estimates are not results"
 
 
 class MainWindow(QMainWindow):
     load_succeeded = pyqtSignal()
     load_failed = pyqtSignal(str)
+    ready = pyqtSignal()  # the scene is loaded and its estimates (or the failure to make them) are in
 
-    def __init__(self, body_model_path: Path | None = None, settings: QSettings | None = None):
+    def __init__(self, body_model_path: Path | None = None, settings: QSettings | None = None,
+                 checkpoint: Path | None = None):
         super().__init__()
         self.setWindowTitle("HeatFormer Studio")
-        self.resize(1400, 800)
+        self.resize(1500, 950)
         self.state = StudioState()
         self.settings = settings or QSettings("HeatFormer", "HeatFormer Studio")
         self.body_model_path = resolve_body_model_path(body_model_path, self.settings.value(BODY_MODEL_SETTING))
+        self.checkpoint = resolve_checkpoint_path(checkpoint)
         self.body: BodyModel | None = None
+        self.model = None
         self.folder: Path = SAMPLE_SCENE
         self.thread: QThread | None = None
+        self.worker: Worker | None = None
         self.switching_body_model = False
-        self.worker: LoadWorker | None = None
+        self.pending_traces: dict[str, RefinementTrace] | None = None
         self.last_error = ""
 
-        splitter = QSplitter(Qt.Orientation.Horizontal)
         self.view_grid = ViewGrid(self.state)
         self.scene3d = Scene3D(self.state)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.view_grid)
         splitter.addWidget(self.scene3d)
-        splitter.setSizes([700, 700])
+        splitter.setSizes([750, 750])
         self.setCentralWidget(splitter)
+        self.controls = Controls(self.state, self)
+        self.addToolBar(self.controls)
+        self.error_plot = ErrorPlot(self.state)
+        dock = QDockWidget("Error per iteration", self)
+        dock.setObjectName("error-plot")
+        dock.setWidget(self.error_plot)
+        dock.setMinimumHeight(170)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        self.resizeDocks([dock], [200], Qt.Orientation.Vertical)
 
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(240)
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.hide()
-        self.cancel_button.clicked.connect(self.cancel_loading)
+        self.cancel_button.clicked.connect(self.cancel_work)
+        self.model_label = QLabel()
+        self.statusBar().addPermanentWidget(self.model_label)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
-        self.statusBar().showMessage(NO_MODEL_NOTE)
-
-        file_menu = self.menuBar().addMenu("&File")
-        open_action = file_menu.addAction("&Open sample folder...")
-        open_action.setShortcut("Ctrl+O")
-        open_action.triggered.connect(self.choose_folder)
-        file_menu.addAction("Choose &body model (SMPL file)...").triggered.connect(self.choose_body_model)
-        file_menu.addAction("Use the bundled &free body model").triggered.connect(lambda: self.use_body_model(None))
+        self._build_menus()
         self.state.scene_changed.connect(self.describe_scene)
+        self.state.traces_changed.connect(self.describe_model)
+        self.state.mode_changed.connect(lambda _m: self.describe_model())
+        self.describe_model()
 
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        for text, shortcut, slot in (("&Open sample folder...", "Ctrl+O", self.choose_folder),
+                                     ("Open saved &trace...", "Ctrl+T", self.choose_trace),
+                                     ("Choose &checkpoint...", None, self.choose_checkpoint),
+                                     ("Choose &body model (SMPL file)...", None, self.choose_body_model),
+                                     ("Use the bundled &free body model", None, lambda: self.use_body_model(None)),
+                                     ("&Run HeatFormer again", "Ctrl+R", self.run_inference)):
+            action = file_menu.addAction(text)
+            if shortcut:
+                action.setShortcut(shortcut)
+            action.triggered.connect(slot)
+        view_menu = self.menuBar().addMenu("&View")
+        for name in self.state.layers:
+            action = QAction(name, self, checkable=True)
+            action.setChecked(self.state.layers[name])
+            action.toggled.connect(lambda shown, n=name: self.state.set_layer(n, shown))
+            view_menu.addAction(action)
+
+    # ----- choosing files
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a sample folder (native layout)")
         if folder:
             self.load(Path(folder))
+
+    def choose_trace(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a saved refinement trace", "", "Trace (*.npz)")
+        if path:
+            self.open_traces([Path(path)])
+
+    def choose_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a HeatFormer checkpoint (ours or the official "
+                                                    "model_best_iter3.pth.tar)", "", "Checkpoint (*.pt *.pth *.tar)")
+        if path:
+            self.checkpoint, self.model = Path(path), None
+            self.run_inference()
 
     def choose_body_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, BODY_MODEL_DIALOG_TITLE, "", "SMPL model (*.pkl *.npz)")
@@ -77,33 +128,39 @@ class MainWindow(QMainWindow):
         """Reload the current data with another body model; the choice is saved only if it loads."""
         self.load(self.folder, body_model_path=path)
 
-    def load(self, folder: Path, body_model_path: Path | None | bool = False) -> None:
-        """Load in a worker thread; on failure the current scene stays and the error is shown.
-        ``body_model_path`` (a path, or None for the free model) switches the body model; False keeps it."""
+    # ----- work in threads
+    def _start(self, worker: Worker, on_finished) -> None:
         if self.thread is not None:
-            self.cancel_loading()
+            self.cancel_work()
             self.thread.wait()
-        self.switching_body_model = body_model_path is not False
-        if self.switching_body_model:
-            self.worker = LoadWorker(folder, body_model_path, None)
-        else:
-            self.worker = LoadWorker(folder, self.body_model_path, self.body)
-        self.worker.progress.connect(self.show_progress)
-        self.worker.finished.connect(self.loaded)
-        self.worker.failed.connect(self.loading_failed)
+        self.worker = worker
+        worker.progress.connect(self.show_progress)
+        worker.finished.connect(on_finished)
+        worker.failed.connect(self.work_failed)
         self.progress.setValue(0)
         self.progress.show()
         self.cancel_button.show()
-        thread = start_worker(self.worker)
+        thread = start_worker(worker)
         thread.finished.connect(lambda: self.thread_done(thread))
         self.thread = thread
 
-    def cancel_loading(self) -> None:
+    def cancel_work(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
 
+    def shutdown(self) -> None:
+        """Stop any running work and wait for it: a thread must not outlive the window."""
+        if self.thread is not None:
+            self.cancel_work()
+            self.thread.wait()
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        self.scene3d.plotter.close()
+        super().closeEvent(event)
+
     def thread_done(self, thread: QThread) -> None:
-        """A finished thread's signal can arrive after a newer load started: only the current one counts."""
+        """A finished thread's signal can arrive after newer work started: only the current one counts."""
         if thread is self.thread:
             self.progress.hide()
             self.cancel_button.hide()
@@ -113,24 +170,96 @@ class MainWindow(QMainWindow):
         self.progress.setValue(percent)
         self.statusBar().showMessage(text)
 
-    def loaded(self, scene: LoadedScene) -> None:
-        self.body, self.body_model_path = self.worker.body, self.worker.body_model_path
+    def work_failed(self, message: str) -> None:
+        self.last_error = message
+        inferring = isinstance(self.worker, InferenceWorker)
+        self.statusBar().showMessage(f"Could not {'run HeatFormer' if inferring else 'load'}: {message}")
+        if not self.property("headless") and message != "cancelled":
+            QMessageBox.warning(self, "HeatFormer Studio", message)
+        if inferring:
+            self.ready.emit()
+        else:
+            self.pending_traces = None
+            self.load_failed.emit(message)
+
+    # ----- loading and inference
+    def load(self, folder: Path, body_model_path: Path | None | bool = False) -> None:
+        """Load ``folder``; ``body_model_path`` (a path, or None for the free model) switches the body model,
+        False keeps the current one. On failure the current scene stays."""
+        self.switching_body_model = body_model_path is not False
         if self.switching_body_model:
-            self.settings.setValue(BODY_MODEL_SETTING, str(self.body_model_path or ""))
-        self.folder = self.worker.folder
+            worker = LoadWorker(folder, body_model_path, None)
+        else:
+            worker = LoadWorker(folder, self.body_model_path, self.body)
+        self._start(worker, self.loaded)
+
+    def open_traces(self, paths: list[Path]) -> None:
+        """Show saved traces without the network: their sample folder is loaded for frames and cameras."""
+        try:
+            traces = {}
+            for path in paths:
+                trace = RefinementTrace.load(path)
+                traces[trace.mode] = trace
+            source = Path(next(iter(traces.values())).info.get("sample_source", ""))
+        except Exception as exc:
+            self.work_failed(str(exc))
+            return
+        if not source.is_dir():
+            self.work_failed(f"{paths[0]}: the trace's sample folder {source} is not available")
+            return
+        self.pending_traces = traces
+        self.load(source)
+
+    def loaded(self, scene: LoadedScene) -> None:
+        worker = self.worker
+        if self.switching_body_model:
+            self.settings.setValue(BODY_MODEL_SETTING, str(worker.body_model_path or ""))
+        if worker.body is not self.body:
+            self.model = None  # the network holds a reference to the body model it was built with
+        self.body, self.body_model_path = worker.body, worker.body_model_path
+        self.folder = worker.folder
         self.state.set_scene(scene)
         self.load_succeeded.emit()
+        if self.pending_traces is not None:
+            traces, self.pending_traces = self.pending_traces, None
+            self.state.set_traces(traces)
+            self.ready.emit()
+        else:
+            self.run_inference()
 
-    def loading_failed(self, message: str) -> None:
-        self.last_error = message
-        self.statusBar().showMessage(f"Could not load: {message}")
-        if not self.property("headless"):
-            QMessageBox.warning(self, "Could not load", message)
-        self.load_failed.emit(message)
+    def run_inference(self) -> None:
+        if self.state.scene is None or self.body is None:
+            return
+        self._start(InferenceWorker(self.state.scene.sample, self.body, self.checkpoint, self.model), self.inferred)
 
+    def inferred(self, traces: dict) -> None:
+        self.model = self.worker.model
+        self.state.set_traces(traces)
+        self.ready.emit()
+
+    # ----- describing what is shown
     def describe_scene(self, scene: LoadedScene) -> None:
         sample = scene.sample
         truth = "ground truth shown" if scene.truth_vertices is not None else "no ground-truth body"
         self.setWindowTitle(f"HeatFormer Studio — {sample.name}")
         self.statusBar().showMessage(f"{sample.name}: {sample.num_views} views, {truth} · body model "
-                                     f"{scene.body_identity} · {NO_MODEL_NOTE}")
+                                     f"{scene.body_identity}")
+
+    def describe_model(self) -> None:
+        trace = self.state.trace
+        if trace is None:
+            self.model_label.setText("no estimate yet")
+            return
+        info = trace.info
+        timing = f"network {trace.timings.get('network', float('nan')) * 1000:.0f} ms on {info.get('device')}"
+        if info.get("trained"):
+            text = f"{info.get('checkpoint')} ({info.get('checkpoint_description')}) · {timing}"
+            style = ""
+        else:
+            text = f"{UNTRAINED_NOTE} · {timing}"
+            style = "color: #ff5555; font-weight: bold;"
+        if trace.mode == "uncalibrated":
+            text += " · 3D: views aligned rigidly to view 1 for display"
+        self.model_label.setText(text)
+        self.model_label.setStyleSheet(style)
+        self.model_label.setToolTip(info.get("placement", ""))

@@ -1,4 +1,8 @@
-"""The one state object every view follows (napari-style: the model owns the truth, views listen)."""
+"""The one state object every view follows (napari-style: the model owns the truth, views listen).
+
+Views never talk to each other: a panel that wants joint 7 highlighted calls `select_joint(7)`, and every view
+that shows joints hears `selected_joint_changed`. That is what "linked" means here.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +11,13 @@ import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from core.sample import MultiviewSample
+from core.trace import RefinementTrace
+
+MODES = ("calibrated", "uncalibrated")
+LAYERS = {  # name -> shown by default
+    "frame": True, "input heatmaps": True, "estimate heatmaps": False, "evidence": True, "estimate joints": True,
+    "per-view meshes": True, "fused mesh": False, "ground truth": True, "cameras": True,
+}
 
 
 @dataclass
@@ -16,24 +27,63 @@ class LoadedScene:
     sample: MultiviewSample
     body_identity: str
     faces: np.ndarray
-    truth_vertices: np.ndarray | None  # (V, 3) world, metres
+    truth_vertices: np.ndarray | None  # (N, 3) world, metres
 
 
 class StudioState(QObject):
     scene_changed = pyqtSignal(object)  # LoadedScene
+    traces_changed = pyqtSignal()
+    iteration_changed = pyqtSignal(int)
+    mode_changed = pyqtSignal(str)
     selected_view_changed = pyqtSignal(int)  # -1 = none
     selected_joint_changed = pyqtSignal(int)  # -1 = none
+    layers_changed = pyqtSignal()
 
     def __init__(self):
         super().__init__()
         self.scene: LoadedScene | None = None
+        self.traces: dict[str, RefinementTrace] = {}
+        self.iteration = 0
+        self.mode = "calibrated"
         self.selected_view = -1
         self.selected_joint = -1
+        self.layers = dict(LAYERS)
+
+    @property
+    def trace(self) -> RefinementTrace | None:
+        """The trace of the current mode, if it has been computed."""
+        return self.traces.get(self.mode)
+
+    @property
+    def max_iteration(self) -> int:
+        return max((t.iterations for t in self.traces.values()), default=0)
 
     def set_scene(self, scene: LoadedScene) -> None:
         self.scene = scene
+        self.traces = {}
+        self.iteration = 0
         self.selected_view = self.selected_joint = -1
         self.scene_changed.emit(scene)
+        self.traces_changed.emit()
+
+    def set_traces(self, traces: dict[str, RefinementTrace]) -> None:
+        self.traces = dict(traces)
+        if self.mode not in self.traces and self.traces:
+            self.mode = next(iter(self.traces))
+        self.iteration = min(self.iteration, self.max_iteration) if self.iteration else self.max_iteration
+        self.traces_changed.emit()
+        self.iteration_changed.emit(self.iteration)
+
+    def set_iteration(self, iteration: int) -> None:
+        iteration = int(np.clip(iteration, 0, self.max_iteration))
+        if iteration != self.iteration:
+            self.iteration = iteration
+            self.iteration_changed.emit(iteration)
+
+    def set_mode(self, mode: str) -> None:
+        if mode != self.mode and mode in MODES:
+            self.mode = mode
+            self.mode_changed.emit(mode)
 
     def select_view(self, index: int) -> None:
         if index != self.selected_view:
@@ -44,3 +94,8 @@ class StudioState(QObject):
         if index != self.selected_joint:
             self.selected_joint = index
             self.selected_joint_changed.emit(index)
+
+    def set_layer(self, name: str, shown: bool) -> None:
+        if self.layers.get(name) != shown:
+            self.layers[name] = shown
+            self.layers_changed.emit()

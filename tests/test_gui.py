@@ -35,9 +35,10 @@ def window(qtbot, settings):
     win.setProperty("headless", True)
     qtbot.addWidget(win)
     win.show()
-    with qtbot.waitSignal(win.load_succeeded, timeout=60000):
+    with qtbot.waitSignal(win.ready, timeout=120000):
         win.load(SAMPLE_SCENE)
     yield win
+    win.shutdown()
     win.scene3d.plotter.close()
 
 
@@ -47,7 +48,7 @@ def test_sample_is_shown_in_every_view(window, body):
     panel = window.view_grid.panels[2]
     np.testing.assert_array_equal(panel.image.image, scene.sample.frames[2])
     kp = scene.sample.keypoints[2]
-    shown_x, shown_y = panel.keypoints.getData()
+    shown_x, shown_y = panel.evidence.getData()
     np.testing.assert_allclose(shown_x, kp[kp[:, 2] > 0, 0])
     np.testing.assert_allclose(shown_y, kp[kp[:, 2] > 0, 1])
 
@@ -75,7 +76,7 @@ def test_bad_folder_keeps_the_previous_scene(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.load_failed, timeout=60000) as blocker:
         window.load(broken)
     assert "000000.jpg" in blocker.args[0] and "cannot decode image" in blocker.args[0]
-    assert window.state.scene is previous
+    assert window.state.scene is previous and window.state.traces
     assert "Could not load" in window.statusBar().currentMessage()
 
 
@@ -93,12 +94,74 @@ def test_body_model_choice_is_validated_and_remembered(window, qtbot, settings, 
 
     user_file = tmp_path / "SMPL_NEUTRAL.npz"
     np_.savez(user_file, **dict(np_.load(FREE_BODY_MODEL)))
-    with qtbot.waitSignal(window.load_succeeded, timeout=60000):
+    with qtbot.waitSignal(window.ready, timeout=120000):
         window.use_body_model(user_file)
     assert window.body_model_path == user_file and settings.value("body_model") == str(user_file)
     assert "SMPL_NEUTRAL.npz" in window.state.scene.body_identity
     settings.sync()
     assert resolve_body_model_path(None, settings.value("body_model")) == user_file  # used at the next start
+
+
+def test_both_modes_are_estimated_and_labelled_untrained(window):
+    assert set(window.state.traces) == {"calibrated", "uncalibrated"}
+    assert window.state.iteration == window.state.max_iteration == 3
+    assert "UNTRAINED" in window.model_label.text()  # random weights are never presented as a result
+    window.state.set_mode("uncalibrated")
+    assert "aligned rigidly" in window.model_label.text()
+
+
+def test_slider_moves_every_view_to_that_iteration(window):
+    state = window.state
+    for mode in ("calibrated", "uncalibrated"):
+        state.set_mode(mode)
+        trace = state.traces[mode]
+        for k in (0, 2, 1):
+            window.controls.slider.setValue(k)
+            assert state.iteration == k and window.controls.label.text().strip().startswith(f"iteration {k}")
+            for v, mesh in enumerate(window.scene3d.view_meshes):
+                np.testing.assert_allclose(mesh.points, trace.vertices[k, v])
+            np.testing.assert_allclose(window.scene3d.fused_mesh.points, trace.fused_vertices[k])
+            for v, panel in enumerate(window.view_grid.panels):
+                x, y = panel.estimate.getData()
+                np.testing.assert_allclose(np.stack([x, y], 1), trace.joints2d[k, v], atol=1e-4)
+                np.testing.assert_allclose(panel.estimate_heat.image, trace.heatmaps[k, v].max(0), atol=1e-3)
+
+
+def test_selected_joint_is_highlighted_everywhere(window):
+    window.state.select_joint(13)
+    trace = window.state.trace
+    for v, panel in enumerate(window.view_grid.panels):
+        x, y = panel.highlight.getData()
+        np.testing.assert_allclose([x[0], y[0]], trace.joints2d[window.state.iteration, v, 13], atol=1e-4)
+        np.testing.assert_allclose(panel.input_heat.image, trace.input_heatmaps[v, 13], atol=1e-3)
+    assert window.controls.joint.currentText() == "left_wrist"
+
+
+def test_layer_toggles_hide_and_show(window):
+    scene, panel = window.scene3d, window.view_grid.panels[0]
+    window.state.set_layer("per-view meshes", False)
+    assert not any(a.GetVisibility() for a in scene.view_actors)
+    window.state.set_layer("fused mesh", True)
+    assert scene.fused_actor.GetVisibility()
+    window.state.set_layer("estimate joints", False)
+    assert not panel.estimate.isVisible()
+    window.state.set_layer("per-view meshes", True)
+    window.state.set_layer("estimate joints", True)
+    assert all(a.GetVisibility() for a in scene.view_actors) and panel.estimate.isVisible()
+
+
+def test_saved_traces_open_without_the_network(window, qtbot, tmp_path):
+    paths = []
+    for mode, trace in window.state.traces.items():
+        paths.append(tmp_path / f"{mode}.npz")
+        trace.save(paths[-1])
+    window.model = None
+    with qtbot.waitSignal(window.ready, timeout=60000):
+        window.open_traces(paths)
+    assert window.model is None  # nothing was run
+    assert set(window.state.traces) == {"calibrated", "uncalibrated"}
+    np.testing.assert_allclose(window.scene3d.view_meshes[0].points,
+                               window.state.trace.vertices[window.state.iteration, 0])
 
 
 def test_screenshot_has_content(window, tmp_path):

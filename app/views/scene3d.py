@@ -1,4 +1,8 @@
-"""The 3D scene (pyvistaqt): floor, camera frustums with their frames as image planes, ground-truth body."""
+"""The 3D scene (pyvistaqt): floor, camera frustums with their frames as image planes, the per-view meshes of the
+current iteration (one colour per view, as the panel borders), the averaged mesh and the ground truth.
+
+Meshes are created once per trace and their points replaced in place when the iteration changes.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +10,7 @@ import pyvista as pv
 from pyvistaqt import QtInteractor
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
-from app.colors import TRUTH_COLOR, view_color
+from app.colors import FUSED_COLOR, TRUTH_COLOR, view_color
 from app.state import LoadedScene, StudioState
 from core.cameras import frustum_corners
 
@@ -40,18 +44,27 @@ class Scene3D(QWidget):
         self.plotter.set_background("#2b2d31", top="#50545c")
         layout.addWidget(self.plotter.interactor)
         self.truth_mesh: pv.PolyData | None = None
+        self.view_meshes: list[pv.PolyData] = []
+        self.view_actors = []
+        self.fused_mesh: pv.PolyData | None = None
+        self.fused_actor = None
+        self.truth_actors = []
+        self.camera_actors = []
         self.frustum_actors = []
         state.scene_changed.connect(self.show_scene)
+        state.traces_changed.connect(self.show_trace)
+        state.mode_changed.connect(lambda _m: self.show_trace())
+        state.iteration_changed.connect(self.update_iteration)
         state.selected_view_changed.connect(self.highlight_view)
+        state.layers_changed.connect(self.apply_layers)
 
     def show_scene(self, scene: LoadedScene) -> None:
         plotter = self.plotter
         plotter.clear()
-        self.frustum_actors = []
+        self.frustum_actors, self.camera_actors, self.truth_actors = [], [], []
+        self.view_meshes, self.view_actors, self.fused_mesh, self.fused_actor = [], [], None, None
         sample = scene.sample
-        centre = np.zeros(3)
-        if scene.truth_vertices is not None:
-            centre = scene.truth_vertices.mean(0)
+        centre = scene.truth_vertices.mean(0) if scene.truth_vertices is not None else np.zeros(3)
         plotter.add_mesh(pv.Plane(center=(centre[0], centre[1], 0), direction=(0, 0, 1), i_size=8, j_size=8,
                                   i_resolution=16, j_resolution=16), style="wireframe", color="#777777",
                          name="floor")
@@ -60,20 +73,71 @@ class Scene3D(QWidget):
             actor = plotter.add_mesh(frustum_lines(camera.center, corners), color=view_color(index), line_width=2,
                                      name=f"frustum-{index}")
             self.frustum_actors.append(actor)
+            self.camera_actors.append(actor)
             frame = sample.frames[index]
             if frame is not None:
-                plotter.add_mesh(image_plane(corners), texture=pv.numpy_to_texture(frame), name=f"image-{index}")
+                self.camera_actors.append(plotter.add_mesh(image_plane(corners), texture=pv.numpy_to_texture(frame),
+                                                           name=f"image-{index}"))
+        self.truth_mesh = None
         if scene.truth_vertices is not None:
             self.truth_mesh = pv.PolyData(scene.truth_vertices.astype(np.float32), faces_for_pyvista(scene.faces))
-            plotter.add_mesh(self.truth_mesh, color=TRUTH_COLOR, smooth_shading=True, name="truth")
+            self.truth_actors.append(plotter.add_mesh(self.truth_mesh, color=TRUTH_COLOR, smooth_shading=True,
+                                                      opacity=0.5, name="truth"))
         gt = sample.ground_truth
         if gt is not None and gt.joints3d is not None:
-            plotter.add_points(gt.joints3d.astype(np.float32), color="#ffd400", point_size=10,
-                               render_points_as_spheres=True, name="truth-joints")
+            self.truth_actors.append(plotter.add_points(gt.joints3d.astype(np.float32), color="#ffd400",
+                                                        point_size=10, render_points_as_spheres=True,
+                                                        name="truth-joints"))
         plotter.camera_position = "iso"
         plotter.reset_camera()
+        self.apply_layers()
+
+    def show_trace(self) -> None:
+        """(Re)create the estimate meshes for the current mode's trace."""
+        for actor in self.view_actors + ([self.fused_actor] if self.fused_actor else []):
+            self.plotter.remove_actor(actor, render=False)
+        self.view_meshes, self.view_actors, self.fused_mesh, self.fused_actor = [], [], None, None
+        trace = self.state.trace
+        if trace is not None:
+            faces = faces_for_pyvista(trace.faces)
+            k = self.state.iteration
+            for v in range(trace.num_views):
+                mesh = pv.PolyData(trace.vertices[k, v].copy(), faces)
+                self.view_meshes.append(mesh)
+                self.view_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), smooth_shading=True,
+                                                              opacity=0.55, name=f"estimate-{v}"))
+            self.fused_mesh = pv.PolyData(trace.fused_vertices[k].copy(), faces)
+            self.fused_actor = self.plotter.add_mesh(self.fused_mesh, color=FUSED_COLOR, smooth_shading=True,
+                                                     name="fused")
+        self.apply_layers()
+
+    def update_iteration(self, *_args) -> None:
+        trace = self.state.trace
+        if trace is None or not self.view_meshes:
+            return
+        k = self.state.iteration
+        for v, mesh in enumerate(self.view_meshes):
+            mesh.points[:] = trace.vertices[k, v]
+            mesh.Modified()
+        self.fused_mesh.points[:] = trace.fused_vertices[k]
+        self.fused_mesh.Modified()
+        self.plotter.render()
 
     def highlight_view(self, index: int) -> None:
         for i, actor in enumerate(self.frustum_actors):
             actor.GetProperty().SetLineWidth(6 if i == index else 2)
+        for i, actor in enumerate(self.view_actors):
+            actor.GetProperty().SetOpacity(0.95 if i == index or index < 0 else 0.2)
+        self.plotter.render()
+
+    def apply_layers(self) -> None:
+        layers = self.state.layers
+        for actor in self.view_actors:
+            actor.SetVisibility(layers["per-view meshes"])
+        if self.fused_actor is not None:
+            self.fused_actor.SetVisibility(layers["fused mesh"])
+        for actor in self.truth_actors:
+            actor.SetVisibility(layers["ground truth"])
+        for actor in self.camera_actors:
+            actor.SetVisibility(layers["cameras"])
         self.plotter.render()

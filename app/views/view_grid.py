@@ -1,9 +1,11 @@
-"""Per-camera 2D panels (pyqtgraph): the frame with the 2D evidence drawn over it."""
+"""Per-camera 2D panels (pyqtgraph): the frame, the input heatmaps and those rendered from the current estimate
+(inside the crop the network saw), the 2D evidence, and the estimate's reprojected joints and skeleton."""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtWidgets import QWidget, QGridLayout
+from PyQt6.QtCore import QRectF
+from PyQt6.QtWidgets import QGridLayout, QWidget
 
 from app.colors import view_color
 from app.state import LoadedScene, StudioState
@@ -11,9 +13,20 @@ from app.state import LoadedScene, StudioState
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 
-class ViewPanel(pg.GraphicsLayoutWidget):
-    """One camera: image, keypoints coloured by confidence (missing ones not drawn), skeleton."""
+def heat_lut(color: tuple[int, int, int]) -> np.ndarray:
+    """A lookup table from 0 (transparent) to 1 (opaque ``color``), so heatmaps overlay the frame."""
+    ramp = np.linspace(0, 1, 256)
+    lut = np.zeros((256, 4), dtype=np.ubyte)
+    lut[:, :3] = np.asarray(color)
+    lut[:, 3] = (np.clip(ramp * 1.4, 0, 1) * 200).astype(np.ubyte)
+    return lut
 
+
+INPUT_LUT = heat_lut((255, 200, 0))
+ESTIMATE_LUT = heat_lut((0, 220, 255))
+
+
+class ViewPanel(pg.GraphicsLayoutWidget):
     def __init__(self, index: int, state: StudioState):
         super().__init__()
         self.index = index
@@ -24,13 +37,45 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.plot.hideAxis("bottom")
         self.plot.invertY(True)
         self.plot.setAspectLocked(True)
+        self.plot.setMenuEnabled(False)
         self.image = pg.ImageItem()
-        self.skeleton = pg.PlotCurveItem(pen=pg.mkPen("#ffffff", width=2), connect="pairs")
-        self.keypoints = pg.ScatterPlotItem(size=8, pen=pg.mkPen("k", width=0.5))
-        for item in (self.image, self.skeleton, self.keypoints):
+        self.input_heat = pg.ImageItem(lut=INPUT_LUT, levels=(0, 1))
+        self.estimate_heat = pg.ImageItem(lut=ESTIMATE_LUT, levels=(0, 1))
+        self.crop = pg.PlotCurveItem(pen=pg.mkPen("#ffffff", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+        self.evidence_bones = pg.PlotCurveItem(pen=pg.mkPen("#dddddd", width=1.5), connect="pairs")
+        self.evidence = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k", width=0.5))
+        self.estimate_bones = pg.PlotCurveItem(pen=pg.mkPen(view_color(index), width=2.5), connect="pairs")
+        self.estimate = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(view_color(index)), pen=pg.mkPen("w", width=1))
+        self.highlight = pg.ScatterPlotItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
+        for item in (self.image, self.input_heat, self.estimate_heat, self.crop, self.evidence_bones, self.evidence,
+                     self.estimate_bones, self.estimate, self.highlight):
             self.plot.addItem(item)
         self.setStyleSheet(f"border: 3px solid {view_color(index)};")
-        self.scene().sigMouseClicked.connect(lambda _event: state.select_view(self.index))
+        self.scene().sigMouseClicked.connect(self.clicked)
+        state.iteration_changed.connect(self.update_iteration)
+        state.mode_changed.connect(lambda _m: self.show_trace())
+        state.traces_changed.connect(self.show_trace)
+        state.layers_changed.connect(self.apply_layers)
+        state.selected_joint_changed.connect(lambda _j: self.update_iteration())
+
+    def clicked(self, event) -> None:
+        """Select this view; a click near a joint also selects that joint everywhere."""
+        self.state.select_view(self.index)
+        points = self._joint_positions()
+        if points is None:
+            return
+        where = self.plot.vb.mapSceneToView(event.scenePos())
+        distance = np.hypot(points[:, 0] - where.x(), points[:, 1] - where.y())
+        camera = self.state.scene.sample.cameras[self.index]
+        nearest = int(np.nanargmin(distance))
+        self.state.select_joint(nearest if distance[nearest] < 0.03 * max(camera.width, camera.height) else -1)
+
+    def _joint_positions(self) -> np.ndarray | None:
+        trace = self.state.trace
+        if trace is not None:
+            return trace.joints2d[self.state.iteration, self.index]
+        sample = self.state.scene.sample if self.state.scene else None
+        return sample.keypoints[self.index, :, :2] if sample is not None and sample.keypoints is not None else None
 
     def show_view(self, scene: LoadedScene) -> None:
         sample = scene.sample
@@ -40,17 +85,74 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.image.setImage(frame if frame is not None else np.zeros((camera.height, camera.width, 3), np.uint8),
                             levels=(0, 255))
         self.plot.setRange(xRange=(0, camera.width), yRange=(0, camera.height), padding=0.02)
-        if sample.keypoints is None:
-            self.keypoints.setData([], [])
-            self.skeleton.setData([], [])
+        self._set_evidence(sample.keypoints[self.index] if sample.keypoints is not None else None, sample.joints.edges)
+        self.show_trace()
+
+    def _set_evidence(self, keypoints: np.ndarray | None, edges) -> None:
+        if keypoints is None:
+            self.evidence.setData([], [])
+            self.evidence_bones.setData([], [])
             return
-        kp = sample.keypoints[self.index]
-        seen = kp[:, 2] > 0
-        brushes = [pg.mkBrush(pg.colormap.get("viridis").map(float(c), mode="qcolor")) for c in kp[seen, 2]]
-        self.keypoints.setData(kp[seen, 0], kp[seen, 1], brush=brushes)
-        edges = [(a, b) for a, b in sample.joints.edges if seen[a] and seen[b]]
-        points = kp[np.array(edges).reshape(-1), :2] if edges else np.zeros((0, 2))
-        self.skeleton.setData(points[:, 0], points[:, 1])
+        seen = keypoints[:, 2] > 0
+        colormap = pg.colormap.get("viridis")
+        self.evidence.setData(keypoints[seen, 0], keypoints[seen, 1],
+                              brush=[pg.mkBrush(colormap.map(float(c), mode="qcolor")) for c in keypoints[seen, 2]])
+        pairs = [(a, b) for a, b in edges if seen[a] and seen[b]]
+        points = keypoints[np.array(pairs).reshape(-1), :2] if pairs else np.zeros((0, 2))
+        self.evidence_bones.setData(points[:, 0], points[:, 1])
+
+    def show_trace(self) -> None:
+        """Place the heatmap overlays on the crop box of the current mode's trace (or hide them)."""
+        trace = self.state.trace
+        has_trace = trace is not None
+        if has_trace:
+            x0, y0, bw, bh = (float(x) for x in trace.crop_boxes[self.index])
+            rect = QRectF(x0, y0, bw, bh)
+            self.input_heat.setRect(rect)
+            self.estimate_heat.setRect(rect)
+            self.crop.setData([x0, x0 + bw, x0 + bw, x0, x0], [y0, y0, y0 + bh, y0 + bh, y0])
+            self._heat(self.input_heat, trace.input_heatmaps[self.index])
+        else:
+            self.crop.setData([], [])
+        self.update_iteration()
+        self.apply_layers()
+
+    def _heat(self, item: pg.ImageItem, heatmaps: np.ndarray) -> None:
+        joint = self.state.selected_joint
+        item.setImage(heatmaps[joint] if joint >= 0 else heatmaps.max(0), levels=(0, 1), autoLevels=False)
+
+    def update_iteration(self, *_args) -> None:
+        """Everything that depends on the iteration or the selected joint, from precomputed arrays only."""
+        trace = self.state.trace
+        joint = self.state.selected_joint
+        positions = self._joint_positions()
+        if trace is None:
+            self.estimate.setData([], [])
+            self.estimate_bones.setData([], [])
+        else:
+            k = self.state.iteration
+            joints = trace.joints2d[k, self.index]
+            self.estimate.setData(joints[:, 0], joints[:, 1])
+            edges = self.state.scene.sample.joints.edges
+            pairs = joints[np.array(edges).reshape(-1)]
+            self.estimate_bones.setData(pairs[:, 0], pairs[:, 1])
+            self._heat(self.estimate_heat, trace.heatmaps[k, self.index])
+            self._heat(self.input_heat, trace.input_heatmaps[self.index])
+        if joint >= 0 and positions is not None:
+            self.highlight.setData([positions[joint, 0]], [positions[joint, 1]])
+        else:
+            self.highlight.setData([], [])
+
+    def apply_layers(self) -> None:
+        layers, has_trace = self.state.layers, self.state.trace is not None
+        self.image.setVisible(layers["frame"])
+        self.input_heat.setVisible(layers["input heatmaps"] and has_trace)
+        self.estimate_heat.setVisible(layers["estimate heatmaps"] and has_trace)
+        self.crop.setVisible(has_trace and (layers["input heatmaps"] or layers["estimate heatmaps"]))
+        for item in (self.evidence, self.evidence_bones):
+            item.setVisible(layers["evidence"])
+        for item in (self.estimate, self.estimate_bones):
+            item.setVisible(layers["estimate joints"] and has_trace)
 
 
 class ViewGrid(QWidget):

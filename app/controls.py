@@ -1,0 +1,95 @@
+"""The toolbar that drives the state: mode, iteration slider with step and play, joint selector."""
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtGui import QKeySequence, QShortcut
+from PyQt6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar, QToolButton, QWidget
+
+from app.state import MODES, StudioState
+from core.joints import H36M17
+
+PLAY_INTERVAL_MS = 600
+
+
+class Controls(QToolBar):
+    def __init__(self, state: StudioState, parent: QWidget):
+        super().__init__("Controls", parent)
+        self.state = state
+        self.setObjectName("controls")
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.mode.setToolTip("calibrated: fused evidence and extrinsics; uncalibrated: no extrinsics, "
+                             "weak-perspective cameras")
+        self.mode.currentTextChanged.connect(state.set_mode)
+        self.addWidget(QLabel(" mode "))
+        self.addWidget(self.mode)
+        self.addSeparator()
+        self.back = self._button("◀", "previous iteration (Left)", lambda: state.set_iteration(state.iteration - 1))
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimumWidth(220)
+        self.slider.setPageStep(1)
+        self.slider.valueChanged.connect(state.set_iteration)
+        self.addWidget(self.slider)
+        self.forward = self._button("▶", "next iteration (Right)", lambda: state.set_iteration(state.iteration + 1))
+        self.play = self._button("Play", "play through the iterations (Space)", self.toggle_play)
+        self.play.setCheckable(True)
+        self.label = QLabel()
+        self.label.setMinimumWidth(120)
+        self.addWidget(self.label)
+        self.addSeparator()
+        self.joint = QComboBox()
+        self.joint.addItems(["all joints"] + list(H36M17.names))
+        self.joint.currentIndexChanged.connect(lambda i: state.select_joint(i - 1))
+        self.addWidget(QLabel(" joint "))
+        self.addWidget(self.joint)
+        self.timer = QTimer(self)
+        self.timer.setInterval(PLAY_INTERVAL_MS)
+        self.timer.timeout.connect(self.advance)
+        for key, action in ((Qt.Key.Key_Left, self.back.click), (Qt.Key.Key_Right, self.forward.click),
+                            (Qt.Key.Key_Space, self.play.click),
+                            (Qt.Key.Key_Home, lambda: state.set_iteration(0)),
+                            (Qt.Key.Key_End, lambda: state.set_iteration(state.max_iteration))):
+            QShortcut(QKeySequence(key), parent).activated.connect(action)
+        state.traces_changed.connect(self.sync)
+        state.iteration_changed.connect(self.sync)
+        state.mode_changed.connect(self.sync)
+        state.selected_joint_changed.connect(lambda j: self.joint.setCurrentIndex(j + 1))
+        self.sync()
+
+    def _button(self, text: str, tip: str, slot) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
+        button.clicked.connect(slot)
+        self.addWidget(button)
+        return button
+
+    def sync(self, *_args) -> None:
+        """Show the state (never the other way round: widgets only call the state's setters)."""
+        state = self.state
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, state.max_iteration)
+        self.slider.setValue(state.iteration)
+        self.slider.blockSignals(False)
+        self.mode.blockSignals(True)
+        self.mode.setCurrentText(state.mode)
+        self.mode.blockSignals(False)
+        enabled = bool(state.traces)
+        for widget in (self.slider, self.back, self.forward, self.play):
+            widget.setEnabled(enabled)
+        self.label.setText(f" iteration {state.iteration} / {state.max_iteration}" if enabled else " no estimate yet")
+
+    def toggle_play(self) -> None:
+        if self.play.isChecked():
+            if self.state.iteration >= self.state.max_iteration:
+                self.state.set_iteration(0)
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+    def advance(self) -> None:
+        if self.state.iteration >= self.state.max_iteration:
+            self.play.setChecked(False)
+            self.timer.stop()
+        else:
+            self.state.set_iteration(self.state.iteration + 1)

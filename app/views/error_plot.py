@@ -1,0 +1,47 @@
+"""Error against iteration (pyqtgraph): one curve per metric and mode, a marker at the current iteration."""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt
+
+from app.state import MODES, StudioState
+
+WITH_TRUTH = {"mpjpe_mm": ("MPJPE", "#e6194b"), "pa_mpjpe_mm": ("PA-MPJPE", "#3cb44b"),
+              "mpvpe_mm": ("MPVPE", "#4363d8")}
+WITHOUT_TRUTH = {"reprojection_px": ("reprojection (px)", "#f58231")}
+MODE_STYLE = {"calibrated": Qt.PenStyle.SolidLine, "uncalibrated": Qt.PenStyle.DashLine}
+
+
+class ErrorPlot(pg.PlotWidget):
+    def __init__(self, state: StudioState):
+        super().__init__()
+        self.state = state
+        self.setBackground("#202124")
+        self.showGrid(x=True, y=True, alpha=0.3)
+        self.setLabel("bottom", "iteration")
+        self.addLegend(offset=(-10, 10))
+        self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffffff", width=1.5))
+        self.addItem(self.marker)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        state.traces_changed.connect(self.show_traces)
+        state.iteration_changed.connect(self.marker.setValue)
+
+    def show_traces(self) -> None:
+        for curve in self.curves.values():
+            self.removeItem(curve)
+        self.curves = {}
+        traces = self.state.traces
+        has_truth = any("mpjpe_mm" in t.metrics for t in traces.values())
+        metrics = WITH_TRUTH if has_truth else WITHOUT_TRUTH
+        self.setLabel("left", "error (mm)" if has_truth else "reprojection error (px)")
+        for mode in MODES:
+            trace = traces.get(mode)
+            if trace is None:
+                continue
+            for key, (label, color) in metrics.items():
+                if key in trace.metrics:
+                    curve = self.plot(range(trace.iterations + 1), trace.metrics[key], name=f"{label} · {mode}",
+                                      pen=pg.mkPen(color, width=2, style=MODE_STYLE[mode]), symbol="o",
+                                      symbolSize=6, symbolBrush=color)
+                    self.curves[f"{mode}:{key}"] = curve
+        self.marker.setValue(self.state.iteration)
