@@ -46,40 +46,41 @@ class MappingReport:
         return "\n".join(lines)
 
 
+def _stack_rules(theirs: str, ours: str, sublayers: str, hmr2: bool = False) -> list[tuple[str, str]]:
+    """Rules for one official transformer stack: `theirs`.<i>.<j> -> `ours`.<i>.<part>, where the j-th sublayer
+    of each layer is the character ``sublayers[j]``: a (self-attention), c (cross-attention), m (MLP).
+    ``hmr2``: the HMR2.0-style naming of the orientation decoder (fn.to_q, fn.to_out.0, fn.net.*)."""
+    rules = []
+    for j, kind in enumerate(sublayers):
+        head = rf"^{re.escape(theirs)}\.(\d+)\.{j}\."
+        if kind == "m":
+            net = r"fn\.net" if hmr2 else r"f\.layer"
+            rules += [(head + r"norm\.", rf"{ours}.\1.mlp_norm."), (head + net + r"\.0\.", rf"{ours}.\1.mlp.0."),
+                      (head + net + r"\.3\.", rf"{ours}.\1.mlp.2.")]
+            continue
+        name = {"a": "attn", "c": "cross"}[kind]
+        rules.append((head + r"norm\.", rf"{ours}.\1.{name}_norm."))
+        if hmr2:
+            rules += [(head + r"fn\.to_q\.", rf"{ours}.\1.{name}.to_q."),
+                      (head + r"fn\.to_out\.0\.", rf"{ours}.\1.{name}.to_out.")]
+        else:
+            rules += [(head + r"f\.x_to_(q|k|v)\.", rf"{ours}.\1.{name}.to_\2."),
+                      (head + r"f\.out_layer\.", rf"{ours}.\1.{name}.to_out.")]
+    return rules
+
+
 # (pattern on the official key, replacement giving ours); first match wins.
-_BLOCK = {"0.norm": "attn_norm", "0.f.x_to_q": "attn.to_q", "0.f.x_to_k": "attn.to_k", "0.f.x_to_v": "attn.to_v",
-          "0.f.out_layer": "attn.to_out"}
 OFFICIAL_RULES = [
     (r"^fuse_encoder\.Encoder\.to_token_embedding\.", "heat_encoder.embed."),
     (r"^fuse_encoder\.Encoder\.pos_embedding$", "heat_encoder.position"),
-    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.0\.norm\.", r"heat_encoder.blocks.\1.attn_norm."),
-    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.0\.f\.x_to_(q|k|v)\.", r"heat_encoder.blocks.\1.attn.to_\2."),
-    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.0\.f\.out_layer\.", r"heat_encoder.blocks.\1.attn.to_out."),
-    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.1\.norm\.", r"heat_encoder.blocks.\1.mlp_norm."),
-    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.1\.f\.layer\.0\.", r"heat_encoder.blocks.\1.mlp.0."),
-    (r"^fuse_encoder\.Encoder\.Transformer\.layers\.(\d+)\.1\.f\.layer\.3\.", r"heat_encoder.blocks.\1.mlp.2."),
+    *_stack_rules("fuse_encoder.Encoder.Transformer.layers", "heat_encoder.blocks", "am"),
     (r"^Decoder\.to_token_embedding\.", "query_embed."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.0\.norm\.", r"decoder.\1.attn_norm."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.0\.f\.x_to_(q|k|v)\.", r"decoder.\1.attn.to_\2."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.0\.f\.out_layer\.", r"decoder.\1.attn.to_out."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.1\.norm\.", r"decoder.\1.cross_norm."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.1\.f\.x_to_(q|k|v)\.", r"decoder.\1.cross.to_\2."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.1\.f\.out_layer\.", r"decoder.\1.cross.to_out."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.2\.norm\.", r"decoder.\1.mlp_norm."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.2\.f\.layer\.0\.", r"decoder.\1.mlp.0."),
-    (r"^Decoder\.transformer\.layers\.(\d+)\.2\.f\.layer\.3\.", r"decoder.\1.mlp.2."),
+    *_stack_rules("Decoder.transformer.layers", "decoder", "acm"),
     (r"^pos_embed\.adapt_pos3d\.(0|2)\.", r"position.adapter.\1."),
     (r"^decpose_smpl\.", "pose_head."),
     (r"^decshape_smpl\.", "shape_head."),
     (r"^img_backbone\.", "image_encoder."),
-    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.0\.norm\.", r"orientation.blocks.\1.attn_norm."),
-    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.0\.fn\.to_out\.0\.", r"orientation.blocks.\1.attn.to_out."),
-    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.1\.norm\.", r"orientation.blocks.\1.cross_norm."),
-    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.1\.fn\.to_q\.", r"orientation.blocks.\1.cross.to_q."),
-    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.1\.fn\.to_out\.0\.", r"orientation.blocks.\1.cross.to_out."),
-    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.2\.norm\.", r"orientation.blocks.\1.mlp_norm."),
-    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.2\.fn\.net\.0\.", r"orientation.blocks.\1.mlp.0."),
-    (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.2\.fn\.net\.3\.", r"orientation.blocks.\1.mlp.2."),
+    *_stack_rules("GCEstimator.decoder.transformer.layers", "orientation.blocks", "acm", hmr2=True),
     (r"^GCEstimator\.deccam\.", "orientation.camera."),
 ]
 # Fused projections in the HMR2-style orientation decoder, split into our separate q/k/v.
