@@ -108,24 +108,3 @@ def render(meshes: list[Mesh], camera: Camera, image: np.ndarray | None = None,
                          lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
     return image
 
-
-def render_points(meshes: list[Mesh], camera: Camera, background_color=(128, 128, 128)) -> np.ndarray:
-    """A fast, rough frame for training: large meshes splatted as depth-sorted vertex dots in their part colours,
-    small ones (boxes) drawn as triangles, over a flat background. Milliseconds instead of a second."""
-    image = np.empty((camera.height, camera.width, 3), np.uint8)
-    image[:] = background_color
-    small = [m for m in meshes if len(m.faces) <= 64]
-    for mesh in meshes:
-        if len(mesh.faces) <= 64:
-            continue
-        colors = np.zeros((len(mesh.vertices), 3), np.uint8)
-        colors[mesh.faces.ravel()] = np.repeat(mesh.face_colors, 3, axis=0)
-        uv, depth = project_points(mesh.vertices, camera)
-        order = np.argsort(-depth)
-        px = np.round(uv[order]).astype(int)
-        inside = (depth[order] > NEAR) & (px[:, 0] >= 0) & (px[:, 1] >= 0) & (px[:, 0] < camera.width - 1) & (
-            px[:, 1] < camera.height - 1)
-        px, shade = px[inside], colors[order][inside]
-        for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):  # 2x2 dots close the gaps between vertices
-            image[px[:, 1] + dy, px[:, 0] + dx] = shade
-    return render(small, camera, image) if small else image

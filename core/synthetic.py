@@ -169,7 +169,7 @@ def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, oc
                     faults: EvidenceFaults | None = None, name: str | None = None,
                     renderer: Callable[[list[Mesh], Camera], np.ndarray] = render) -> MultiviewSample:
     """One synthetic multiview sample; the same seed always gives the same sample. ``renderer`` draws the frames
-    (`core.render.render_points` is the fast one used for training)."""
+    (training passes a faster one, see `core.training.fast_render`)."""
     rig = rig or RigConfig()
     faults = faults or EvidenceFaults()
     rng = np.random.default_rng(seed)
