@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--occluders", type=int, default=1, help="number of occluding boxes")
     synth.add_argument("--image-size", type=int, nargs=2, default=(512, 512), metavar=("W", "H"))
+    synth.add_argument("--count", type=int, default=1,
+                       help="more than 1: write OUT/<name>_0000 ... with seeds S, S+1, ... (a benchmark set)")
     synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m"), default="native",
                        help="format of the written calibration (easymocap: intri.yml + extri.yml)")
     infer = sub.add_parser("infer", help="run HeatFormer on a sample folder and save the refinement trace")
@@ -36,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     infer.add_argument("--out", type=Path, required=True,
                        help="trace .npz; with --mode both, NAME.calibrated.npz and NAME.uncalibrated.npz")
+    evaluation = sub.add_parser("eval", help="per-iteration errors over samples with ground truth, as Markdown")
+    evaluation.add_argument("--data", type=Path, required=True, help="a sample folder or a folder of them")
+    evaluation.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
+    evaluation.add_argument("--iterations", type=int, default=5, help="decoder iterations to run (default 5)")
+    evaluation.add_argument("--device", default=None)
+    evaluation.add_argument("--out", type=Path, required=True, help="report file (.md)")
     train = sub.add_parser("train", help="train the compact HeatFormer on synthetic data generated on the fly")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (and resume from)")
     train.add_argument("--steps", type=int, default=3000)
@@ -81,6 +89,28 @@ def run_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_eval(args: argparse.Namespace) -> int:
+    from core.body_model import BodyModel
+    from core.evaluation import iterate_samples, report, run_evaluation
+    from core.files import write_text
+    from core.model.checkpoint import load_model
+    from core.resources import resolve_body_model_path, resolve_checkpoint_path
+
+    body = BodyModel(resolve_body_model_path(args.body_model))
+    model = load_model(resolve_checkpoint_path(args.checkpoint), body)
+    samples = list(iterate_samples(args.data))
+    results = run_evaluation(samples, model, body, iterations=args.iterations, progress=print_progress,
+                             device=args.device)
+    if not model.trained:
+        print("warning: no trained checkpoint, the network has RANDOM WEIGHTS", file=sys.stderr)
+    weights = model.identity if model.description in ("", model.identity) else (
+        f"{model.identity} — {model.description}")
+    text = report(results, f"HeatFormer on {args.data.name}: {weights}")
+    write_text(args.out, text)
+    print(text)
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
     from core.resources import resolve_body_model_path
@@ -102,10 +132,15 @@ def run_synth(args: argparse.Namespace) -> int:
     if not 2 <= args.views <= 8:
         raise SystemExit("synth: --views must be between 2 and 8")
     body = BodyModel(resolve_body_model_path(args.body_model))
-    sample = generate_sample(body, seed=args.seed, rig=RigConfig(views=args.views, image_size=tuple(args.image_size)),
-                             occluders=args.occluders, name=args.out.name)
-    write_sample(sample, args.out, calibration_format=args.calibration_format)
-    print(f"wrote {args.out} ({args.views} views, {args.occluders} occluder(s), seed {args.seed})")
+    rig = RigConfig(views=args.views, image_size=tuple(args.image_size))
+    for i in range(args.count):
+        out = args.out if args.count == 1 else args.out / f"{args.out.name}_{i:04d}"
+        sample = generate_sample(body, seed=args.seed + i, rig=rig, occluders=args.occluders, name=out.name)
+        write_sample(sample, out, calibration_format=args.calibration_format)
+        if args.count > 1:
+            print_progress(int(100 * (i + 1) / args.count), out.name)
+    print(f"wrote {args.out} ({args.count} sample(s), {args.views} views, {args.occluders} occluder(s), "
+          f"seed {args.seed})")
     return 0
 
 
@@ -116,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_synth(args)
         if args.command == "infer":
             return run_infer(args)
+        if args.command == "eval":
+            return run_eval(args)
         if args.command == "train":
             return run_train(args)
         from app.application import run_app

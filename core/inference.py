@@ -17,7 +17,7 @@ from core.errors import InputError
 from core.fusion import triangulate
 from core.heatmaps import decode_heatmaps, heatmap_to_image, render_heatmaps
 from core.joints import H36M17, JOINT_SETS, convert_keypoints
-from core.metrics import mpjpe, pa_mpjpe
+from core.metrics import MM, pa_mpjpe
 from core.model.geometry import MODES, ViewGeometry
 from core.model.network import ROOT, HeatFormer
 from core.rotations import matrix_to_axis_angle
@@ -189,6 +189,7 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
         body_pose=matrix_to_axis_angle(body_pose).flatten(2).cpu().numpy(),
         betas=betas.cpu().numpy(),
         vertices=vertices.astype(np.float32), joints3d=joints3d.astype(np.float32),
+        display_rotation=np.broadcast_to(to_world, (n_iter, views, 3, 3)).astype(np.float32),
         joints2d=joints2d.astype(np.float32),
         heatmaps=torch.stack([s.heatmaps[0] for s in states]).cpu().numpy().astype(np.float16),
         input_heatmaps=prepared.heatmaps[0].cpu().numpy().astype(np.float16),
@@ -210,8 +211,9 @@ def _weak_perspective_root(cam: np.ndarray, prepared: PreparedInput, camera) -> 
 
 
 def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None:
-    """Add per-iteration metrics to ``trace``: MPJPE/PA-MPJPE (and MPVPE when the ground-truth body can be posed
-    with ``body``) against ground truth if the sample has it; reprojection and heatmap errors always."""
+    """Add per-iteration metrics to ``trace``: reprojection and heatmap errors always; with ground truth, MPJPE
+    and PA-MPJPE (and MPVPE when ``body`` can pose the ground-truth parameters) of each view's estimate in that
+    camera's frame (as the paper evaluates), and of the averaged estimate in the first camera's frame."""
     metrics = {}
     evidence = trace.input_keypoints
     seen = evidence[..., 2] > 0
@@ -220,21 +222,34 @@ def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None
     metrics["heatmap_mse"] = ((trace.heatmaps - trace.input_heatmaps[None]) ** 2).mean((1, 2, 3, 4))
     gt = sample.ground_truth
     if gt is not None and gt.joints3d is not None and gt.joint_set == H36M17.name:
-        truth = gt.joints3d
-        per_view = mpjpe(trace.joints3d, truth[None, None], trace.joints3d[..., ROOT, :], truth[None, None, ROOT])
-        metrics["mpjpe_mm"] = per_view.mean(1)
-        metrics["pa_mpjpe_mm"] = pa_mpjpe(trace.joints3d, np.broadcast_to(truth, trace.joints3d.shape)).mean(1)
-        metrics["fused_mpjpe_mm"] = mpjpe(trace.fused_joints3d, truth[None], trace.fused_joints3d[:, ROOT],
-                                          truth[None, ROOT])
-        metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(trace.fused_joints3d, np.broadcast_to(truth, trace.fused_joints3d.shape))
-        if body is not None and gt.has_smpl and gt.global_orient is not None:
-            truth_vertices = _ground_truth_vertices(gt, body)
-            if truth_vertices is not None and truth_vertices.shape[0] == trace.vertices.shape[2]:
-                truth_root = truth[ROOT]
-                metrics["mpvpe_mm"] = mpjpe(trace.vertices, truth_vertices[None, None], trace.joints3d[..., ROOT, :],
-                                            truth_root[None, None]).mean(1)
-                metrics["fused_mpvpe_mm"] = mpjpe(trace.fused_vertices, truth_vertices[None],
-                                                  trace.fused_joints3d[:, ROOT], truth_root[None])
+        R = np.stack([c.R for c in sample.cameras])  # world -> camera
+
+        def in_cameras(points_world, truth_root):  # truth (N, 3) world -> (V, N, 3) root-relative, camera axes
+            return np.einsum("vab,nb->vna", R, points_world - truth_root)
+
+        def predicted(points_world, root_world, rotation):  # display world -> camera axes, root-relative
+            return np.einsum("...ba,...nb->...na", rotation, points_world - root_world[..., None, :])
+
+        truth_root = gt.joints3d[ROOT]
+        truth_joints = in_cameras(gt.joints3d, truth_root)
+        pred_root = trace.joints3d[..., ROOT, :]
+        pred_joints = predicted(trace.joints3d, pred_root, trace.display_rotation)
+        metrics["mpjpe_mm"] = (np.linalg.norm(pred_joints - truth_joints[None], axis=-1).mean(-1) * MM).mean(1)
+        metrics["pa_mpjpe_mm"] = pa_mpjpe(trace.joints3d, np.broadcast_to(gt.joints3d, trace.joints3d.shape)).mean(1)
+        first = trace.display_rotation[:, 0]
+        fused_root = trace.fused_joints3d[:, ROOT]
+        fused_joints = predicted(trace.fused_joints3d, fused_root, first)
+        metrics["fused_mpjpe_mm"] = np.linalg.norm(fused_joints - truth_joints[0][None], axis=-1).mean(-1) * MM
+        metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(trace.fused_joints3d,
+                                                np.broadcast_to(gt.joints3d, trace.fused_joints3d.shape))
+        truth_vertices = _ground_truth_vertices(gt, body) if body is not None and gt.has_smpl and \
+            gt.global_orient is not None else None
+        if truth_vertices is not None and truth_vertices.shape[0] == trace.vertices.shape[2]:
+            truth_verts = in_cameras(truth_vertices, truth_root)
+            pred_verts = predicted(trace.vertices, pred_root, trace.display_rotation)
+            metrics["mpvpe_mm"] = (np.linalg.norm(pred_verts - truth_verts[None], axis=-1).mean(-1) * MM).mean(1)
+            fused_verts = predicted(trace.fused_vertices, fused_root, first)
+            metrics["fused_mpvpe_mm"] = np.linalg.norm(fused_verts - truth_verts[0][None], axis=-1).mean(-1) * MM
     trace.metrics = {k: np.asarray(v, dtype=np.float64) for k, v in metrics.items()}
 
 

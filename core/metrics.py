@@ -1,20 +1,11 @@
-"""Errors in millimetres, as the HeatFormer paper reports them: MPJPE and MPVPE after aligning the root joints,
-PA-MPJPE after a similarity (Procrustes) alignment. Arrays are (..., N, 3) in metres."""
+"""Errors in millimetres, as the HeatFormer paper reports them: MPJPE and MPVPE after aligning the root joints
+(computed in `core.inference.evaluate`, in each camera's frame), PA-MPJPE after a similarity (Procrustes)
+alignment. Arrays are (..., N, 3) in metres."""
 from __future__ import annotations
 
 import numpy as np
 
 MM = 1000.0
-
-
-def root_aligned(points: np.ndarray, root: np.ndarray) -> np.ndarray:
-    """Subtract ``root`` (..., 3) from every point (..., N, 3)."""
-    return points - root[..., None, :]
-
-
-def mpjpe(pred: np.ndarray, gt: np.ndarray, pred_root: np.ndarray, gt_root: np.ndarray) -> np.ndarray:
-    """Mean per-joint (or per-vertex) position error after root alignment, in mm, over the last two axes."""
-    return np.linalg.norm(root_aligned(pred, pred_root) - root_aligned(gt, gt_root), axis=-1).mean(-1) * MM
 
 
 def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:

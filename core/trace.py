@@ -28,6 +28,7 @@ class RefinementTrace:
     betas: np.ndarray  # (I, V, 10)
     vertices: np.ndarray  # (I, V, N, 3) world, metres (uncalibrated: aligned for display, see `placement`)
     joints3d: np.ndarray  # (I, V, J, 3) world, metres
+    display_rotation: np.ndarray  # (I, V, 3, 3) camera axes -> world axes used to place each estimate
     joints2d: np.ndarray  # (I, V, J, 2) each view's estimate in its own image, pixels
     heatmaps: np.ndarray  # (I, V, J, h, w) rendered from each estimate, in the view's crop
     input_heatmaps: np.ndarray  # (V, J, h, w)

@@ -168,3 +168,22 @@ def test_infer_command_writes_both_traces(tmp_path):
     bad = subprocess.run([sys.executable, str(root / "main.py"), "infer", "--data", str(tmp_path / "nope"),
                           "--out", str(tmp_path / "x.npz")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not a folder" in bad.stderr
+
+
+def test_eval_command_writes_tables(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    data = tmp_path / "bench"
+    made = subprocess.run([sys.executable, str(root / "main.py"), "synth", "--out", str(data), "--count", "2",
+                           "--seed", "11", "--image-size", "160", "160"], capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    result = subprocess.run([sys.executable, str(root / "main.py"), "eval", "--data", str(data), "--iterations", "2",
+                             "--device", "cpu", "--out", str(tmp_path / "report.md")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "report.md").read_text()
+    assert "2 samples" in text and "## Per iteration, calibrated" in text and "| 2 |" in text
+    assert "averaged over views" in text and "random weights" in text
