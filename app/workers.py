@@ -66,7 +66,7 @@ class LoadWorker(Worker):
         self.body = self.body or BodyModel(self.body_model_path)
         truth_vertices = None
         gt = sample.ground_truth
-        if gt is not None and gt.has_smpl and gt.global_orient is not None:
+        if gt is not None and gt.smpl_fits(self.body.identity):
             self.step(75, "posing ground-truth body")
             with torch.no_grad():
                 out = self.body(torch.tensor(gt.global_orient[None], dtype=torch.float32),

@@ -242,8 +242,8 @@ def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None
         metrics["fused_mpjpe_mm"] = np.linalg.norm(fused_joints - truth_joints[0][None], axis=-1).mean(-1) * MM
         metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(trace.fused_joints3d,
                                                 np.broadcast_to(gt.joints3d, trace.fused_joints3d.shape))
-        truth_vertices = _ground_truth_vertices(gt, body) if body is not None and gt.has_smpl and \
-            gt.global_orient is not None else None
+        truth_vertices = _ground_truth_vertices(gt, body) if body is not None and gt.smpl_fits(body.identity) \
+            else None
         if truth_vertices is not None and truth_vertices.shape[0] == trace.vertices.shape[2]:
             truth_verts = in_cameras(truth_vertices, truth_root)
             pred_verts = predicted(trace.vertices, pred_root, trace.display_rotation)

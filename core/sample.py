@@ -25,7 +25,12 @@ class GroundTruth:
 
     @property
     def has_smpl(self) -> bool:
-        return self.body_pose is not None and self.betas is not None
+        return self.body_pose is not None and self.betas is not None and self.global_orient is not None
+
+    def smpl_fits(self, body_identity: str) -> bool:
+        """Whether the SMPL parameters can be posed with that body model: they belong to the model they were
+        made with (an unrecorded model is trusted)."""
+        return self.has_smpl and self.body_model in ("", body_identity)
 
 
 @dataclass

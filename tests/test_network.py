@@ -71,6 +71,10 @@ def test_metrics_with_and_without_ground_truth(sample, model, body):
     for key in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "fused_mpjpe_mm", "reprojection_px", "heatmap_mse"):
         assert trace.metrics[key].shape == (3,) and np.isfinite(trace.metrics[key]).all(), key
     assert (trace.metrics["pa_mpjpe_mm"] <= trace.metrics["mpjpe_mm"] + 1e-6).all()
+    other_model = dataclasses.replace(sample, ground_truth=dataclasses.replace(sample.ground_truth,
+                                                                               body_model="SMPL other.pkl@0"))
+    evaluate(trace, other_model, body)  # parameters of another body model: joints are compared, vertices not
+    assert "mpjpe_mm" in trace.metrics and "mpvpe_mm" not in trace.metrics
     evaluate(trace, dataclasses.replace(sample, ground_truth=None), body)
     assert set(trace.metrics) == {"reprojection_px", "heatmap_mse"}
 

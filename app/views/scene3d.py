@@ -15,6 +15,7 @@ from app.state import LoadedScene, StudioState
 from core.cameras import frustum_corners
 
 FRUSTUM_DEPTH = 0.6  # metres from the camera centre to the drawn image plane
+MESH_OPACITY, SELECTED_OPACITY, OTHER_OPACITY = 0.55, 0.95, 0.2
 
 
 def frustum_lines(center: np.ndarray, corners: np.ndarray) -> pv.PolyData:
@@ -105,10 +106,11 @@ class Scene3D(QWidget):
                 mesh = pv.PolyData(trace.vertices[k, v].copy(), faces)
                 self.view_meshes.append(mesh)
                 self.view_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), smooth_shading=True,
-                                                              opacity=0.55, name=f"estimate-{v}"))
+                                                              opacity=MESH_OPACITY, name=f"estimate-{v}"))
             self.fused_mesh = pv.PolyData(trace.fused_vertices[k].copy(), faces)
             self.fused_actor = self.plotter.add_mesh(self.fused_mesh, color=FUSED_COLOR, smooth_shading=True,
                                                      name="fused")
+        self.highlight_view(self.state.selected_view)
         self.apply_layers()
 
     def update_iteration(self, *_args) -> None:
@@ -127,7 +129,8 @@ class Scene3D(QWidget):
         for i, actor in enumerate(self.frustum_actors):
             actor.GetProperty().SetLineWidth(6 if i == index else 2)
         for i, actor in enumerate(self.view_actors):
-            actor.GetProperty().SetOpacity(0.95 if i == index or index < 0 else 0.2)
+            actor.GetProperty().SetOpacity(MESH_OPACITY if index < 0 else SELECTED_OPACITY if i == index
+                                           else OTHER_OPACITY)
         self.plotter.render()
 
     def apply_layers(self) -> None:

@@ -111,7 +111,6 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             self.input_heat.setRect(rect)
             self.estimate_heat.setRect(rect)
             self.crop.setData([x0, x0 + bw, x0 + bw, x0, x0], [y0, y0, y0 + bh, y0 + bh, y0])
-            self._heat(self.input_heat, trace.input_heatmaps[self.index])
         else:
             self.crop.setData([], [])
         self.update_iteration()
