@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--iterations", type=int, default=5, help="decoder iterations to run (default 5)")
     evaluation.add_argument("--device", default=None)
     evaluation.add_argument("--out", type=Path, required=True, help="report file (.md)")
+    export = sub.add_parser("export", help="meshes and SMPL parameters of one iteration of a saved trace")
+    export.add_argument("--trace", type=Path, required=True)
+    export.add_argument("--iteration", type=int, default=None, help="default: the last")
+    export.add_argument("--views", nargs="+", help="view names (default: all)")
+    export.add_argument("--format", choices=("obj", "ply", "glb"), default="obj")
+    export.add_argument("--out", type=Path, required=True, help="output folder")
     train = sub.add_parser("train", help="train the compact HeatFormer on synthetic data generated on the fly")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (and resume from)")
     train.add_argument("--steps", type=int, default=3000)
@@ -111,6 +117,27 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from core.errors import InputError
+    from core.export import export_meshes, export_parameters
+    from core.trace import RefinementTrace
+
+    trace = RefinementTrace.load(args.trace)
+    iteration = trace.iterations if args.iteration is None else args.iteration
+    unknown = sorted(set(args.views or []) - set(trace.view_names))
+    if unknown:
+        raise InputError(args.trace, f"no view(s) {', '.join(unknown)} in this trace ({', '.join(trace.view_names)})")
+    views = None if not args.views else [trace.view_names.index(v) for v in args.views]
+    try:
+        paths = export_meshes(trace, iteration, args.out, views, fmt=args.format)
+    except ValueError as exc:
+        raise InputError(args.trace, str(exc)) from exc
+    for suffix in ("npz", "json"):
+        paths.append(export_parameters(trace, iteration, args.out / f"{trace.mode}_iter{iteration}_smpl.{suffix}"))
+    print("\n".join(f"wrote {p}" for p in paths))
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
     from core.resources import resolve_body_model_path
@@ -153,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_infer(args)
         if args.command == "eval":
             return run_eval(args)
+        if args.command == "export":
+            return run_export(args)
         if args.command == "train":
             return run_train(args)
         from app.application import run_app

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QThread, pyqtSignal
 from PyQt6.QtGui import QAction
-from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                             QSplitter)
+from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                             QPushButton, QSplitter)
 
 from app.controls import Controls
 from app.state import LoadedScene, StudioState
@@ -17,6 +17,7 @@ from app.views.scene3d import Scene3D
 from app.views.view_grid import ViewGrid
 from app.workers import InferenceWorker, LoadWorker, Worker, start_worker
 from core.body_model import BodyModel
+from core.export import MESH_FORMATS, export_meshes, export_parameters
 from core.resources import SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
 from core.trace import RefinementTrace
 
@@ -94,6 +95,12 @@ class MainWindow(QMainWindow):
             if shortcut:
                 action.setShortcut(shortcut)
             action.triggered.connect(slot)
+        export_menu = file_menu.addMenu("&Export")
+        for text, slot in (("Screenshot of the window (PNG)...", self.choose_screenshot),
+                           ("Meshes of this iteration...", self.choose_mesh_export),
+                           ("SMPL parameters of this iteration...", self.choose_parameter_export),
+                           ("Traces (npz, reopen without a model)...", self.choose_trace_export)):
+            export_menu.addAction(text).triggered.connect(slot)
         view_menu = self.menuBar().addMenu("&View")
         for name in self.state.layers:
             action = QAction(name, self, checkable=True)
@@ -111,6 +118,57 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open a saved refinement trace", "", "Trace (*.npz)")
         if path:
             self.open_traces([Path(path)])
+
+    def _export(self, action, *args) -> None:
+        """Run an export; report where it went or why it failed, without touching the scene."""
+        try:
+            written = action(*args)
+        except Exception as exc:
+            self.work_failed(f"export failed: {exc}")
+            return
+        self.statusBar().showMessage(f"wrote {written}")
+
+    def choose_screenshot(self) -> None:
+        from app.application import save_screenshot
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot of the window", "heatformer.png", "PNG (*.png)")
+        if path:
+            self._export(lambda p: save_screenshot(self, p) or p, Path(path))
+
+    def choose_mesh_export(self) -> None:
+        if self.state.trace is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the meshes of every view and the averaged one")
+        if folder:
+            fmt, ok = QInputDialog.getItem(self, "Mesh format", "format", list(MESH_FORMATS), 0, False)
+            if ok:
+                self.export_meshes(Path(folder), fmt)
+
+    def export_meshes(self, folder: Path, fmt: str = "obj") -> None:
+        self._export(lambda: [str(p) for p in export_meshes(self.state.trace, self.state.iteration, folder,
+                                                            fmt=fmt)])
+
+    def choose_parameter_export(self) -> None:
+        if self.state.trace is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save SMPL parameters", "smpl.npz", "NumPy (*.npz);;JSON (*.json)")
+        if path:
+            self._export(export_parameters, self.state.trace, self.state.iteration, Path(path))
+
+    def choose_trace_export(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the traces (one file per mode)")
+        if folder:
+            self.export_traces(Path(folder))
+
+    def export_traces(self, folder: Path) -> None:
+        def save():
+            paths = []
+            for mode, trace in self.state.traces.items():
+                paths.append(folder / f"{trace.info.get('sample', 'trace')}.{mode}.npz")
+                trace.save(paths[-1])
+            return [str(p) for p in paths]
+
+        self._export(save)
 
     def choose_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a HeatFormer checkpoint (ours or the official "

@@ -164,6 +164,22 @@ def test_saved_traces_open_without_the_network(window, qtbot, tmp_path):
                                window.state.trace.vertices[window.state.iteration, 0])
 
 
+def test_exports_from_the_window_reload(window, tmp_path):
+    import trimesh
+
+    from core.trace import RefinementTrace
+
+    window.state.set_iteration(1)
+    window.export_meshes(tmp_path, "ply")
+    trace = window.state.trace
+    mesh = trimesh.load(tmp_path / "calibrated_iter1_cam02.ply", process=False)
+    np.testing.assert_allclose(np.asarray(mesh.vertices), trace.vertices[1, 1], atol=1e-5)
+    assert len(list(tmp_path.glob("*.ply"))) == 5  # four views and the averaged estimate
+    window.export_traces(tmp_path)
+    assert RefinementTrace.load(tmp_path / "sample.uncalibrated.npz").mode == "uncalibrated"
+    assert "wrote" in window.statusBar().currentMessage()
+
+
 def test_screenshot_has_content(window, tmp_path):
     import cv2
 
