@@ -132,8 +132,8 @@ def refine(sample: MultiviewSample, model: HeatFormer, mode: str = "calibrated",
     timings["meshes"] = time.perf_counter() - start
     trace.timings = timings
     trace.info.update(device=str(device), checkpoint=model.identity, trained=model.trained,
-                      checkpoint_description=model.description, body_model=body.identity, sample=sample.name, sample_source=sample.source,
-                      config=model.config.to_json())
+                      checkpoint_description=model.description, body_model=body.identity, sample=sample.name,
+                      sample_source=sample.source, config=model.config.to_json())
     report(100, f"{mode}: done")
     return trace
 

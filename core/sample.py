@@ -68,7 +68,8 @@ class MultiviewSample:
         if self.heatmaps is not None:
             self.heatmaps = np.asarray(self.heatmaps, dtype=np.float32)
             if self.heatmaps.ndim != 4 or self.heatmaps.shape[:2] != (views, joints):
-                raise InputError(where, f"heatmaps have shape {self.heatmaps.shape}, expected ({views}, {joints}, h, w)")
+                raise InputError(where, f"heatmaps have shape {self.heatmaps.shape}, "
+                                        f"expected ({views}, {joints}, h, w)")
             if not np.all(np.isfinite(self.heatmaps)):
                 raise InputError(where, "heatmaps contain NaN or infinity")
         for cam, frame in zip(self.cameras, self.frames):

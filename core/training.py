@@ -136,8 +136,8 @@ def compute_losses(model: HeatFormer, states, prepared: PreparedInput, targets: 
     for k, state in enumerate(states):
         w = 1.0 if k == 0 else 1.0 + k / n  # later iterations count more
         b, v = state.betas.shape[:2]
-        terms["joints2d"] = terms["joints2d"] + w * ((state.heatmap_joints - targets.joints2d).abs() * visible).sum() / (
-            visible.sum() * 2 * height).clamp_min(1)
+        error2d = ((state.heatmap_joints - targets.joints2d).abs() * visible).sum()
+        terms["joints2d"] = terms["joints2d"] + w * error2d / (visible.sum() * 2 * height).clamp_min(1)
         if k == 0:
             terms["orient"] = terms["orient"] + ((state.global_orient - targets.orient) ** 2).mean()
             continue
