@@ -41,7 +41,8 @@ class Scene3D(QWidget):
         self.state = state
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plotter = QtInteractor(self)
+        # No auto-update timer: it re-renders five times a second even when nothing changed; views render on change.
+        self.plotter = QtInteractor(self, auto_update=False)
         self.plotter.set_background("#2b2d31", top="#50545c")
         layout.addWidget(self.plotter.interactor)
         self.truth_mesh: pv.PolyData | None = None
@@ -105,11 +106,11 @@ class Scene3D(QWidget):
             for v in range(trace.num_views):
                 mesh = pv.PolyData(trace.vertices[k, v].copy(), faces)
                 self.view_meshes.append(mesh)
-                self.view_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), smooth_shading=True,
-                                                              opacity=MESH_OPACITY, name=f"estimate-{v}"))
+                # Flat shading: smooth shading recomputes normals through a filter each time the points move.
+                self.view_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), opacity=MESH_OPACITY,
+                                                              name=f"estimate-{v}"))
             self.fused_mesh = pv.PolyData(trace.fused_vertices[k].copy(), faces)
-            self.fused_actor = self.plotter.add_mesh(self.fused_mesh, color=FUSED_COLOR, smooth_shading=True,
-                                                     name="fused")
+            self.fused_actor = self.plotter.add_mesh(self.fused_mesh, color=FUSED_COLOR, name="fused")
         self.highlight_view(self.state.selected_view)
         self.apply_layers()
 
@@ -123,7 +124,7 @@ class Scene3D(QWidget):
             mesh.Modified()
         self.fused_mesh.points[:] = trace.fused_vertices[k]
         self.fused_mesh.Modified()
-        self.plotter.render()
+        self.plotter.update()  # one render, at Qt's next paint
 
     def highlight_view(self, index: int) -> None:
         for i, actor in enumerate(self.frustum_actors):
@@ -131,7 +132,7 @@ class Scene3D(QWidget):
         for i, actor in enumerate(self.view_actors):
             actor.GetProperty().SetOpacity(MESH_OPACITY if index < 0 else SELECTED_OPACITY if i == index
                                            else OTHER_OPACITY)
-        self.plotter.render()
+        self.plotter.update()  # one render, at Qt's next paint
 
     def apply_layers(self) -> None:
         layers = self.state.layers
@@ -143,4 +144,4 @@ class Scene3D(QWidget):
             actor.SetVisibility(layers["ground truth"])
         for actor in self.camera_actors:
             actor.SetVisibility(layers["cameras"])
-        self.plotter.render()
+        self.plotter.update()  # one render, at Qt's next paint

@@ -10,7 +10,7 @@ from PyQt6.QtWidgets import QGridLayout, QWidget
 from app.colors import view_color
 from app.state import LoadedScene, StudioState
 
-pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)  # antialiasing costs more than it shows
 
 
 def heat_lut(color: tuple[int, int, int]) -> np.ndarray:

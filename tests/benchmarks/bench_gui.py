@@ -1,0 +1,64 @@
+"""Benchmark: start-up to a usable window, and the latency of one iteration-slider step, in the real window.
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python tests/benchmarks/bench_gui.py [--steps 200]
+
+A step sets the iteration on the state object and processes Qt's events until every view has redrawn (the 3D
+view renders synchronously). Prints the median and 95th percentile in milliseconds against the 16 ms target.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+START = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from PyQt6.QtCore import QEventLoop, QSettings  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
+
+TARGET_MS = 16.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    args = parser.parse_args()
+    app = QApplication(sys.argv[:1])
+    from app.main_window import MainWindow
+
+    settings = QSettings(str(Path("/tmp") / "heatformer-bench.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)
+    window.setProperty("headless", True)
+    window.show()
+    marks = {}
+    loop = QEventLoop()
+    window.load_succeeded.connect(lambda: marks.setdefault("sample shown", time.perf_counter() - START))
+    window.ready.connect(lambda: (marks.setdefault("estimates shown", time.perf_counter() - START), loop.quit()))
+    window.load(window.folder)
+    loop.exec()
+    state = window.state
+    n = state.max_iteration
+    sequence = [k % (n + 1) for k in range(args.steps)]
+    timings = []
+    for k in sequence:
+        start = time.perf_counter()
+        state.set_iteration(k if k != state.iteration else (k + 1) % (n + 1))
+        app.processEvents()
+        timings.append(time.perf_counter() - start)
+    median = statistics.median(timings) * 1000
+    p95 = sorted(timings)[int(0.95 * len(timings))] * 1000
+    views = state.scene.sample.num_views
+    print(f"{views} views, {len(window.scene3d.view_meshes)} meshes of {state.trace.vertices.shape[2]} vertices, "
+          f"{n} iterations, {args.steps} slider steps")
+    for name, seconds in marks.items():
+        print(f"start-up to {name}: {seconds:.2f} s")
+    verdict = "meets" if median <= TARGET_MS else "misses"
+    print(f"slider step: median {median:.1f} ms, 95th percentile {p95:.1f} ms ({verdict} the {TARGET_MS:.0f} ms target)")
+    window.close()
+
+
+if __name__ == "__main__":
+    main()
