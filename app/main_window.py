@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
                                      ("Choose &checkpoint...", None, self.choose_checkpoint),
                                      ("Choose &body model (SMPL file)...", None, self.choose_body_model),
                                      ("Use the bundled &free body model", None, lambda: self.use_body_model(None)),
-                                     ("&Run HeatFormer again", "Ctrl+R", self.run_inference)):
+                                     ("&Run HeatFormer again", "Ctrl+R", lambda: self.run_inference())):
             action = file_menu.addAction(text)
             if shortcut:
                 action.setShortcut(shortcut)
@@ -174,8 +174,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Choose a HeatFormer checkpoint (ours or the official "
                                                     "model_best_iter3.pth.tar)", "", "Checkpoint (*.pt *.pth *.tar)")
         if path:
-            self.checkpoint, self.model = Path(path), None
-            self.run_inference()
+            self.run_inference(Path(path))
 
     def choose_body_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, BODY_MODEL_DIALOG_TITLE, "", "SMPL model (*.pkl *.npz)")
@@ -285,13 +284,18 @@ class MainWindow(QMainWindow):
         else:
             self.run_inference()
 
-    def run_inference(self) -> None:
+    def run_inference(self, checkpoint: Path | None = None) -> None:
+        """Estimate both modes; a new ``checkpoint`` is kept only if it loads and runs."""
         if self.state.scene is None or self.body is None:
             return
-        self._start(InferenceWorker(self.state.scene.sample, self.body, self.checkpoint, self.model), self.inferred)
+        if checkpoint is None:
+            worker = InferenceWorker(self.state.scene.sample, self.body, self.checkpoint, self.model)
+        else:
+            worker = InferenceWorker(self.state.scene.sample, self.body, checkpoint, None)
+        self._start(worker, self.inferred)
 
     def inferred(self, traces: dict) -> None:
-        self.model = self.worker.model
+        self.model, self.checkpoint = self.worker.model, self.worker.checkpoint
         self.state.set_traces(traces)
         self.ready.emit()
 

@@ -164,6 +164,16 @@ def test_saved_traces_open_without_the_network(window, qtbot, tmp_path):
                                window.state.trace.vertices[window.state.iteration, 0])
 
 
+def test_a_wrong_checkpoint_is_refused_and_the_estimates_stay(window, qtbot, tmp_path):
+    before, checkpoint = window.state.traces, window.checkpoint
+    bad = tmp_path / "model_best_iter3.pth.tar"
+    bad.write_bytes(b"not a checkpoint")
+    with qtbot.waitSignal(window.ready, timeout=60000):
+        window.run_inference(bad)
+    assert str(bad) in window.last_error and "cannot read checkpoint" in window.last_error
+    assert window.state.traces is before and window.checkpoint == checkpoint
+
+
 def test_exports_from_the_window_reload(window, tmp_path):
     import trimesh
 
