@@ -35,6 +35,8 @@ class PreparedInput:
     keypoints: np.ndarray  # (V, J, 3) what the heatmaps show
     boxes: np.ndarray  # (V, 4)
     root_world: np.ndarray | None  # calibrated mode only
+    view_consistency_px: list[float] | None = None  # calibrated: per view, median reprojection error of the
+    # triangulated joints against that view's detections — a check of the calibration
 
 
 def evidence_keypoints(sample: MultiviewSample) -> np.ndarray:
@@ -60,7 +62,7 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
     config = model.config
     keypoints = evidence_keypoints(sample)
-    root_world = None
+    root_world = consistency = None
     if mode == "calibrated":
         if sample.num_views < 2:
             raise InputError(sample.source or sample.name, "calibrated mode needs at least two views")
@@ -69,6 +71,9 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
         except ValueError as exc:
             raise InputError(sample.source or sample.name, str(exc)) from exc
         keypoints, root_world = fused.keypoints, fused.root
+        with np.errstate(all="ignore"):
+            consistency = [float(np.nanmedian(e)) if np.isfinite(e).any() else float("nan")
+                           for e in fused.reprojection_error]
     width, height = config.heatmap_size
     boxes = crop_boxes(keypoints, [c.image_size for c in sample.cameras], width / height, config.crop_scale)
     cams = stack_cameras(sample.cameras, device=device)
@@ -82,7 +87,7 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
                                    device=device)[None]
     geometry = ViewGeometry(mode, boxes_t[None], config.heatmap_size, cams["K"][None], cams["dist"][None], root_cam)
     images = crop_images(sample.frames, boxes, config.image_size).to(device)[None]
-    return PreparedInput(images, heatmaps[None], geometry, keypoints, boxes, root_world)
+    return PreparedInput(images, heatmaps[None], geometry, keypoints, boxes, root_world, consistency)
 
 
 def _rotation_mean(rotations: np.ndarray, axis: int) -> np.ndarray:
@@ -196,7 +201,7 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
         input_keypoints=prepared.keypoints, crop_boxes=prepared.boxes.astype(np.float32),
         fused_vertices=fused_vertices.astype(np.float32), fused_joints3d=fused_joints.astype(np.float32),
         faces=body.faces.astype(np.int32),
-        info={"placement": placement},
+        info={"placement": placement, "view_consistency_px": prepared.view_consistency_px},
     )
 
 

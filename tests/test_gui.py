@@ -105,6 +105,8 @@ def test_body_model_choice_is_validated_and_remembered(window, qtbot, settings, 
 def test_both_modes_are_estimated_and_labelled_untrained(window):
     assert set(window.state.traces) == {"calibrated", "uncalibrated"}
     assert window.state.iteration == window.state.max_iteration == 3
+    title = window.view_grid.panels[0].plot.titleLabel.text
+    assert "cam01" in title and "reprojects within" in title
     assert "UNTRAINED" in window.model_label.text()  # random weights are never presented as a result
     window.state.set_mode("uncalibrated")
     assert "aligned rigidly" in window.model_label.text()

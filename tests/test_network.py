@@ -46,6 +46,8 @@ def test_calibrated_estimate_sits_on_the_fused_root(sample, model):
     trace = refine(sample, model, "calibrated", 2, device="cpu")
     prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
     np.testing.assert_allclose(trace.joints3d[:, :, 0], np.broadcast_to(prepared.root_world, (3, 4, 3)), atol=1e-5)
+    consistency = trace.info["view_consistency_px"]
+    assert len(consistency) == 4 and all(0 < c < 10 for c in consistency)  # the sample's calibration is exact
     # each view's projected joints are where its estimate's world joints project
     for v, cam in enumerate(sample.cameras):
         uv, _ = cam.project(trace.joints3d[-1, v])

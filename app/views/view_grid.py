@@ -77,10 +77,21 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         sample = self.state.scene.sample if self.state.scene else None
         return sample.keypoints[self.index, :, :2] if sample is not None and sample.keypoints is not None else None
 
+    def set_title(self) -> None:
+        """Camera name, and once the calibrated estimate exists, how well the triangulated joints reproject into
+        this view (median px): a per-camera check of the calibration."""
+        camera = self.state.scene.sample.cameras[self.index]
+        text = camera.name
+        calibrated = self.state.traces.get("calibrated")
+        consistency = calibrated.info.get("view_consistency_px") if calibrated is not None else None
+        if consistency and np.isfinite(consistency[self.index]):
+            text += f" · triangulation reprojects within {consistency[self.index]:.1f} px"
+        self.plot.setTitle(f"<span style='color:{view_color(self.index)}'>{text}</span>")
+
     def show_view(self, scene: LoadedScene) -> None:
         sample = scene.sample
         camera = sample.cameras[self.index]
-        self.plot.setTitle(f"<span style='color:{view_color(self.index)}'>{camera.name}</span>")
+        self.set_title()
         frame = sample.frames[self.index]
         self.image.setImage(frame if frame is not None else np.zeros((camera.height, camera.width, 3), np.uint8),
                             levels=(0, 255))
@@ -103,9 +114,9 @@ class ViewPanel(pg.GraphicsLayoutWidget):
 
     def show_trace(self) -> None:
         """Place the heatmap overlays on the crop box of the current mode's trace (or hide them)."""
+        self.set_title()
         trace = self.state.trace
-        has_trace = trace is not None
-        if has_trace:
+        if trace is not None:
             x0, y0, bw, bh = (float(x) for x in trace.crop_boxes[self.index])
             rect = QRectF(x0, y0, bw, bh)
             self.input_heat.setRect(rect)
