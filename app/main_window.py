@@ -102,6 +102,12 @@ class MainWindow(QMainWindow):
                            ("Traces (npz, reopen without a model)...", self.choose_trace_export)):
             export_menu.addAction(text).triggered.connect(slot)
         view_menu = self.menuBar().addMenu("&View")
+        look = view_menu.addAction("Look through the selected camera")
+        look.setShortcut("C")
+        look.triggered.connect(lambda: self.scene3d.look_through(max(self.state.selected_view, 0))
+                               if self.state.scene else None)
+        view_menu.addAction("Reset the 3D view").triggered.connect(self.scene3d.reset_view)
+        view_menu.addSeparator()
         for name in self.state.layers:
             action = QAction(name, self, checkable=True)
             action.setChecked(self.state.layers[name])

@@ -139,6 +139,24 @@ def test_selected_joint_is_highlighted_everywhere(window):
     assert window.controls.joint.currentText() == "left_wrist"
 
 
+def test_look_through_a_camera(window):
+    camera = window.state.scene.sample.cameras[2]
+    window.scene3d.look_through(2)
+    view = window.scene3d.plotter.camera
+    np.testing.assert_allclose(view.position, camera.center, atol=1e-6)
+    direction = np.asarray(view.focal_point) - np.asarray(view.position)
+    np.testing.assert_allclose(direction / np.linalg.norm(direction), camera.R[2], atol=1e-6)
+    # the ground-truth pelvis, seen through the 3D view, lands where the camera projects it
+    renderer = window.scene3d.plotter.renderer
+    renderer.SetWorldPoint(*window.state.scene.sample.ground_truth.joints3d[0], 1.0)
+    renderer.WorldToDisplay()
+    x, y, _ = renderer.GetDisplayPoint()
+    width, height = renderer.GetSize()
+    u, _ = camera.project(window.state.scene.sample.ground_truth.joints3d[:1])
+    # same vertical scale (field of view): compare offsets from the centre, relative to the image height
+    assert abs((height / 2 - y) / height - (u[0, 1] - camera.K[1, 2]) / camera.height) < 0.02
+
+
 def test_layer_toggles_hide_and_show(window):
     scene, panel = window.scene3d, window.view_grid.panels[0]
     window.state.set_layer("per-view meshes", False)

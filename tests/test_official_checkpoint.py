@@ -19,6 +19,20 @@ def norm(prefix, dim):
     return {f"{prefix}.weight": (dim,), f"{prefix}.bias": (dim,)}
 
 
+def attention(prefix, dim, inner, context=None):
+    """HeatFormer's Add_Norm(Attention): norm, bias-free x_to_q/k/v, out_layer."""
+    s = norm(f"{prefix}.norm", dim)
+    for x in "qkv":
+        s.update(linear(f"{prefix}.f.x_to_{x}", inner, context or dim if x != "q" else dim, bias=False))
+    s.update(linear(f"{prefix}.f.out_layer", dim, inner))
+    return s
+
+
+def feed_forward(prefix, dim, hidden):
+    return {**norm(f"{prefix}.norm", dim), **linear(f"{prefix}.f.layer.0", hidden, dim),
+            **linear(f"{prefix}.f.layer.3", dim, hidden)}
+
+
 def official_shapes() -> dict[str, tuple]:
     heat, token, inner, mlp, vit, orient = 1024, 2304, 512, 2048, 1280, 1024
     s = {}
@@ -27,24 +41,12 @@ def official_shapes() -> dict[str, tuple]:
     s[f"{enc}.pos_embedding"] = (1, 18, heat)
     for i in range(2):
         layer = f"{enc}.Transformer.layers.{i}"
-        s.update(norm(f"{layer}.0.norm", heat))
-        for x in "qkv":
-            s.update(linear(f"{layer}.0.f.x_to_{x}", inner, heat, bias=False))
-        s.update(linear(f"{layer}.0.f.out_layer", heat, inner))
-        s.update(norm(f"{layer}.1.norm", heat))
-        s.update(linear(f"{layer}.1.f.layer.0", mlp, heat))
-        s.update(linear(f"{layer}.1.f.layer.3", heat, mlp))
+        s.update({**attention(f"{layer}.0", heat, inner), **feed_forward(f"{layer}.1", heat, mlp)})
     s.update(linear("Decoder.to_token_embedding", token, token))
     for i in range(2):
         layer = f"Decoder.transformer.layers.{i}"
-        for j in (0, 1):
-            s.update(norm(f"{layer}.{j}.norm", token))
-            for x in "qkv":
-                s.update(linear(f"{layer}.{j}.f.x_to_{x}", inner, token, bias=False))
-            s.update(linear(f"{layer}.{j}.f.out_layer", token, inner))
-        s.update(norm(f"{layer}.2.norm", token))
-        s.update(linear(f"{layer}.2.f.layer.0", mlp, token))
-        s.update(linear(f"{layer}.2.f.layer.3", token, mlp))
+        s.update({**attention(f"{layer}.0", token, inner), **attention(f"{layer}.1", token, inner, context=token),
+                  **feed_forward(f"{layer}.2", token, mlp)})
     s["pos_embed.adapt_pos3d.0.weight"] = (4 * token, 3 * token // 2, 1, 1)
     s["pos_embed.adapt_pos3d.0.bias"] = (4 * token,)
     s["pos_embed.adapt_pos3d.2.weight"] = (token, 4 * token, 1, 1)

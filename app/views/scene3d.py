@@ -90,8 +90,7 @@ class Scene3D(QWidget):
             self.truth_actors.append(plotter.add_points(gt.joints3d.astype(np.float32), color="#ffd400",
                                                         point_size=10, render_points_as_spheres=True,
                                                         name="truth-joints"))
-        plotter.camera_position = "iso"
-        plotter.reset_camera()
+        self.reset_view()
         self.apply_layers()
 
     def show_trace(self) -> None:
@@ -125,6 +124,21 @@ class Scene3D(QWidget):
         self.fused_mesh.points[:] = trace.fused_vertices[k]
         self.fused_mesh.Modified()
         self.plotter.update()  # one render, at Qt's next paint
+
+    def reset_view(self) -> None:
+        self.plotter.camera_position = "iso"
+        self.plotter.reset_camera()
+        self.plotter.update()
+
+    def look_through(self, index: int) -> None:
+        """Put the 3D camera at camera ``index``'s pose with its vertical field of view (distortion ignored)."""
+        camera = self.state.scene.sample.cameras[index]
+        view = self.plotter.camera
+        view.position = tuple(camera.center)
+        view.focal_point = tuple(camera.center + camera.R[2])  # along the optical axis
+        view.up = tuple(-camera.R[1])  # image y points down
+        view.view_angle = float(np.degrees(2 * np.arctan(camera.height / 2 / camera.K[1, 1])))
+        self.plotter.update()
 
     def highlight_view(self, index: int) -> None:
         for i, actor in enumerate(self.frustum_actors):
