@@ -15,7 +15,8 @@ from core.trace import RefinementTrace
 
 MODES = ("calibrated", "uncalibrated")
 LAYERS = {  # name -> shown by default
-    "frame": True, "input heatmaps": True, "estimate heatmaps": False, "evidence": True, "estimate joints": True,
+    "frame": True, "input heatmaps": True, "estimate heatmaps": False, "heatmap difference": False, "evidence": True,
+    "estimate joints": True,
     "per-view meshes": True, "fused mesh": False, "ground truth": True, "cameras": True,
 }
 

@@ -165,6 +165,12 @@ def test_layer_toggles_hide_and_show(window):
     assert scene.fused_actor.GetVisibility()
     window.state.set_layer("estimate joints", False)
     assert not panel.estimate.isVisible()
+    assert not panel.difference_heat.isVisible()
+    window.state.set_layer("heatmap difference", True)
+    assert panel.difference_heat.isVisible()
+    trace, k = window.state.trace, window.state.iteration
+    np.testing.assert_allclose(panel.difference_heat.image,
+                               trace.input_heatmaps[0].max(0) - trace.heatmaps[k, 0].max(0), atol=1e-3)
     window.state.set_layer("per-view meshes", True)
     window.state.set_layer("estimate joints", True)
     assert all(a.GetVisibility() for a in scene.view_actors) and panel.estimate.isVisible()

@@ -26,6 +26,20 @@ INPUT_LUT = heat_lut((255, 200, 0))
 ESTIMATE_LUT = heat_lut((0, 220, 255))
 
 
+def difference_lut() -> np.ndarray:
+    """-1 (estimate only) blue ... 0 transparent ... +1 (input only) red."""
+    ramp = np.linspace(-1, 1, 256)
+    lut = np.zeros((256, 4), dtype=np.ubyte)
+    lut[:, 0] = np.where(ramp > 0, 255, 40)
+    lut[:, 1] = 60
+    lut[:, 2] = np.where(ramp < 0, 255, 40)
+    lut[:, 3] = (np.clip(np.abs(ramp) * 1.4, 0, 1) * 210).astype(np.ubyte)
+    return lut
+
+
+DIFFERENCE_LUT = difference_lut()
+
+
 class ViewPanel(pg.GraphicsLayoutWidget):
     def __init__(self, index: int, state: StudioState):
         super().__init__()
@@ -41,13 +55,14 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.image = pg.ImageItem()
         self.input_heat = pg.ImageItem(lut=INPUT_LUT, levels=(0, 1))
         self.estimate_heat = pg.ImageItem(lut=ESTIMATE_LUT, levels=(0, 1))
+        self.difference_heat = pg.ImageItem(lut=DIFFERENCE_LUT, levels=(-1, 1))
         self.crop = pg.PlotCurveItem(pen=pg.mkPen("#ffffff", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.evidence_bones = pg.PlotCurveItem(pen=pg.mkPen("#dddddd", width=1.5), connect="pairs")
         self.evidence = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k", width=0.5))
         self.estimate_bones = pg.PlotCurveItem(pen=pg.mkPen(view_color(index), width=2.5), connect="pairs")
         self.estimate = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(view_color(index)), pen=pg.mkPen("w", width=1))
         self.highlight = pg.ScatterPlotItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
-        for item in (self.image, self.input_heat, self.estimate_heat, self.crop, self.evidence_bones, self.evidence,
+        for item in (self.image, self.input_heat, self.estimate_heat, self.difference_heat, self.crop, self.evidence_bones, self.evidence,
                      self.estimate_bones, self.estimate, self.highlight):
             self.plot.addItem(item)
         self.setStyleSheet(f"border: 3px solid {view_color(index)};")
@@ -119,17 +134,19 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         if trace is not None:
             x0, y0, bw, bh = (float(x) for x in trace.crop_boxes[self.index])
             rect = QRectF(x0, y0, bw, bh)
-            self.input_heat.setRect(rect)
-            self.estimate_heat.setRect(rect)
+            for item in (self.input_heat, self.estimate_heat, self.difference_heat):
+                item.setRect(rect)
             self.crop.setData([x0, x0 + bw, x0 + bw, x0, x0], [y0, y0, y0 + bh, y0 + bh, y0])
         else:
             self.crop.setData([], [])
         self.update_iteration()
         self.apply_layers()
 
-    def _heat(self, item: pg.ImageItem, heatmaps: np.ndarray) -> None:
+    def _heat(self, item: pg.ImageItem, heatmaps: np.ndarray) -> np.ndarray:
         joint = self.state.selected_joint
-        item.setImage(heatmaps[joint] if joint >= 0 else heatmaps.max(0), levels=(0, 1), autoLevels=False)
+        shown = heatmaps[joint] if joint >= 0 else heatmaps.max(0)
+        item.setImage(shown, levels=(0, 1), autoLevels=False)
+        return shown
 
     def update_iteration(self, *_args) -> None:
         """Everything that depends on the iteration or the selected joint, from precomputed arrays only."""
@@ -146,8 +163,9 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             edges = self.state.scene.sample.joints.edges
             pairs = joints[np.array(edges).reshape(-1)]
             self.estimate_bones.setData(pairs[:, 0], pairs[:, 1])
-            self._heat(self.estimate_heat, trace.heatmaps[k, self.index])
-            self._heat(self.input_heat, trace.input_heatmaps[self.index])
+            estimate = self._heat(self.estimate_heat, trace.heatmaps[k, self.index])
+            evidence = self._heat(self.input_heat, trace.input_heatmaps[self.index])
+            self.difference_heat.setImage(evidence - estimate, levels=(-1, 1), autoLevels=False)
         if joint >= 0 and positions is not None:
             self.highlight.setData([positions[joint, 0]], [positions[joint, 1]])
         else:
@@ -158,7 +176,9 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.image.setVisible(layers["frame"])
         self.input_heat.setVisible(layers["input heatmaps"] and has_trace)
         self.estimate_heat.setVisible(layers["estimate heatmaps"] and has_trace)
-        self.crop.setVisible(has_trace and (layers["input heatmaps"] or layers["estimate heatmaps"]))
+        self.difference_heat.setVisible(layers["heatmap difference"] and has_trace)
+        self.crop.setVisible(has_trace and (layers["input heatmaps"] or layers["estimate heatmaps"]
+                                            or layers["heatmap difference"]))
         for item in (self.evidence, self.evidence_bones):
             item.setVisible(layers["evidence"])
         for item in (self.estimate, self.estimate_bones):
