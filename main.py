@@ -80,6 +80,8 @@ def run_infer(args: argparse.Namespace) -> int:
     if not model.trained:
         print("warning: no trained checkpoint, the network has RANDOM WEIGHTS: its output is not a result",
               file=sys.stderr)
+    else:
+        print(f"checkpoint: {model.identity} ({model.description})")
     modes = ("calibrated", "uncalibrated") if args.mode == "both" else (args.mode,)
     for mode in modes:
         trace = refine(sample, model, mode, args.iterations, progress=print_progress, device=args.device)

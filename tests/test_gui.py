@@ -102,14 +102,19 @@ def test_body_model_choice_is_validated_and_remembered(window, qtbot, settings, 
     assert resolve_body_model_path(None, settings.value("body_model")) == user_file  # used at the next start
 
 
-def test_both_modes_are_estimated_and_labelled_untrained(window):
+def test_both_modes_are_estimated_and_labelled(window, qtbot):
     assert set(window.state.traces) == {"calibrated", "uncalibrated"}
     assert window.state.iteration == window.state.max_iteration == 3
     title = window.view_grid.panels[0].plot.titleLabel.text
     assert "cam01" in title and "reprojects within" in title
-    assert "UNTRAINED" in window.model_label.text()  # random weights are never presented as a result
+    label = window.model_label.text()
+    assert "heatformer_compact.pt@" in label and "synthetic" in label  # the shipped weights say what they are
     window.state.set_mode("uncalibrated")
     assert "aligned rigidly" in window.model_label.text()
+    window.checkpoint, window.model = None, None  # random weights are never presented as a result
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.run_inference()
+    assert "UNTRAINED" in window.model_label.text()
 
 
 def test_slider_moves_every_view_to_that_iteration(window):
