@@ -46,6 +46,9 @@ class MainWindow(QMainWindow):
         self.folder: Path = SAMPLE_SCENE
         self.thread: QThread | None = None
         self.worker: Worker | None = None
+        # Every started (worker, thread) stays referenced until its thread has finished: a worker freed while Qt
+        # still delivers its signals (a new load started from its own `finished` slot) crashes the process.
+        self.running: list[tuple[Worker, QThread]] = []
         self.switching_body_model = False
         self.pending_traces: dict[str, RefinementTrace] | None = None
         self.last_error = ""
@@ -206,6 +209,7 @@ class MainWindow(QMainWindow):
         thread = start_worker(worker)
         thread.finished.connect(lambda: self.thread_done(thread))
         self.thread = thread
+        self.running.append((worker, thread))
 
     def cancel_work(self) -> None:
         if self.worker is not None:
@@ -224,6 +228,7 @@ class MainWindow(QMainWindow):
 
     def thread_done(self, thread: QThread) -> None:
         """A finished thread's signal can arrive after newer work started: only the current one counts."""
+        self.running = [(w, t) for w, t in self.running if t is not thread]
         if thread is self.thread:
             self.progress.hide()
             self.cancel_button.hide()
