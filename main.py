@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatformer-studio", description=__doc__.splitlines()[0])
@@ -50,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--views", nargs="+", help="view names (default: all)")
     export.add_argument("--format", choices=("obj", "ply", "glb"), default="obj")
     export.add_argument("--out", type=Path, required=True, help="output folder")
+    video = sub.add_parser("video", help="one camera's view through every iteration of a saved trace, as MP4 or GIF")
+    video.add_argument("--trace", type=Path, required=True)
+    video.add_argument("--view", help="view name (default: the first)")
+    video.add_argument("--fps", type=float, default=2.0)
+    video.add_argument("--out", type=Path, required=True, help="video file (.mp4 or .gif)")
     train = sub.add_parser("train", help="train the compact HeatFormer on synthetic data generated on the fly")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (and resume from)")
     train.add_argument("--steps", type=int, default=3000)
@@ -140,6 +147,35 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_video(args: argparse.Namespace) -> int:
+    from core.dataset_io import read_sample
+    from core.errors import InputError
+    from core.trace import RefinementTrace
+    from core.video import refinement_frames, write_video
+
+    trace = RefinementTrace.load(args.trace)
+    name = args.view or trace.view_names[0]
+    if name not in trace.view_names:
+        raise InputError(args.trace, f"no view {name} in this trace ({', '.join(trace.view_names)})")
+    view = trace.view_names.index(name)
+    source = Path(trace.info.get("sample_source", ""))
+    if source.is_dir():
+        sample = read_sample(source)
+        image, camera = sample.frames[view], sample.cameras[view]
+        width, height = camera.width, camera.height
+    else:
+        print(f"warning: the trace's sample folder {source} is not here; drawing on black", file=sys.stderr)
+        image = None
+        corners = trace.crop_boxes[:, :2] + trace.crop_boxes[:, 2:]
+        width, height = (int(np.ceil(c)) for c in corners.max(0))
+    try:
+        write_video(refinement_frames(trace, view, image, width, height), args.out, args.fps)
+    except ValueError as exc:
+        raise InputError(args.out, str(exc)) from exc
+    print(f"wrote {args.out} ({trace.iterations + 1} frames, {trace.mode}, view {name})")
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
     from core.resources import resolve_body_model_path
@@ -184,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_eval(args)
         if args.command == "export":
             return run_export(args)
+        if args.command == "video":
+            return run_video(args)
         if args.command == "train":
             return run_train(args)
         from app.application import run_app

@@ -7,17 +7,7 @@ import sys
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
-from core.files import atomic_path
-
-
-def save_screenshot(window, path) -> None:
-    """Grab the whole window (the VTK view included) into a PNG, atomically."""
-    QApplication.processEvents()
-    window.scene3d.plotter.render()
-    image = window.grab().toImage()
-    with atomic_path(path) as tmp:
-        if not image.save(str(tmp), "PNG"):
-            raise OSError(f"could not write screenshot {path}")
+from app.capture import save_screenshot
 
 
 def run_app(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar, QToolButton, QWidget
 
-from app.state import MODES, StudioState
+from app.state import DISPLAY_MODES, StudioState
 from core.joints import H36M17
 
 PLAY_INTERVAL_MS = 600
@@ -17,9 +17,9 @@ class Controls(QToolBar):
         self.state = state
         self.setObjectName("controls")
         self.mode = QComboBox()
-        self.mode.addItems(MODES)
+        self.mode.addItems(DISPLAY_MODES)
         self.mode.setToolTip("calibrated: fused evidence and extrinsics; uncalibrated: no extrinsics, "
-                             "weak-perspective cameras")
+                             "weak-perspective cameras; both: calibrated solid, uncalibrated dashed / wireframe")
         self.mode.currentTextChanged.connect(state.set_mode)
         self.addWidget(QLabel(" mode "))
         self.addWidget(self.mode)

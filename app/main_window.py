@@ -1,5 +1,7 @@
-"""The main window: camera panels and the 3D scene side by side, the error plot below, the iteration controls on
-top. Loading and inference run in worker threads with a progress bar and Cancel; errors leave the scene as it was.
+"""The main window: camera panels in the centre, the 3D scene and the error plot in docks (their layout is
+remembered), the iteration controls on top. Folders, traces, checkpoints and body models open from the menus,
+the recent-files list or by drag and drop. Loading and inference run in worker threads with a progress bar and
+Cancel; errors leave the scene as it was.
 """
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from pathlib import Path
 from PyQt6.QtCore import QSettings, Qt, QThread, pyqtSignal
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                             QPushButton, QSplitter)
+                             QPushButton)
 
+from app.capture import record_refinement, save_screenshot, viewport_names
 from app.controls import Controls
-from app.state import LoadedScene, StudioState
+from app.state import BOTH, LoadedScene, StudioState
 from app.views.error_plot import ErrorPlot
 from app.views.scene3d import Scene3D
 from app.views.view_grid import ViewGrid
@@ -19,9 +22,12 @@ from app.workers import InferenceWorker, LoadWorker, Worker, start_worker
 from core.body_model import BodyModel
 from core.export import MESH_FORMATS, export_meshes, export_parameters
 from core.resources import SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
-from core.trace import RefinementTrace
+from core.trace import RefinementTrace, is_trace_file
 
 BODY_MODEL_SETTING = "body_model"
+RECENT_SETTING, GEOMETRY_SETTING, LAYOUT_SETTING = "recent", "window/geometry", "window/layout"
+MAX_RECENT = 8
+CHECKPOINT_SUFFIXES, BODY_MODEL_SUFFIXES = (".pt", ".pth", ".tar"), (".pkl", ".npz")  # .npz: unless a trace
 BODY_MODEL_DIALOG_TITLE = ("Choose your SMPL body model: SMPL_NEUTRAL.pkl or .npz (from the SMPL website; "
                            "needs v_template, f, J_regressor, kintree_table, weights, shapedirs)")
 UNTRAINED_NOTE = "UNTRAINED: random weights — the estimates are not results"
@@ -50,25 +56,23 @@ class MainWindow(QMainWindow):
         # still delivers its signals (a new load started from its own `finished` slot) crashes the process.
         self.running: list[tuple[Worker, QThread]] = []
         self.switching_body_model = False
-        self.pending_traces: dict[str, RefinementTrace] | None = None
+        # traces (by mode) waiting for their sample folder to load, and the files they came from
+        self.pending_traces: tuple[dict[str, RefinementTrace], list[Path]] | None = None
         self.last_error = ""
 
         self.view_grid = ViewGrid(self.state)
+        self.setCentralWidget(self.view_grid)
         self.scene3d = Scene3D(self.state)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.view_grid)
-        splitter.addWidget(self.scene3d)
-        splitter.setSizes([750, 750])
-        self.setCentralWidget(splitter)
+        self.scene_dock = self._dock("3D scene", "scene-3d", self.scene3d, Qt.DockWidgetArea.RightDockWidgetArea)
         self.controls = Controls(self.state, self)
         self.addToolBar(self.controls)
         self.error_plot = ErrorPlot(self.state)
-        dock = QDockWidget("Error per iteration", self)
-        dock.setObjectName("error-plot")
-        dock.setWidget(self.error_plot)
-        dock.setMinimumHeight(170)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [200], Qt.Orientation.Vertical)
+        self.error_dock = self._dock("Error per iteration", "error-plot", self.error_plot,
+                                     Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.error_dock.setMinimumHeight(170)
+        self.resizeDocks([self.scene_dock], [750], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.error_dock], [200], Qt.Orientation.Vertical)
+        self.setAcceptDrops(True)
 
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(240)
@@ -81,10 +85,19 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
         self._build_menus()
+        self.restore_layout()
         self.state.scene_changed.connect(self.describe_scene)
+        self.state.scene_changed.connect(self.list_cameras)
         self.state.traces_changed.connect(self.describe_model)
         self.state.mode_changed.connect(lambda _m: self.describe_model())
         self.describe_model()
+
+    def _dock(self, title: str, name: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)  # saveState/restoreState find docks by name
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -98,8 +111,12 @@ class MainWindow(QMainWindow):
             if shortcut:
                 action.setShortcut(shortcut)
             action.triggered.connect(slot)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.list_recent()
         export_menu = file_menu.addMenu("&Export")
         for text, slot in (("Screenshot of the window (PNG)...", self.choose_screenshot),
+                           ("Screenshot of a viewport, scaled (PNG)...", self.choose_viewport_screenshot),
+                           ("Video of the refinement (MP4 or GIF)...", self.choose_video),
                            ("Meshes of this iteration...", self.choose_mesh_export),
                            ("SMPL parameters of this iteration...", self.choose_parameter_export),
                            ("Traces (npz, reopen without a model)...", self.choose_trace_export)):
@@ -110,6 +127,9 @@ class MainWindow(QMainWindow):
         look.triggered.connect(lambda: self.scene3d.look_through(max(self.state.selected_view, 0))
                                if self.state.scene else None)
         view_menu.addAction("Reset the 3D view").triggered.connect(self.scene3d.reset_view)
+        self.camera_menu = view_menu.addMenu("Cameras shown")
+        for dock in (self.scene_dock, self.error_dock):
+            view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         for name in self.state.layers:
             action = QAction(name, self, checkable=True)
@@ -117,7 +137,71 @@ class MainWindow(QMainWindow):
             action.toggled.connect(lambda shown, n=name: self.state.set_layer(n, shown))
             view_menu.addAction(action)
 
+    def list_cameras(self, scene: LoadedScene) -> None:
+        """One checkable entry per camera: hiding one hides its panel, frustum, mesh and skeleton."""
+        self.camera_menu.clear()
+        for index, camera in enumerate(scene.sample.cameras):
+            action = QAction(camera.name, self, checkable=True)
+            action.setChecked(self.state.view_shown(index))
+            action.toggled.connect(lambda shown, i=index: self.state.set_view_shown(i, shown))
+            self.camera_menu.addAction(action)
+
+    # ----- layout and recent files, remembered in QSettings
+    def restore_layout(self) -> None:
+        geometry, layout = self.settings.value(GEOMETRY_SETTING), self.settings.value(LAYOUT_SETTING)
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if layout is not None:
+            self.restoreState(layout)
+
+    def save_layout(self) -> None:
+        self.settings.setValue(GEOMETRY_SETTING, self.saveGeometry())
+        self.settings.setValue(LAYOUT_SETTING, self.saveState())
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value(RECENT_SETTING) or []
+        return [value] if isinstance(value, str) else list(value)
+
+    def remember(self, path: Path) -> None:
+        recent = [str(path)] + [p for p in self.recent_files() if p != str(path)]
+        self.settings.setValue(RECENT_SETTING, recent[:MAX_RECENT])
+        self.list_recent()
+
+    def list_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_files():
+            self.recent_menu.addAction(path).triggered.connect(lambda _c, p=path: self.open_path(Path(p)))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
     # ----- choosing files
+    def open_path(self, path: Path) -> None:
+        """Open whatever ``path`` is: a sample folder, a saved trace, a checkpoint or an SMPL body model file."""
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            self.load(path)
+        elif suffix == ".npz" and is_trace_file(path):
+            self.open_traces([path])
+        elif suffix in CHECKPOINT_SUFFIXES:
+            self.run_inference(path)
+        elif suffix in BODY_MODEL_SUFFIXES:
+            self.use_body_model(path)
+        else:
+            self.work_failed(f"{path}: not a sample folder, trace (.npz), checkpoint (.pt, .pth, .tar) or SMPL "
+                             "file (.pkl, .npz)")
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        traces = [p for p in paths if p.suffix.lower() == ".npz" and is_trace_file(p)]
+        if len(traces) > 1:
+            self.open_traces(traces)  # a pair of traces: both modes
+        elif paths:
+            self.open_path(paths[0])
+        event.acceptProposedAction()
+
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a sample folder (native layout)")
         if folder:
@@ -138,11 +222,30 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"wrote {written}")
 
     def choose_screenshot(self) -> None:
-        from app.application import save_screenshot
-
         path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot of the window", "heatformer.png", "PNG (*.png)")
         if path:
-            self._export(lambda p: save_screenshot(self, p) or p, Path(path))
+            self._export(save_screenshot, self, Path(path))
+
+    def choose_viewport(self, title: str) -> str | None:
+        name, ok = QInputDialog.getItem(self, title, "viewport", viewport_names(self), 0, False)
+        return name if ok else None
+
+    def choose_viewport_screenshot(self) -> None:
+        name = self.choose_viewport("Screenshot of a viewport")
+        if name is None:
+            return
+        scale, ok = QInputDialog.getInt(self, "Screenshot scale", "scale factor (the whole window: 1 only)", 2, 1, 4)
+        path, _ = QFileDialog.getSaveFileName(self, "Save the screenshot", "heatformer.png", "PNG (*.png)")
+        if ok and path:
+            self._export(save_screenshot, self, Path(path), name, scale)
+
+    def choose_video(self) -> None:
+        name = self.choose_viewport("Video of the refinement")
+        if name is None or self.state.trace is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save the video", "refinement.mp4", "MP4 (*.mp4);;GIF (*.gif)")
+        if path:
+            self._export(record_refinement, self, Path(path), name)
 
     def choose_mesh_export(self) -> None:
         if self.state.trace is None:
@@ -222,6 +325,7 @@ class MainWindow(QMainWindow):
             self.thread.wait()
 
     def closeEvent(self, event) -> None:
+        self.save_layout()
         self.shutdown()
         self.scene3d.plotter.close()
         super().closeEvent(event)
@@ -275,7 +379,7 @@ class MainWindow(QMainWindow):
         if not source.is_dir():
             self.work_failed(f"{paths[0]}: the trace's sample folder {source} is not available")
             return
-        self.pending_traces = traces
+        self.pending_traces = traces, paths
         self.load(source)
 
     def loaded(self, scene: LoadedScene) -> None:
@@ -289,10 +393,13 @@ class MainWindow(QMainWindow):
         self.state.set_scene(scene)
         self.load_succeeded.emit()
         if self.pending_traces is not None:
-            traces, self.pending_traces = self.pending_traces, None
+            (traces, paths), self.pending_traces = self.pending_traces, None
+            for path in reversed(paths):
+                self.remember(path)
             self.state.set_traces(traces)
             self.ready.emit()
         else:
+            self.remember(self.folder)
             self.run_inference()
 
     def run_inference(self, checkpoint: Path | None = None) -> None:
@@ -331,8 +438,10 @@ class MainWindow(QMainWindow):
         else:
             text = f"{UNTRAINED_NOTE} · {timing}"
             style = "color: #ff5555; font-weight: bold;"
-        if trace.mode == "uncalibrated":
-            text += " · 3D: views aligned rigidly to view 1 for display"
+        if self.state.mode == BOTH:
+            text += " · calibrated solid; uncalibrated dashed (2D) and wireframe (3D)"
+        if trace.mode == "uncalibrated" or self.state.comparison is not None:
+            text += " · 3D uncalibrated: views aligned rigidly to view 1 for display"
         self.model_label.setText(text)
         self.model_label.setStyleSheet(style)
         self.model_label.setToolTip(info.get("placement", ""))

@@ -14,9 +14,11 @@ from core.sample import MultiviewSample
 from core.trace import RefinementTrace
 
 MODES = ("calibrated", "uncalibrated")
+BOTH = "both"  # calibrated drawn as usual, uncalibrated overlaid in a second style
+DISPLAY_MODES = MODES + (BOTH,)
 LAYERS = {  # name -> shown by default
     "frame": True, "input heatmaps": True, "estimate heatmaps": False, "heatmap difference": False, "evidence": True,
-    "estimate joints": True,
+    "estimate joints": True, "projected mesh": False,
     "per-view meshes": True, "fused mesh": False, "ground truth": True, "cameras": True,
 }
 
@@ -39,6 +41,7 @@ class StudioState(QObject):
     selected_view_changed = pyqtSignal(int)  # -1 = none
     selected_joint_changed = pyqtSignal(int)  # -1 = none
     layers_changed = pyqtSignal()
+    shown_views_changed = pyqtSignal()
 
     def __init__(self):
         super().__init__()
@@ -49,11 +52,20 @@ class StudioState(QObject):
         self.selected_view = -1
         self.selected_joint = -1
         self.layers = dict(LAYERS)
+        self.hidden_views: set[int] = set()
 
     @property
     def trace(self) -> RefinementTrace | None:
-        """The trace of the current mode, if it has been computed."""
-        return self.traces.get(self.mode)
+        """The trace of the current mode (calibrated when both are shown), if it has been computed."""
+        return self.traces.get(MODES[0] if self.mode == BOTH else self.mode)
+
+    @property
+    def comparison(self) -> RefinementTrace | None:
+        """The uncalibrated trace overlaid on the calibrated one in "both" mode, else None."""
+        return self.traces.get(MODES[1]) if self.mode == BOTH else None
+
+    def view_shown(self, index: int) -> bool:
+        return index not in self.hidden_views
 
     @property
     def max_iteration(self) -> int:
@@ -64,12 +76,13 @@ class StudioState(QObject):
         self.traces = {}
         self.iteration = 0
         self.selected_view = self.selected_joint = -1
+        self.hidden_views = set()
         self.scene_changed.emit(scene)
         self.traces_changed.emit()
 
     def set_traces(self, traces: dict[str, RefinementTrace]) -> None:
         self.traces = dict(traces)
-        if self.mode not in self.traces and self.traces:
+        if self.trace is None and self.traces:
             self.mode = next(iter(self.traces))
         self.iteration = min(self.iteration, self.max_iteration) if self.iteration else self.max_iteration
         self.traces_changed.emit()
@@ -82,7 +95,7 @@ class StudioState(QObject):
             self.iteration_changed.emit(iteration)
 
     def set_mode(self, mode: str) -> None:
-        if mode != self.mode and mode in MODES:
+        if mode != self.mode and mode in DISPLAY_MODES:
             self.mode = mode
             self.mode_changed.emit(mode)
 
@@ -95,6 +108,11 @@ class StudioState(QObject):
         if index != self.selected_joint:
             self.selected_joint = index
             self.selected_joint_changed.emit(index)
+
+    def set_view_shown(self, index: int, shown: bool) -> None:
+        if self.view_shown(index) != shown:
+            self.hidden_views ^= {index}
+            self.shown_views_changed.emit()
 
     def set_layer(self, name: str, shown: bool) -> None:
         if self.layers.get(name) != shown:

@@ -188,6 +188,11 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
 
     geometry = prepared.geometry
     joints2d = torch.stack([geometry.heatmap_to_image(s.heatmap_joints)[0] for s in states]).cpu().numpy()
+    # The mesh lands in each image through the same projection as the joints: root first, so that index 0 is
+    # the root the geometry places.
+    with_root = torch.cat([torch.zeros_like(root), out.vertices - root], 1).unflatten(0, (n_iter, views))
+    vertices2d = torch.stack([geometry.heatmap_to_image(geometry.to_heatmap(with_root[k][None], s.cam, 0))[0]
+                              for k, s in enumerate(states)])[:, :, 1:].cpu().numpy()
     return RefinementTrace(
         mode=mode, view_names=sample.view_names,
         global_orient=matrix_to_axis_angle(global_orient).cpu().numpy(),
@@ -195,7 +200,7 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
         betas=betas.cpu().numpy(),
         vertices=vertices.astype(np.float32), joints3d=joints3d.astype(np.float32),
         display_rotation=np.broadcast_to(to_world, (n_iter, views, 3, 3)).astype(np.float32),
-        joints2d=joints2d.astype(np.float32),
+        joints2d=joints2d.astype(np.float32), vertices2d=vertices2d.astype(np.float32),
         heatmaps=torch.stack([s.heatmaps[0] for s in states]).cpu().numpy().astype(np.float16),
         input_heatmaps=prepared.heatmaps[0].cpu().numpy().astype(np.float16),
         input_keypoints=prepared.keypoints, crop_boxes=prepared.boxes.astype(np.float32),

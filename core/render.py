@@ -108,3 +108,22 @@ def render(meshes: list[Mesh], camera: Camera, image: np.ndarray | None = None,
                          lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
     return image
 
+
+
+def splat_silhouette(points: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A mesh's silhouette from its projected vertices (N, 2): the vertices binned on a grid as fine as their
+    density allows, then closed morphologically. About 1 ms, where filling the mesh's triangles costs 20 ms or
+    more; good for an overlay that follows a slider. Returns the mask and its rectangle (x0, y0, w, h) in pixels."""
+    points = points[np.isfinite(points).all(1)]
+    if len(points) == 0:
+        return np.zeros((1, 1), bool), (0.0, 0.0, 1.0, 1.0)
+    low, high = points.min(0), points.max(0)
+    width, height = np.maximum(high - low, 1.0)
+    cell = max(1.0, float(np.sqrt(width * height / len(points))))  # about one vertex per cell inside the body
+    cols, rows = int(np.ceil(width / cell)) + 3, int(np.ceil(height / cell)) + 3
+    origin = low - cell  # one empty cell of margin on every side, so closing cannot reach the border
+    index = np.floor((points - origin) / cell).astype(np.int64)
+    mask = np.zeros((rows, cols), np.uint8)
+    mask[index[:, 1], index[:, 0]] = 1
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    return mask.astype(bool), (float(origin[0]), float(origin[1]), cols * cell, rows * cell)

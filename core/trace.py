@@ -6,7 +6,7 @@ A trace opens without the network (made on a GPU machine, inspected on a laptop)
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,15 @@ from core.files import atomic_path
 
 FORMAT_TAG = "heatformer-trace"
 VERSION = 1
+
+
+def is_trace_file(path: str | Path) -> bool:
+    """Whether ``path`` is a HeatFormer trace (an .npz with our header), without reading its arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return "header" in archive.files and json.loads(str(archive["header"])).get("format") == FORMAT_TAG
+    except Exception:
+        return False
 
 
 @dataclass
@@ -37,6 +46,8 @@ class RefinementTrace:
     fused_vertices: np.ndarray  # (I, N, 3) world: pose and shape averaged over views
     fused_joints3d: np.ndarray  # (I, J, 3)
     faces: np.ndarray  # (F, 3)
+    vertices2d: np.ndarray | None = None  # (I, V, N, 2) each view's mesh in its own image, pixels (absent in
+    # traces written before it existed)
     metrics: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (I,) or (I, V)
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     info: dict = field(default_factory=dict)  # device, checkpoint, body model, trained, placement, sample, ...
@@ -76,7 +87,8 @@ class RefinementTrace:
             raise InputError(path, f"trace version {header['version']} is newer than this app ({VERSION})")
         metrics = {k[len("metric."):]: data.pop(k) for k in list(data) if k.startswith("metric.")}
         names = {f.name for f in fields(cls)}
-        missing = names - set(data) - {"mode", "view_names", "metrics", "timings", "info"}
+        optional = {f.name for f in fields(cls) if f.default is not MISSING or f.default_factory is not MISSING}
+        missing = names - set(data) - optional - {"mode", "view_names"}
         if missing:
             raise InputError(path, f"trace lacks {', '.join(sorted(missing))}")
         arrays = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in data.items() if k in names}

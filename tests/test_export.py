@@ -60,3 +60,38 @@ def test_export_command(trace, tmp_path):
     bad = subprocess.run([sys.executable, str(main), "export", "--trace", str(tmp_path / "t.npz"), "--views",
                           "cam09", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "cam09" in bad.stderr
+
+
+def test_video_command_draws_every_iteration(trace, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+
+    from core.video import count_frames
+
+    trace.save(tmp_path / "t.npz")
+    main = Path(__file__).resolve().parent.parent / "main.py"
+    for name in ("refinement.mp4", "refinement.gif"):
+        result = subprocess.run([sys.executable, str(main), "video", "--trace", str(tmp_path / "t.npz"), "--view",
+                                 "cam02", "--out", str(tmp_path / name)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert count_frames(tmp_path / name) == trace.iterations + 1
+    capture = cv2.VideoCapture(str(tmp_path / "refinement.mp4"))
+    first, last = capture.read()[1], [capture.read()[1] for _ in range(trace.iterations)][-1]
+    assert first.shape[:2] == (512, 512) and np.abs(first.astype(int) - last).max() > 50  # the estimate moved
+    bad = subprocess.run([sys.executable, str(main), "video", "--trace", str(tmp_path / "t.npz"), "--view", "cam09",
+                          "--out", str(tmp_path / "x.avi")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "cam09" in bad.stderr
+
+
+def test_video_writer_refuses_what_it_cannot_write(tmp_path):
+    from core.video import write_video
+
+    frame = np.zeros((10, 10, 3), np.uint8)
+    with pytest.raises(ValueError, match="mp4 or .gif"):
+        write_video([frame], tmp_path / "x.avi")
+    with pytest.raises(ValueError, match="differ in size"):
+        write_video([frame, np.zeros((12, 10, 3), np.uint8)], tmp_path / "x.gif")
+    assert not list(tmp_path.iterdir())

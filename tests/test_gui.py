@@ -15,7 +15,7 @@ pytestmark = pytest.mark.gui
 if not os.environ.get("DISPLAY"):
     pytest.skip("GUI tests need a display: run them through packaging/test.sh (Xvfb)", allow_module_level=True)
 
-from app.application import save_screenshot  # noqa: E402
+from app.capture import save_screenshot  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from core.resources import SAMPLE_SCENE  # noqa: E402
 
@@ -135,6 +135,7 @@ def test_slider_moves_every_view_to_that_iteration(window):
 
 
 def test_selected_joint_is_highlighted_everywhere(window):
+    assert not window.scene3d.joint_mark_actor.GetVisibility()
     window.state.select_joint(13)
     trace = window.state.trace
     for v, panel in enumerate(window.view_grid.panels):
@@ -142,6 +143,75 @@ def test_selected_joint_is_highlighted_everywhere(window):
         np.testing.assert_allclose([x[0], y[0]], trace.joints2d[window.state.iteration, v, 13], atol=1e-4)
         np.testing.assert_allclose(panel.input_heat.image, trace.input_heatmaps[v, 13], atol=1e-3)
     assert window.controls.joint.currentText() == "left_wrist"
+    assert window.scene3d.joint_mark_actor.GetVisibility()
+    np.testing.assert_allclose(window.scene3d.joint_marks.points, trace.joints3d[window.state.iteration, :, 13])
+
+
+def test_3d_skeletons_follow_the_slider(window):
+    trace = window.state.trace
+    for k in (0, 2):
+        window.state.set_iteration(k)
+        for v, bones in enumerate(window.scene3d.skeletons):
+            np.testing.assert_allclose(bones.points, trace.joints3d[k, v])
+    assert window.scene3d.skeletons[0].n_lines == len(window.state.scene.sample.joints.edges)
+
+
+def test_both_modes_overlaid(window):
+    state = window.state
+    state.set_mode("both")
+    calibrated, uncalibrated = state.traces["calibrated"], state.traces["uncalibrated"]
+    assert window.controls.mode.currentText() == "both"
+    state.set_iteration(1)
+    panel = window.view_grid.panels[1]
+    np.testing.assert_allclose(np.stack(panel.estimate.getData(), 1), calibrated.joints2d[1, 1], atol=1e-4)
+    np.testing.assert_allclose(np.stack(panel.comparison.getData(), 1), uncalibrated.joints2d[1, 1], atol=1e-4)
+    assert panel.comparison.isVisible()
+    scene = window.scene3d
+    assert len(scene.comparison_meshes) == 4
+    np.testing.assert_allclose(scene.comparison_meshes[2].points, uncalibrated.vertices[1, 2])
+    np.testing.assert_allclose(scene.view_meshes[2].points, calibrated.vertices[1, 2])
+    title = window.error_plot.plotItem.titleLabel.text
+    assert f"{calibrated.metrics['mpjpe_mm'][1]:.1f}" in title and f"{uncalibrated.metrics['mpjpe_mm'][1]:.1f}" in title
+    assert "uncalibrated dashed" in window.model_label.text()
+    state.set_mode("calibrated")
+    assert scene.comparison_meshes == [] and not np.stack(panel.comparison.getData(), 1).size
+
+
+def test_projected_mesh_ground_truth_and_occlusion_in_the_panels(window):
+    from core.cameras import project_points
+
+    state, sample = window.state, window.state.scene.sample
+    occluded_view = int(np.argmax(sample.ground_truth.occluded.sum(1)))
+    panel = window.view_grid.panels[occluded_view]
+    assert not panel.silhouette.isVisible()
+    state.set_layer("projected mesh", True)
+    assert panel.silhouette.isVisible()
+    projected = state.trace.vertices2d[state.iteration, occluded_view]
+    rect = panel.silhouette.mapRectToParent(panel.silhouette.boundingRect())
+    # the silhouette's rectangle is the projected mesh's bounding box plus one cell of margin
+    assert rect.left() < projected[:, 0].min() < rect.left() + 10 and rect.right() - 10 < projected[:, 0].max()
+    assert rect.top() < projected[:, 1].min() < rect.top() + 10 and rect.bottom() - 10 < projected[:, 1].max()
+    assert panel.silhouette.image.mean() > 0.2
+    truth, _ = project_points(sample.ground_truth.joints3d, sample.cameras[occluded_view])
+    np.testing.assert_allclose(np.stack(panel.truth.getData(), 1), truth, atol=1e-3)
+    hidden = sample.ground_truth.occluded[occluded_view]
+    assert hidden.any() and len(panel.occluded.getData()[0]) == hidden.sum()
+    state.set_layer("ground truth", False)
+    assert not panel.truth.isVisible() and not panel.occluded.isVisible()
+    state.set_layer("ground truth", True)
+
+
+def test_a_camera_can_be_hidden_everywhere(window):
+    state, scene = window.state, window.scene3d
+    action = window.camera_menu.actions()[1]
+    assert action.text() == "cam02" and action.isChecked()
+    action.setChecked(False)
+    assert not state.view_shown(1)
+    assert not window.view_grid.panels[1].isVisible() and window.view_grid.panels[0].isVisible()
+    assert not scene.view_actors[1].GetVisibility() and scene.view_actors[0].GetVisibility()
+    assert not any(a.GetVisibility() for a in scene.camera_actors_of_view[1] + scene.skeleton_actors_of_view[1])
+    action.setChecked(True)
+    assert window.view_grid.panels[1].isVisible() and scene.view_actors[1].GetVisibility()
 
 
 def test_look_through_a_camera(window):
@@ -219,6 +289,60 @@ def test_exports_from_the_window_reload(window, tmp_path):
     window.export_traces(tmp_path)
     assert RefinementTrace.load(tmp_path / "sample.uncalibrated.npz").mode == "uncalibrated"
     assert "wrote" in window.statusBar().currentMessage()
+
+
+def test_viewport_screenshots_and_videos(window, tmp_path):
+    import cv2
+
+    from app.capture import SCENE_3D, record_refinement
+    from core.video import count_frames
+
+    window.state.set_iteration(1)
+    save_screenshot(window, tmp_path / "scene.png", SCENE_3D, scale=2)
+    width, height = window.scene3d.plotter.window_size
+    assert cv2.imread(str(tmp_path / "scene.png")).shape[:2] == (2 * height, 2 * width)
+    panel = window.view_grid.panels[0]
+    save_screenshot(window, tmp_path / "cam01.png", "cam01", scale=2)
+    shot = cv2.imread(str(tmp_path / "cam01.png"))
+    assert shot.shape[:2] == (2 * panel.height(), 2 * panel.width()) and shot.std() > 20
+    record_refinement(window, tmp_path / "scene.gif", SCENE_3D)
+    record_refinement(window, tmp_path / "cam01.mp4", "cam01")
+    assert count_frames(tmp_path / "scene.gif") == count_frames(tmp_path / "cam01.mp4") == 4  # iterations 0..3
+    assert window.state.iteration == 1  # back where it was
+    with pytest.raises(ValueError, match="no viewport"):
+        save_screenshot(window, tmp_path / "x.png", "cam09")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_layout_and_recent_files_are_remembered(window, qtbot, settings, tmp_path):
+    assert window.recent_files()[0] == str(SAMPLE_SCENE)
+    window.error_dock.hide()
+    window.close()  # saves the layout
+    again = MainWindow(settings=settings)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.error_dock.isHidden() and not again.scene_dock.isHidden()
+    assert [a.text() for a in again.recent_menu.actions()][0] == str(SAMPLE_SCENE)
+    again.shutdown()
+    again.scene3d.plotter.close()
+
+
+def test_dropped_trace_opens_and_joins_recent_files(window, qtbot, tmp_path):
+    from PyQt6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PyQt6.QtGui import QDropEvent
+
+    path = tmp_path / "dropped.npz"
+    window.state.traces["uncalibrated"].save(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.ready, timeout=60000):
+        window.dropEvent(event)
+    assert set(window.state.traces) == {"uncalibrated"} and window.state.mode == "uncalibrated"
+    assert window.recent_files()[0] == str(path)
+    window.open_path(tmp_path / "notes.txt")
+    assert "not a sample folder" in window.last_error and set(window.state.traces) == {"uncalibrated"}
 
 
 def test_screenshot_has_content(window, tmp_path):

@@ -36,6 +36,7 @@ def test_trace_shapes(sample, model, body, mode, iterations):
     assert trace.betas.shape == (iterations + 1, views, 10)
     assert trace.vertices.shape == (iterations + 1, views, body.num_vertices, 3)
     assert trace.joints2d.shape == (iterations + 1, views, joints, 2)
+    assert trace.vertices2d.shape == (iterations + 1, views, body.num_vertices, 2)
     assert trace.heatmaps.shape == (iterations + 1, views, joints, h, w)
     assert trace.fused_vertices.shape == (iterations + 1, body.num_vertices, 3)
     assert np.isfinite(trace.vertices).all() and np.isfinite(trace.joints2d).all()
@@ -52,6 +53,8 @@ def test_calibrated_estimate_sits_on_the_fused_root(sample, model):
     for v, cam in enumerate(sample.cameras):
         uv, _ = cam.project(trace.joints3d[-1, v])
         np.testing.assert_allclose(trace.joints2d[-1, v], uv, atol=0.05)
+        uv, _ = cam.project(trace.vertices[-1, v])
+        np.testing.assert_allclose(trace.vertices2d[-1, v], uv, atol=0.05)
 
 
 def test_inference_reads_no_ground_truth(sample, model):
@@ -88,6 +91,10 @@ def test_trace_round_trip(sample, model, body, tmp_path):
     loaded = RefinementTrace.load(tmp_path / "trace.npz")
     assert loaded.mode == "uncalibrated" and loaded.view_names == trace.view_names
     np.testing.assert_array_equal(loaded.vertices, trace.vertices)
+    np.testing.assert_array_equal(loaded.vertices2d, trace.vertices2d)
+    # weak perspective is affine, so the regressed joints land where the regressor puts the projected mesh
+    regressor = body.j_regressor_h36m.cpu().numpy()
+    np.testing.assert_allclose(np.einsum("jn,kvnc->kvjc", regressor, trace.vertices2d), trace.joints2d, atol=0.05)
     np.testing.assert_allclose(loaded.heatmaps, trace.heatmaps.astype(np.float32))
     np.testing.assert_array_equal(loaded.metrics["mpjpe_mm"], trace.metrics["mpjpe_mm"])
     assert loaded.info["checkpoint"] == trace.info["checkpoint"] and loaded.timings == trace.timings

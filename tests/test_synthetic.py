@@ -1,10 +1,12 @@
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from core.dataset_io import read_sample, write_sample
 from core.joints import H36M17
-from core.render import background
+from core.cameras import project_points
+from core.render import background, splat_silhouette
 from core.synthetic import EvidenceFaults, RigConfig, generate_sample, segment_hits_box
 
 
@@ -102,3 +104,27 @@ def test_synth_command_writes_a_readable_sample(tmp_path):
     bad = subprocess.run([sys.executable, str(root / "main.py"), "synth", "--out", str(out), "--views", "9"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "between 2 and 8" in bad.stderr
+
+
+@pytest.mark.parametrize("zoom", [1.0, 3.0])
+def test_splatted_silhouette_matches_the_filled_mesh(body, sample, zoom):
+    """The cheap silhouette of the 2D panels covers what filling every triangle covers, at any image scale."""
+    gt = sample.ground_truth
+    out = body(*(torch.tensor(x[None], dtype=torch.float32) for x in
+                 (gt.global_orient, gt.body_pose, gt.betas, gt.transl)))
+    camera = sample.cameras[0]
+    uv = project_points(out.vertices[0].numpy(), camera)[0] * zoom
+    width, height = int(camera.width * zoom), int(camera.height * zoom)
+    filled = np.zeros((height, width), np.uint8)
+    for triangle in np.round(uv[body.faces] * 16).astype(np.int32):
+        cv2.fillConvexPoly(filled, triangle, 1, shift=4)
+    mask, (x0, y0, w, h) = splat_silhouette(uv)
+    ys, xs = np.mgrid[0:height, 0:width] + 0.5
+    cols = np.floor((xs - x0) / w * mask.shape[1]).astype(int)
+    rows = np.floor((ys - y0) / h * mask.shape[0]).astype(int)
+    inside = (cols >= 0) & (cols < mask.shape[1]) & (rows >= 0) & (rows < mask.shape[0])
+    splatted = np.zeros_like(inside)
+    splatted[inside] = mask[rows[inside], cols[inside]]
+    filled = filled.astype(bool)
+    assert filled.sum() > 500
+    assert (splatted & filled).sum() / (splatted | filled).sum() > 0.85

@@ -1,4 +1,5 @@
-"""Error against iteration (pyqtgraph): one curve per metric and mode, a marker at the current iteration."""
+"""Error against iteration (pyqtgraph): one curve per metric and mode, a marker at the current iteration, and the
+numbers of every mode at that iteration in the title."""
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -24,16 +25,31 @@ class ErrorPlot(pg.PlotWidget):
         self.addItem(self.marker)
         self.curves: dict[str, pg.PlotDataItem] = {}
         state.traces_changed.connect(self.show_traces)
-        state.iteration_changed.connect(self.marker.setValue)
+        state.iteration_changed.connect(self.show_iteration)
+
+    def metrics(self) -> dict[str, tuple[str, str]]:
+        has_truth = any("mpjpe_mm" in t.metrics for t in self.state.traces.values())
+        return WITH_TRUTH if has_truth else WITHOUT_TRUTH
+
+    def show_iteration(self, *_args) -> None:
+        """Move the marker; write each mode's numbers at this iteration."""
+        k = self.state.iteration
+        self.marker.setValue(k)
+        parts = []
+        for mode, trace in self.state.traces.items():
+            if k <= trace.iterations:
+                values = [f"{label.split(' ')[0]} {trace.metrics[key][k]:.1f}"
+                          for key, (label, _) in self.metrics().items() if key in trace.metrics]
+                parts.append(f"{mode}: {', '.join(values)}")
+        self.setTitle(f"iteration {k} · " + " | ".join(parts) if parts else "")
 
     def show_traces(self) -> None:
         for curve in self.curves.values():
             self.removeItem(curve)
         self.curves = {}
         traces = self.state.traces
-        has_truth = any("mpjpe_mm" in t.metrics for t in traces.values())
-        metrics = WITH_TRUTH if has_truth else WITHOUT_TRUTH
-        self.setLabel("left", "error (mm)" if has_truth else "reprojection error (px)")
+        metrics = self.metrics()
+        self.setLabel("left", "error (mm)" if metrics is WITH_TRUTH else "reprojection error (px)")
         for mode in MODES:
             trace = traces.get(mode)
             if trace is None:
@@ -44,4 +60,4 @@ class ErrorPlot(pg.PlotWidget):
                                       pen=pg.mkPen(color, width=2, style=MODE_STYLE[mode]), symbol="o",
                                       symbolSize=6, symbolBrush=color)
                     self.curves[f"{mode}:{key}"] = curve
-        self.marker.setValue(self.state.iteration)
+        self.show_iteration()

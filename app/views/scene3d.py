@@ -1,5 +1,6 @@
-"""The 3D scene (pyvistaqt): floor, camera frustums with their frames as image planes, the per-view meshes of the
-current iteration (one colour per view, as the panel borders), the averaged mesh and the ground truth.
+"""The 3D scene (pyvistaqt): floor, camera frustums with their frames as image planes, the per-view meshes, joints
+and skeletons of the current iteration (one colour per view, as the panel borders), the averaged mesh, the ground
+truth; in "both" mode the uncalibrated meshes as wireframes over the calibrated ones.
 
 Meshes are created once per trace and their points replaced in place when the iteration changes.
 """
@@ -10,7 +11,7 @@ import pyvista as pv
 from pyvistaqt import QtInteractor
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
-from app.colors import FUSED_COLOR, TRUTH_COLOR, view_color
+from app.colors import FUSED_COLOR, TRUTH_COLOR, TRUTH_JOINT_COLOR, view_color
 from app.state import LoadedScene, StudioState
 from core.cameras import frustum_corners
 
@@ -35,6 +36,12 @@ def faces_for_pyvista(faces: np.ndarray) -> np.ndarray:
     return np.hstack([np.full((len(faces), 1), 3), faces]).astype(np.int64).ravel()
 
 
+def skeleton(joints: np.ndarray, edges) -> pv.PolyData:
+    """Joints as points, bones as line cells: one dataset feeds both the bone and the joint actor."""
+    lines = np.hstack([np.full((len(edges), 1), 2), np.asarray(edges)]).astype(np.int64).ravel()
+    return pv.PolyData(joints.astype(np.float32), lines=lines)
+
+
 class Scene3D(QWidget):
     def __init__(self, state: StudioState):
         super().__init__()
@@ -51,20 +58,29 @@ class Scene3D(QWidget):
         self.fused_mesh: pv.PolyData | None = None
         self.fused_actor = None
         self.truth_actors = []
-        self.camera_actors = []
         self.frustum_actors = []
+        self.camera_actors_of_view: list[list] = []  # per view: its frustum and image plane
+        self.skeletons: list[pv.PolyData] = []
+        self.skeleton_actors_of_view: list[list] = []
+        self.comparison_meshes: list[pv.PolyData] = []
+        self.comparison_actors = []
+        self.joint_marks: pv.PolyData | None = None
+        self.joint_mark_actor = None
         state.scene_changed.connect(self.show_scene)
         state.traces_changed.connect(self.show_trace)
         state.mode_changed.connect(lambda _m: self.show_trace())
         state.iteration_changed.connect(self.update_iteration)
         state.selected_view_changed.connect(self.highlight_view)
+        state.selected_joint_changed.connect(lambda _j: self.update_joint_marks())
         state.layers_changed.connect(self.apply_layers)
+        state.shown_views_changed.connect(self.apply_layers)
 
     def show_scene(self, scene: LoadedScene) -> None:
         plotter = self.plotter
         plotter.clear()
-        self.frustum_actors, self.camera_actors, self.truth_actors = [], [], []
-        self.view_meshes, self.view_actors, self.fused_mesh, self.fused_actor = [], [], None, None
+        self.frustum_actors, self.truth_actors = [], []
+        self.camera_actors_of_view = []
+        self._forget_estimates()
         sample = scene.sample
         centre = scene.truth_vertices.mean(0) if scene.truth_vertices is not None else np.zeros(3)
         plotter.add_mesh(pv.Plane(center=(centre[0], centre[1], 0), direction=(0, 0, 1), i_size=8, j_size=8,
@@ -75,11 +91,11 @@ class Scene3D(QWidget):
             actor = plotter.add_mesh(frustum_lines(camera.center, corners), color=view_color(index), line_width=2,
                                      name=f"frustum-{index}")
             self.frustum_actors.append(actor)
-            self.camera_actors.append(actor)
+            self.camera_actors_of_view.append([actor])
             frame = sample.frames[index]
             if frame is not None:
-                self.camera_actors.append(plotter.add_mesh(image_plane(corners), texture=pv.numpy_to_texture(frame),
-                                                           name=f"image-{index}"))
+                self.camera_actors_of_view[-1].append(plotter.add_mesh(
+                    image_plane(corners), texture=pv.numpy_to_texture(frame), name=f"image-{index}"))
         self.truth_mesh = None
         if scene.truth_vertices is not None:
             self.truth_mesh = pv.PolyData(scene.truth_vertices.astype(np.float32), faces_for_pyvista(scene.faces))
@@ -87,29 +103,56 @@ class Scene3D(QWidget):
                                                       opacity=0.5, name="truth"))
         gt = sample.ground_truth
         if gt is not None and gt.joints3d is not None:
-            self.truth_actors.append(plotter.add_points(gt.joints3d.astype(np.float32), color="#ffd400",
+            self.truth_actors.append(plotter.add_points(gt.joints3d.astype(np.float32), color=TRUTH_JOINT_COLOR,
                                                         point_size=10, render_points_as_spheres=True,
                                                         name="truth-joints"))
         self.reset_view()
         self.apply_layers()
 
-    def show_trace(self) -> None:
-        """(Re)create the estimate meshes for the current mode's trace."""
-        for actor in self.view_actors + ([self.fused_actor] if self.fused_actor else []):
-            self.plotter.remove_actor(actor, render=False)
+    def _forget_estimates(self) -> None:
         self.view_meshes, self.view_actors, self.fused_mesh, self.fused_actor = [], [], None, None
-        trace = self.state.trace
+        self.skeletons, self.skeleton_actors_of_view = [], []
+        self.comparison_meshes, self.comparison_actors = [], []
+        self.joint_marks, self.joint_mark_actor = None, None
+
+    def show_trace(self) -> None:
+        """(Re)create the estimate meshes and skeletons for the current mode's trace (and the comparison's)."""
+        old = self.view_actors + self.comparison_actors + [a for actors in self.skeleton_actors_of_view
+                                                           for a in actors]
+        for actor in old + [a for a in (self.fused_actor, self.joint_mark_actor) if a is not None]:
+            self.plotter.remove_actor(actor, render=False)
+        self._forget_estimates()
+        trace, comparison = self.state.trace, self.state.comparison
+        k = self.state.iteration
         if trace is not None:
             faces = faces_for_pyvista(trace.faces)
-            k = self.state.iteration
+            edges = self.state.scene.sample.joints.edges
             for v in range(trace.num_views):
                 mesh = pv.PolyData(trace.vertices[k, v].copy(), faces)
                 self.view_meshes.append(mesh)
                 # Flat shading: smooth shading recomputes normals through a filter each time the points move.
                 self.view_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), opacity=MESH_OPACITY,
                                                               name=f"estimate-{v}"))
+                bones = skeleton(trace.joints3d[k, v], edges)
+                self.skeletons.append(bones)
+                self.skeleton_actors_of_view.append([
+                    self.plotter.add_mesh(bones, color=view_color(v), line_width=3, name=f"bones-{v}"),
+                    self.plotter.add_mesh(bones, color=view_color(v), style="points", point_size=9,
+                                          render_points_as_spheres=True, name=f"joints-{v}")])
             self.fused_mesh = pv.PolyData(trace.fused_vertices[k].copy(), faces)
             self.fused_actor = self.plotter.add_mesh(self.fused_mesh, color=FUSED_COLOR, name="fused")
+            self.joint_marks = pv.PolyData(trace.joints3d[k, :, 0].copy())
+            self.joint_mark_actor = self.plotter.add_mesh(self.joint_marks, color="#ffffff", style="points",
+                                                          point_size=18, render_points_as_spheres=True,
+                                                          name="selected-joint")
+        if comparison is not None:
+            faces = faces_for_pyvista(comparison.faces)
+            for v in range(comparison.num_views):
+                mesh = pv.PolyData(comparison.vertices[k, v].copy(), faces)
+                self.comparison_meshes.append(mesh)
+                self.comparison_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), style="wireframe",
+                                                                    opacity=0.35, name=f"comparison-{v}"))
+        self.update_joint_marks(render=False)
         self.highlight_view(self.state.selected_view)
         self.apply_layers()
 
@@ -121,9 +164,27 @@ class Scene3D(QWidget):
         for v, mesh in enumerate(self.view_meshes):
             mesh.points[:] = trace.vertices[k, v]
             mesh.Modified()
+            self.skeletons[v].points[:] = trace.joints3d[k, v]
+            self.skeletons[v].Modified()
+        comparison = self.state.comparison
+        for v, mesh in enumerate(self.comparison_meshes):
+            mesh.points[:] = comparison.vertices[k, v]
+            mesh.Modified()
         self.fused_mesh.points[:] = trace.fused_vertices[k]
         self.fused_mesh.Modified()
-        self.plotter.update()  # one render, at Qt's next paint
+        self.update_joint_marks()
+
+    def update_joint_marks(self, render: bool = True) -> None:
+        """The selected joint of every view's estimate, as large white points (hidden when none is selected)."""
+        trace, joint = self.state.trace, self.state.selected_joint
+        if self.joint_marks is None:
+            return
+        if joint >= 0:
+            self.joint_marks.points[:] = trace.joints3d[self.state.iteration, :, joint]
+            self.joint_marks.Modified()
+        self.joint_mark_actor.SetVisibility(joint >= 0 and self.state.layers["estimate joints"])
+        if render:
+            self.plotter.update()  # one render, at Qt's next paint
 
     def reset_view(self) -> None:
         self.plotter.camera_position = "iso"
@@ -149,13 +210,19 @@ class Scene3D(QWidget):
         self.plotter.update()  # one render, at Qt's next paint
 
     def apply_layers(self) -> None:
-        layers = self.state.layers
-        for actor in self.view_actors:
-            actor.SetVisibility(layers["per-view meshes"])
+        layers, shown = self.state.layers, self.state.view_shown
+        for v, actor in enumerate(self.view_actors):
+            actor.SetVisibility(layers["per-view meshes"] and shown(v))
+        for v, actor in enumerate(self.comparison_actors):
+            actor.SetVisibility(layers["per-view meshes"] and shown(v))
+        for v, actors in enumerate(self.skeleton_actors_of_view):
+            for actor in actors:
+                actor.SetVisibility(layers["estimate joints"] and shown(v))
         if self.fused_actor is not None:
             self.fused_actor.SetVisibility(layers["fused mesh"])
         for actor in self.truth_actors:
             actor.SetVisibility(layers["ground truth"])
-        for actor in self.camera_actors:
-            actor.SetVisibility(layers["cameras"])
-        self.plotter.update()  # one render, at Qt's next paint
+        for v, actors in enumerate(self.camera_actors_of_view):
+            for actor in actors:
+                actor.SetVisibility(layers["cameras"] and shown(v))
+        self.update_joint_marks()

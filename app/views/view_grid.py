@@ -1,5 +1,6 @@
 """Per-camera 2D panels (pyqtgraph): the frame, the input heatmaps and those rendered from the current estimate
-(inside the crop the network saw), the 2D evidence, and the estimate's reprojected joints and skeleton."""
+(inside the crop the network saw), the 2D evidence, the estimate's reprojected joints, skeleton and mesh
+silhouette, and the ground truth with the joints an occluder hides."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,10 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF
 from PyQt6.QtWidgets import QGridLayout, QWidget
 
-from app.colors import view_color
+from app.colors import TRUTH_JOINT_COLOR, view_color
 from app.state import LoadedScene, StudioState
+from core.cameras import project_points
+from core.render import splat_silhouette
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)  # antialiasing costs more than it shows
 
@@ -40,6 +43,13 @@ def difference_lut() -> np.ndarray:
 DIFFERENCE_LUT = difference_lut()
 
 
+def mask_lut(color: str) -> np.ndarray:
+    """0 transparent, 1 the view's colour half opaque: a silhouette over the frame."""
+    lut = np.zeros((2, 4), dtype=np.ubyte)
+    lut[1] = pg.mkColor(color).getRgb()[:3] + (110,)
+    return lut
+
+
 class ViewPanel(pg.GraphicsLayoutWidget):
     def __init__(self, index: int, state: StudioState):
         super().__init__()
@@ -56,19 +66,29 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.input_heat = pg.ImageItem(lut=INPUT_LUT, levels=(0, 1))
         self.estimate_heat = pg.ImageItem(lut=ESTIMATE_LUT, levels=(0, 1))
         self.difference_heat = pg.ImageItem(lut=DIFFERENCE_LUT, levels=(-1, 1))
+        self.silhouette = pg.ImageItem(lut=mask_lut(view_color(index)), levels=(0, 1))
         self.crop = pg.PlotCurveItem(pen=pg.mkPen("#ffffff", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.evidence_bones = pg.PlotCurveItem(pen=pg.mkPen("#dddddd", width=1.5), connect="pairs")
         self.evidence = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k", width=0.5))
         self.estimate_bones = pg.PlotCurveItem(pen=pg.mkPen(view_color(index), width=2.5), connect="pairs")
         self.estimate = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(view_color(index)), pen=pg.mkPen("w", width=1))
+        # "both" mode: the uncalibrated estimate, dashed and hollow, over the calibrated one
+        self.comparison_bones = pg.PlotCurveItem(
+            pen=pg.mkPen(view_color(index), width=2, style=pg.QtCore.Qt.PenStyle.DashLine), connect="pairs")
+        self.comparison = pg.ScatterPlotItem(size=7, symbol="s", brush=None, pen=pg.mkPen(view_color(index), width=1.5))
+        self.truth = pg.ScatterPlotItem(size=9, symbol="+", pen=pg.mkPen(TRUTH_JOINT_COLOR, width=2))
+        self.occluded = pg.ScatterPlotItem(size=12, symbol="x", pen=pg.mkPen("#ff3030", width=2.5))
         self.highlight = pg.ScatterPlotItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
-        for item in (self.image, self.input_heat, self.estimate_heat, self.difference_heat, self.crop, self.evidence_bones, self.evidence,
-                     self.estimate_bones, self.estimate, self.highlight):
+        self.silhouettes: dict[tuple[int, int], tuple[np.ndarray, tuple]] = {}  # (id(trace), iteration) -> mask
+        for item in (self.image, self.silhouette, self.input_heat, self.estimate_heat, self.difference_heat, self.crop,
+                     self.evidence_bones, self.evidence, self.truth, self.occluded, self.comparison_bones,
+                     self.comparison, self.estimate_bones, self.estimate, self.highlight):
             self.plot.addItem(item)
         self.setStyleSheet(f"border: 3px solid {view_color(index)};")
         self.scene().sigMouseClicked.connect(self.clicked)
         state.iteration_changed.connect(self.update_iteration)
         state.mode_changed.connect(lambda _m: self.show_trace())
+        state.traces_changed.connect(self.forget_silhouettes)
         state.traces_changed.connect(self.show_trace)
         state.layers_changed.connect(self.apply_layers)
         state.selected_joint_changed.connect(lambda _j: self.update_iteration())
@@ -112,7 +132,23 @@ class ViewPanel(pg.GraphicsLayoutWidget):
                             levels=(0, 255))
         self.plot.setRange(xRange=(0, camera.width), yRange=(0, camera.height), padding=0.02)
         self._set_evidence(sample.keypoints[self.index] if sample.keypoints is not None else None, sample.joints.edges)
+        self._set_truth(sample)
         self.show_trace()
+
+    def _set_truth(self, sample) -> None:
+        """Ground-truth joints projected into this view; a red cross where an occluder hides one."""
+        gt = sample.ground_truth
+        if gt is None or gt.joints3d is None:
+            self.truth.setData([], [])
+            self.occluded.setData([], [])
+            return
+        uv, _ = project_points(gt.joints3d, sample.cameras[self.index])
+        self.truth.setData(uv[:, 0], uv[:, 1])
+        hidden = gt.occluded[self.index] if gt.occluded is not None else np.zeros(len(uv), bool)
+        self.occluded.setData(uv[hidden, 0], uv[hidden, 1])
+
+    def forget_silhouettes(self) -> None:
+        self.silhouettes = {}
 
     def _set_evidence(self, keypoints: np.ndarray | None, edges) -> None:
         if keypoints is None:
@@ -148,21 +184,37 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         item.setImage(shown, levels=(0, 1), autoLevels=False)
         return shown
 
+    def _set_skeleton(self, trace, points: pg.ScatterPlotItem, bones: pg.PlotCurveItem) -> None:
+        if trace is None:
+            points.setData([], [])
+            bones.setData([], [])
+            return
+        joints = trace.joints2d[self.state.iteration, self.index]
+        points.setData(joints[:, 0], joints[:, 1])
+        pairs = joints[np.array(self.state.scene.sample.joints.edges).reshape(-1)]
+        bones.setData(pairs[:, 0], pairs[:, 1])
+
+    def _set_silhouette(self, trace) -> None:
+        """The estimate's mesh projected into this view, cached per iteration (cheap, but not free)."""
+        if trace is None or trace.vertices2d is None or not self.state.layers["projected mesh"]:
+            return
+        key = (id(trace), self.state.iteration)
+        if key not in self.silhouettes:
+            self.silhouettes[key] = splat_silhouette(trace.vertices2d[self.state.iteration, self.index])
+        mask, rect = self.silhouettes[key]
+        self.silhouette.setImage(mask.astype(np.uint8), levels=(0, 1), autoLevels=False)
+        self.silhouette.setRect(QRectF(*rect))
+
     def update_iteration(self, *_args) -> None:
         """Everything that depends on the iteration or the selected joint, from precomputed arrays only."""
         trace = self.state.trace
         joint = self.state.selected_joint
         positions = self._joint_positions()
-        if trace is None:
-            self.estimate.setData([], [])
-            self.estimate_bones.setData([], [])
-        else:
+        self._set_skeleton(trace, self.estimate, self.estimate_bones)
+        self._set_skeleton(self.state.comparison, self.comparison, self.comparison_bones)
+        self._set_silhouette(trace)
+        if trace is not None:
             k = self.state.iteration
-            joints = trace.joints2d[k, self.index]
-            self.estimate.setData(joints[:, 0], joints[:, 1])
-            edges = self.state.scene.sample.joints.edges
-            pairs = joints[np.array(edges).reshape(-1)]
-            self.estimate_bones.setData(pairs[:, 0], pairs[:, 1])
             estimate = self._heat(self.estimate_heat, trace.heatmaps[k, self.index])
             evidence = self._heat(self.input_heat, trace.input_heatmaps[self.index])
             self.difference_heat.setImage(evidence - estimate, levels=(-1, 1), autoLevels=False)
@@ -172,6 +224,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             self.highlight.setData([], [])
 
     def apply_layers(self) -> None:
+        self._set_silhouette(self.state.trace)  # computed only while shown
         layers, has_trace = self.state.layers, self.state.trace is not None
         self.image.setVisible(layers["frame"])
         self.input_heat.setVisible(layers["input heatmaps"] and has_trace)
@@ -181,8 +234,11 @@ class ViewPanel(pg.GraphicsLayoutWidget):
                                             or layers["heatmap difference"]))
         for item in (self.evidence, self.evidence_bones):
             item.setVisible(layers["evidence"])
-        for item in (self.estimate, self.estimate_bones):
+        for item in (self.estimate, self.estimate_bones, self.comparison, self.comparison_bones):
             item.setVisible(layers["estimate joints"] and has_trace)
+        self.silhouette.setVisible(layers["projected mesh"] and has_trace)
+        for item in (self.truth, self.occluded):
+            item.setVisible(layers["ground truth"])
 
 
 class ViewGrid(QWidget):
@@ -195,14 +251,25 @@ class ViewGrid(QWidget):
         self.layout_ = QGridLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
         state.scene_changed.connect(self.show_scene)
+        state.shown_views_changed.connect(self.arrange)
 
     def show_scene(self, scene: LoadedScene) -> None:
         views = scene.sample.num_views
         while len(self.panels) > views:
             self.panels.pop().deleteLater()
-        columns = int(np.ceil(np.sqrt(views)))
         for index in range(views):
             if index == len(self.panels):
                 self.panels.append(ViewPanel(index, self.state))
-            self.layout_.addWidget(self.panels[index], index // columns, index % columns)
             self.panels[index].show_view(scene)
+        self.arrange()
+
+    def arrange(self) -> None:
+        """The shown panels in a near-square grid, hidden ones out of it."""
+        for panel in self.panels:
+            self.layout_.removeWidget(panel)
+        shown = [p for p in self.panels if self.state.view_shown(p.index)]
+        columns = int(np.ceil(np.sqrt(max(len(shown), 1))))
+        for slot, panel in enumerate(shown):
+            self.layout_.addWidget(panel, slot // columns, slot % columns)
+        for panel in self.panels:
+            panel.setVisible(self.state.view_shown(panel.index))

@@ -56,7 +56,8 @@ def main() -> None:
     for name, seconds in marks.items():
         print(f"start-up to {name}: {seconds:.2f} s")
     verdict = "meets" if median <= TARGET_MS else "misses"
-    print(f"slider step: median {median:.1f} ms, 95th percentile {p95:.1f} ms ({verdict} the {TARGET_MS:.0f} ms target)")
+    print(f"slider step: median {median:.1f} ms, 95th percentile {p95:.1f} ms "
+          f"({verdict} the {TARGET_MS:.0f} ms target)")
     window.close()
 
 

@@ -1,0 +1,74 @@
+"""Viewports as images and videos: screenshots of the window or any part of it (optionally scaled) and the
+refinement recorded iteration by iteration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtGui import QImage, QPixmap
+from PyQt6.QtWidgets import QApplication, QWidget
+
+from core.files import atomic_path
+from core.video import stamp, write_video
+
+WINDOW, SCENE_3D, CAMERA_PANELS, ERROR_PLOT = "whole window", "3D scene", "camera panels", "error plot"
+
+
+def viewport_names(window) -> list[str]:
+    """What can be grabbed: the window, each part of it, and every camera's panel by name."""
+    cameras = [p.state.scene.sample.cameras[p.index].name for p in window.view_grid.panels] if window.state.scene \
+        else []
+    return [WINDOW, SCENE_3D, CAMERA_PANELS, ERROR_PLOT] + cameras
+
+
+def grab_viewport(window, name: str = WINDOW, scale: int = 1) -> np.ndarray:
+    """An RGB image of one viewport. ``scale`` > 1 draws it at that many times its pixels: the 3D scene is
+    re-rendered by VTK at the higher resolution, Qt-drawn panels are repainted (pyqtgraph draws vectors); the
+    whole window, holding a native OpenGL view, is grabbed at screen resolution only."""
+    QApplication.processEvents()
+    window.scene3d.plotter.render()
+    if name == SCENE_3D:
+        return np.asarray(window.scene3d.plotter.screenshot(return_img=True, scale=scale))[..., :3].copy()
+    if name == WINDOW:
+        return qimage_to_rgb(window.grab().toImage())
+    widgets = {CAMERA_PANELS: window.view_grid, ERROR_PLOT: window.error_plot}
+    widgets.update({n: p for n, p in zip(viewport_names(window)[4:], window.view_grid.panels)})
+    if name not in widgets:
+        raise ValueError(f"no viewport named {name!r}; expected one of {', '.join(viewport_names(window))}")
+    widget = widgets[name]
+    pixmap = QPixmap(widget.size() * scale)
+    pixmap.setDevicePixelRatio(scale)
+    QWidget.render(widget, pixmap)  # QWidget's, not pyqtgraph's scene render: the widget as it paints itself
+    return qimage_to_rgb(pixmap.toImage())
+
+
+def qimage_to_rgb(image: QImage) -> np.ndarray:
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    rows = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8)
+    return rows.reshape(image.height(), image.bytesPerLine())[:, : image.width() * 3].reshape(
+        image.height(), image.width(), 3).copy()
+
+
+def save_screenshot(window, path, viewport: str = WINDOW, scale: int = 1) -> Path:
+    """One viewport (default: the whole window) as a PNG, atomically."""
+    rgb = grab_viewport(window, viewport, scale)
+    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.shape[1] * 3, QImage.Format.Format_RGB888)
+    with atomic_path(path) as tmp:
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"could not write screenshot {path}")
+    return Path(path)
+
+
+def record_refinement(window, path, viewport: str = WINDOW, fps: float = 2.0) -> Path:
+    """A video (.mp4 or .gif) of ``viewport`` stepping through every iteration; the view returns to where it was."""
+    state = window.state
+    if state.trace is None:
+        raise ValueError("there is no estimate to record yet")
+    here, frames = state.iteration, []
+    try:
+        for k in range(state.max_iteration + 1):
+            state.set_iteration(k)
+            frames.append(stamp(grab_viewport(window, viewport), f"{state.mode} | iteration {k}/{state.max_iteration}"))
+    finally:
+        state.set_iteration(here)
+    return write_video(frames, path, fps)

@@ -1,0 +1,58 @@
+"""Regenerate the README's screenshots from the real window on the bundled sample (run it when the UI changes):
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python packaging/make_screenshots.py [--out resources/screenshots]
+
+Writes window.png (the whole window, calibrated), both.png (calibrated and uncalibrated overlaid, left wrist
+selected), panel.png (one camera panel at twice its pixels with the projected mesh and the heatmap difference)
+and scene3d.png (the 3D scene at twice its pixels).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PyQt6.QtCore import QEventLoop, QSettings  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("resources/screenshots"))
+    args = parser.parse_args()
+    qt_app = QApplication(sys.argv[:1])
+    from app.capture import SCENE_3D, save_screenshot
+    from app.main_window import MainWindow
+
+    settings = QSettings(str(args.out / ".screenshots.ini"), QSettings.Format.IniFormat)
+    settings.clear()  # the default layout, whatever was saved before
+    window = MainWindow(settings=settings)
+    window.setProperty("headless", True)
+    window.show()
+    loop = QEventLoop()
+    window.ready.connect(loop.quit)
+    window.load(window.folder)
+    loop.exec()
+    state = window.state
+    written = [save_screenshot(window, args.out / "window.png")]
+    state.set_mode("both")
+    state.select_joint(13)
+    written.append(save_screenshot(window, args.out / "both.png"))
+    state.set_mode("calibrated")
+    state.select_joint(-1)
+    state.set_iteration(1)
+    state.set_layer("projected mesh", True)
+    state.set_layer("heatmap difference", True)
+    state.set_layer("input heatmaps", False)
+    written.append(save_screenshot(window, args.out / "panel.png", "cam02", scale=2))
+    written.append(save_screenshot(window, args.out / "scene3d.png", SCENE_3D, scale=2))
+    window.close()
+    qt_app.quit()
+    (args.out / ".screenshots.ini").unlink(missing_ok=True)
+    print("\n".join(f"wrote {p}" for p in written))
+
+
+if __name__ == "__main__":
+    main()
