@@ -17,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "bundled free model")
     parser.add_argument("--trace", type=Path, nargs="+", help="saved trace(s) to show without running the network")
     parser.add_argument("--checkpoint", type=Path, help="HeatFormer checkpoint (default: the shipped one)")
-    parser.add_argument("--mode", choices=("calibrated", "uncalibrated"), help="mode shown first")
+    parser.add_argument("--mode", choices=("calibrated", "uncalibrated", "both"),
+                        help="mode shown first (both: uncalibrated overlaid on calibrated)")
     parser.add_argument("--iteration", type=int, help="iteration shown (default: the last)")
     parser.add_argument("--screenshot", type=Path, help="save a PNG of the whole window once the data is shown")
     parser.add_argument("--quit", action="store_true", help="exit when done (after --screenshot)")

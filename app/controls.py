@@ -1,4 +1,5 @@
-"""The toolbar that drives the state: mode, iteration slider with step and play, joint selector."""
+"""The toolbar that drives the state: mode, iteration slider with step and play, joint selector, heatmap
+opacity."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, QTimer
@@ -42,6 +43,15 @@ class Controls(QToolBar):
         self.joint.currentIndexChanged.connect(lambda i: state.select_joint(i - 1))
         self.addWidget(QLabel(" joint "))
         self.addWidget(self.joint)
+        self.addSeparator()
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(round(state.heat_opacity * 100))
+        self.opacity.setMaximumWidth(90)
+        self.opacity.setToolTip("opacity of the heatmap overlays")
+        self.opacity.valueChanged.connect(lambda value: state.set_heat_opacity(value / 100))
+        self.addWidget(QLabel(" heatmaps "))
+        self.addWidget(self.opacity)
         self.timer = QTimer(self)
         self.timer.setInterval(PLAY_INTERVAL_MS)
         self.timer.timeout.connect(self.advance)

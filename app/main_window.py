@@ -250,14 +250,15 @@ class MainWindow(QMainWindow):
     def choose_mesh_export(self) -> None:
         if self.state.trace is None:
             return
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the meshes of every view and the averaged one")
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the meshes of the shown views and the averaged one")
         if folder:
             fmt, ok = QInputDialog.getItem(self, "Mesh format", "format", list(MESH_FORMATS), 0, False)
             if ok:
                 self.export_meshes(Path(folder), fmt)
 
     def export_meshes(self, folder: Path, fmt: str = "obj") -> None:
-        self._export(lambda: [str(p) for p in export_meshes(self.state.trace, self.state.iteration, folder,
+        shown = [v for v in range(self.state.trace.num_views) if self.state.view_shown(v)]
+        self._export(lambda: [str(p) for p in export_meshes(self.state.trace, self.state.iteration, folder, shown,
                                                             fmt=fmt)])
 
     def choose_parameter_export(self) -> None:

@@ -42,6 +42,7 @@ class StudioState(QObject):
     selected_joint_changed = pyqtSignal(int)  # -1 = none
     layers_changed = pyqtSignal()
     shown_views_changed = pyqtSignal()
+    heat_opacity_changed = pyqtSignal(float)
 
     def __init__(self):
         super().__init__()
@@ -53,6 +54,7 @@ class StudioState(QObject):
         self.selected_joint = -1
         self.layers = dict(LAYERS)
         self.hidden_views: set[int] = set()
+        self.heat_opacity = 1.0  # of the heatmap overlays, 0..1
 
     @property
     def trace(self) -> RefinementTrace | None:
@@ -113,6 +115,12 @@ class StudioState(QObject):
         if self.view_shown(index) != shown:
             self.hidden_views ^= {index}
             self.shown_views_changed.emit()
+
+    def set_heat_opacity(self, opacity: float) -> None:
+        opacity = float(np.clip(opacity, 0.0, 1.0))
+        if opacity != self.heat_opacity:
+            self.heat_opacity = opacity
+            self.heat_opacity_changed.emit(opacity)
 
     def set_layer(self, name: str, shown: bool) -> None:
         if self.layers.get(name) != shown:

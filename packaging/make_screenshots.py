@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,8 +27,8 @@ def main() -> None:
     from app.capture import SCENE_3D, save_screenshot
     from app.main_window import MainWindow
 
-    settings = QSettings(str(args.out / ".screenshots.ini"), QSettings.Format.IniFormat)
-    settings.clear()  # the default layout, whatever was saved before
+    # a throw-away settings file: the default layout, and the user's own settings untouched
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
     window.setProperty("headless", True)
     window.show()
@@ -50,7 +51,6 @@ def main() -> None:
     written.append(save_screenshot(window, args.out / "scene3d.png", SCENE_3D, scale=2))
     window.close()
     qt_app.quit()
-    (args.out / ".screenshots.ini").unlink(missing_ok=True)
     print("\n".join(f"wrote {p}" for p in written))
 
 

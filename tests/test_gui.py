@@ -249,6 +249,8 @@ def test_layer_toggles_hide_and_show(window):
     window.state.set_layer("per-view meshes", True)
     window.state.set_layer("estimate joints", True)
     assert all(a.GetVisibility() for a in scene.view_actors) and panel.estimate.isVisible()
+    window.controls.opacity.setValue(30)
+    assert window.state.heat_opacity == pytest.approx(0.3) and panel.input_heat.opacity() == pytest.approx(0.3)
 
 
 def test_saved_traces_open_without_the_network(window, qtbot, tmp_path):
@@ -281,11 +283,13 @@ def test_exports_from_the_window_reload(window, tmp_path):
     from core.trace import RefinementTrace
 
     window.state.set_iteration(1)
+    window.state.set_view_shown(2, False)
     window.export_meshes(tmp_path, "ply")
     trace = window.state.trace
     mesh = trimesh.load(tmp_path / "calibrated_iter1_cam02.ply", process=False)
     np.testing.assert_allclose(np.asarray(mesh.vertices), trace.vertices[1, 1], atol=1e-5)
-    assert len(list(tmp_path.glob("*.ply"))) == 5  # four views and the averaged estimate
+    assert len(list(tmp_path.glob("*.ply"))) == 4  # the three shown views and the averaged estimate
+    assert not (tmp_path / "calibrated_iter1_cam03.ply").exists()
     window.export_traces(tmp_path)
     assert RefinementTrace.load(tmp_path / "sample.uncalibrated.npz").mode == "uncalibrated"
     assert "wrote" in window.statusBar().currentMessage()
@@ -366,7 +370,7 @@ def run_main(*args, timeout=120):
 
 def test_command_line_screenshot_and_quit(tmp_path):
     shot = tmp_path / "window.png"
-    result = run_main("--screenshot", str(shot), "--quit")
+    result = run_main("--mode", "both", "--iteration", "1", "--screenshot", str(shot), "--quit")
     assert result.returncode == 0, result.stderr
     assert shot.stat().st_size > 10000
 

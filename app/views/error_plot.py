@@ -20,6 +20,7 @@ class ErrorPlot(pg.PlotWidget):
         self.setBackground("#202124")
         self.showGrid(x=True, y=True, alpha=0.3)
         self.setLabel("bottom", "iteration")
+        self.getAxis("bottom").setTickSpacing(1, 1)  # iterations are whole numbers
         self.addLegend(offset=(-10, 10))
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffffff", width=1.5))
         self.addItem(self.marker)

@@ -59,6 +59,7 @@ class Scene3D(QWidget):
         self.fused_actor = None
         self.truth_actors = []
         self.frustum_actors = []
+        self.floor_centre = np.zeros(3)
         self.camera_actors_of_view: list[list] = []  # per view: its frustum and image plane
         self.skeletons: list[pv.PolyData] = []
         self.skeleton_actors_of_view: list[list] = []
@@ -83,6 +84,7 @@ class Scene3D(QWidget):
         self._forget_estimates()
         sample = scene.sample
         centre = scene.truth_vertices.mean(0) if scene.truth_vertices is not None else np.zeros(3)
+        self.floor_centre = centre
         plotter.add_mesh(pv.Plane(center=(centre[0], centre[1], 0), direction=(0, 0, 1), i_size=8, j_size=8,
                                   i_resolution=16, j_resolution=16), style="wireframe", color="#777777",
                          name="floor")
@@ -187,8 +189,16 @@ class Scene3D(QWidget):
             self.plotter.update()  # one render, at Qt's next paint
 
     def reset_view(self) -> None:
+        """An oblique view framing the cameras and the person (the floor may run off the edges)."""
         self.plotter.camera_position = "iso"
-        self.plotter.reset_camera()
+        scene = self.state.scene
+        if scene is None:
+            self.plotter.reset_camera()
+        else:
+            points = [c.center for c in scene.sample.cameras] + [np.array([*self.floor_centre[:2], 0.0]),
+                                                                 np.array([*self.floor_centre[:2], 1.8])]
+            low, high = np.min(points, 0) - 0.3, np.max(points, 0) + 0.3
+            self.plotter.reset_camera(bounds=[low[0], high[0], low[1], high[1], low[2], high[2]])
         self.plotter.update()
 
     def look_through(self, index: int) -> None:

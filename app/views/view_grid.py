@@ -84,6 +84,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
                      self.evidence_bones, self.evidence, self.truth, self.occluded, self.comparison_bones,
                      self.comparison, self.estimate_bones, self.estimate, self.highlight):
             self.plot.addItem(item)
+        self.set_heat_opacity(state.heat_opacity)
         self.setStyleSheet(f"border: 3px solid {view_color(index)};")
         self.scene().sigMouseClicked.connect(self.clicked)
         state.iteration_changed.connect(self.update_iteration)
@@ -91,6 +92,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         state.traces_changed.connect(self.forget_silhouettes)
         state.traces_changed.connect(self.show_trace)
         state.layers_changed.connect(self.apply_layers)
+        state.heat_opacity_changed.connect(self.set_heat_opacity)
         state.selected_joint_changed.connect(lambda _j: self.update_iteration())
 
     def clicked(self, event) -> None:
@@ -146,6 +148,10 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.truth.setData(uv[:, 0], uv[:, 1])
         hidden = gt.occluded[self.index] if gt.occluded is not None else np.zeros(len(uv), bool)
         self.occluded.setData(uv[hidden, 0], uv[hidden, 1])
+
+    def set_heat_opacity(self, opacity: float) -> None:
+        for item in (self.input_heat, self.estimate_heat, self.difference_heat):
+            item.setOpacity(opacity)
 
     def forget_silhouettes(self) -> None:
         self.silhouettes = {}

@@ -3,7 +3,9 @@
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python tests/benchmarks/bench_gui.py [--steps 200]
 
 A step sets the iteration on the state object and processes Qt's events until every view has redrawn (the 3D
-view renders synchronously). Prints the median and 95th percentile in milliseconds against the 16 ms target.
+view renders synchronously). Prints the median and 95th percentile in milliseconds against the 16 ms target, for
+the whole window and again with the 3D dock hidden (the share of the OpenGL rendering, which under Xvfb is Mesa's
+software renderer).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def main() -> None:
     from app.main_window import MainWindow
 
     settings = QSettings(str(Path("/tmp") / "heatformer-bench.ini"), QSettings.Format.IniFormat)
+    settings.clear()  # the default layout, whatever an earlier run saved
     window = MainWindow(settings=settings)
     window.setProperty("headless", True)
     window.show()
@@ -41,23 +44,27 @@ def main() -> None:
     loop.exec()
     state = window.state
     n = state.max_iteration
-    sequence = [k % (n + 1) for k in range(args.steps)]
-    timings = []
-    for k in sequence:
-        start = time.perf_counter()
-        state.set_iteration(k if k != state.iteration else (k + 1) % (n + 1))
-        app.processEvents()
-        timings.append(time.perf_counter() - start)
-    median = statistics.median(timings) * 1000
-    p95 = sorted(timings)[int(0.95 * len(timings))] * 1000
     views = state.scene.sample.num_views
     print(f"{views} views, {len(window.scene3d.view_meshes)} meshes of {state.trace.vertices.shape[2]} vertices, "
           f"{n} iterations, {args.steps} slider steps")
     for name, seconds in marks.items():
         print(f"start-up to {name}: {seconds:.2f} s")
-    verdict = "meets" if median <= TARGET_MS else "misses"
-    print(f"slider step: median {median:.1f} ms, 95th percentile {p95:.1f} ms "
-          f"({verdict} the {TARGET_MS:.0f} ms target)")
+    for label in ("every viewport", "3D dock hidden"):
+        if label == "3D dock hidden":
+            window.scene_dock.hide()
+        timings, updates = [], []
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            state.set_iteration((state.iteration + 1) % (n + 1))
+            updates.append(time.perf_counter() - start)
+            app.processEvents()
+            timings.append(time.perf_counter() - start)
+        median = statistics.median(timings) * 1000
+        p95 = sorted(timings)[int(0.95 * len(timings))] * 1000
+        verdict = "meets" if median <= TARGET_MS else "misses"
+        print(f"slider step, {label}: median {median:.1f} ms, 95th percentile {p95:.1f} ms "
+              f"({verdict} the {TARGET_MS:.0f} ms target); of which updating the views' data "
+              f"{statistics.median(updates) * 1000:.1f} ms, the rest painting")
     window.close()
 
 
