@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--image-size", type=int, nargs=2, default=(512, 512), metavar=("W", "H"))
     synth.add_argument("--count", type=int, default=1,
                        help="more than 1: write OUT/<name>_0000 ... with seeds S, S+1, ... (a benchmark set)")
+    synth.add_argument("--clean", type=int, default=0,
+                       help="with --count: the first CLEAN samples have no occluder (a clean split)")
     synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m"), default="native",
                        help="format of the written calibration (easymocap: intri.yml + extri.yml)")
     infer = sub.add_parser("infer", help="run HeatFormer on a sample folder and save the refinement trace")
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
     evaluation.add_argument("--iterations", type=int, default=5, help="decoder iterations to run (default 5)")
     evaluation.add_argument("--device", default=None)
+    evaluation.add_argument("--no-baseline", action="store_true",
+                            help="skip the SMPLify-style baseline (about 3 s per sample on a CPU)")
     evaluation.add_argument("--out", type=Path, required=True, help="report file (.md)")
     export = sub.add_parser("export", help="meshes and SMPL parameters of one iteration of a saved trace")
     export.add_argument("--trace", type=Path, required=True)
@@ -115,13 +119,13 @@ def run_eval(args: argparse.Namespace) -> int:
     body = BodyModel(resolve_body_model_path(args.body_model))
     model = load_model(resolve_checkpoint_path(args.checkpoint), body)
     samples = list(iterate_samples(args.data))
-    results = run_evaluation(samples, model, body, iterations=args.iterations, progress=print_progress,
-                             device=args.device)
+    results, fits = run_evaluation(samples, model, body, iterations=args.iterations, progress=print_progress,
+                                   device=args.device, baseline=not args.no_baseline)
     if not model.trained:
         print("warning: no trained checkpoint, the network has RANDOM WEIGHTS", file=sys.stderr)
     weights = model.identity if model.description in ("", model.identity) else (
         f"{model.identity} — {model.description}")
-    text = report(results, f"HeatFormer on {args.data.name}: {weights}")
+    text = report(results, f"HeatFormer on {args.data.name}: {weights}", fits)
     write_text(args.out, text)
     print(text)
     return 0
@@ -201,7 +205,8 @@ def run_synth(args: argparse.Namespace) -> int:
     rig = RigConfig(views=args.views, image_size=tuple(args.image_size))
     for i in range(args.count):
         out = args.out if args.count == 1 else args.out / f"{args.out.name}_{i:04d}"
-        sample = generate_sample(body, seed=args.seed + i, rig=rig, occluders=args.occluders, name=out.name)
+        occluders = 0 if i < args.clean else args.occluders
+        sample = generate_sample(body, seed=args.seed + i, rig=rig, occluders=occluders, name=out.name)
         write_sample(sample, out, calibration_format=args.calibration_format)
         if args.count > 1:
             print_progress(int(100 * (i + 1) / args.count), out.name)

@@ -1,5 +1,6 @@
 """Evaluating HeatFormer over a set of samples with ground truth: per-iteration errors per mode, view-dependent
-vs averaged estimates, clean vs occluded samples, as Markdown tables."""
+vs averaged estimates, clean vs occluded samples, and the SMPLify-style baseline on the same samples and machine,
+as Markdown tables."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,9 +9,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from core.baseline import BaselineFit, fit_smplify
 from core.dataset_io import read_sample
 from core.errors import InputError
-from core.inference import evaluate, refine
+from core.inference import evaluate, ground_truth_vertices, refine
+from core.metrics import MM, pa_mpjpe
+from core.model.network import ROOT
 from core.sample import MultiviewSample
 
 METRICS = (("mpjpe_mm", "MPJPE"), ("pa_mpjpe_mm", "PA-MPJPE"), ("mpvpe_mm", "MPVPE"))
@@ -21,12 +25,39 @@ class ModeResults:
     metrics: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> per sample (I,)
     occluded: list[bool] = field(default_factory=list)
     network_seconds: list[float] = field(default_factory=list)
+    total_seconds: list[float] = field(default_factory=list)  # the whole refine(): fusion, crops, network, meshes
 
     def add(self, trace, occluded: bool) -> None:
         for name, values in trace.metrics.items():
             self.metrics.setdefault(name, []).append(values)
         self.occluded.append(occluded)
         self.network_seconds.append(trace.timings["network"])
+        self.total_seconds.append(trace.timings["prepare"] + trace.timings["network"] + trace.timings["meshes"])
+
+
+def fit_errors(fit: BaselineFit, sample: MultiviewSample, body) -> dict[str, float]:
+    """The baseline's errors, as HeatFormer's are measured: root-aligned (the same in every camera's frame, as
+    rotations keep distances), PA-MPJPE, and MPVPE when the ground truth is a body of this model."""
+    gt = sample.ground_truth
+    root, truth_root = fit.joints3d[ROOT], gt.joints3d[ROOT]
+    errors = {"mpjpe_mm": float(np.linalg.norm((fit.joints3d - root) - (gt.joints3d - truth_root), axis=-1).mean()
+                                * MM),
+              "pa_mpjpe_mm": float(pa_mpjpe(fit.joints3d, gt.joints3d))}
+    if gt.smpl_fits(body.identity):
+        truth = ground_truth_vertices(gt, body)
+        errors["mpvpe_mm"] = float(np.linalg.norm((fit.vertices - root) - (truth - truth_root), axis=-1).mean() * MM)
+    return errors
+
+
+@dataclass
+class BaselineResults:
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # name -> per sample
+    seconds: list[float] = field(default_factory=list)
+
+    def add(self, errors: dict[str, float], seconds: float) -> None:
+        for name, value in errors.items():
+            self.metrics.setdefault(name, []).append(value)
+        self.seconds.append(seconds)
 
 
 def sample_folders(root: Path) -> list[Path]:
@@ -50,9 +81,12 @@ def iterate_samples(root: Path) -> Iterator[MultiviewSample]:
 
 def run_evaluation(samples: list[MultiviewSample], model, body, modes=("calibrated", "uncalibrated"),
                    iterations: int | None = None, progress: Callable[[int, str], None] | None = None,
-                   device=None) -> dict[str, ModeResults]:
+                   device=None, baseline: bool = True) -> tuple[dict[str, ModeResults], BaselineResults | None]:
+    """HeatFormer in every mode on every sample and, with ``baseline``, the SMPLify-style fit on the same
+    samples in the same run (so that their times compare on one machine)."""
     results = {mode: ModeResults() for mode in modes}
-    total = len(samples) * len(modes)
+    fits = BaselineResults() if baseline else None
+    steps = len(modes) + int(baseline)
     for i, sample in enumerate(samples):
         occluded = bool(sample.ground_truth.occluded is not None and sample.ground_truth.occluded.any())
         for j, mode in enumerate(modes):
@@ -60,9 +94,13 @@ def run_evaluation(samples: list[MultiviewSample], model, body, modes=("calibrat
             evaluate(trace, sample, body)
             results[mode].add(trace, occluded)
             if progress:
-                done = i * len(modes) + j + 1
-                progress(int(100 * done / total), f"{sample.name} ({mode})")
-    return results
+                progress(int(100 * (i * steps + j + 1) / (len(samples) * steps)), f"{sample.name} ({mode})")
+        if fits is not None:
+            fit = fit_smplify(sample, body, device=device or "cpu")
+            fits.add(fit_errors(fit, sample, body), fit.seconds)
+            if progress:
+                progress(int(100 * (i + 1) * steps / (len(samples) * steps)), f"{sample.name} (baseline)")
+    return results, fits
 
 
 def _mean(values: list[np.ndarray], mask: np.ndarray | None = None) -> np.ndarray:
@@ -70,8 +108,8 @@ def _mean(values: list[np.ndarray], mask: np.ndarray | None = None) -> np.ndarra
     return stacked[mask].mean(0) if mask is not None else stacked.mean(0)
 
 
-def report(results: dict[str, ModeResults], title: str) -> str:
-    """Markdown tables of the results; every number is a mean over samples, in millimetres."""
+def report(results: dict[str, ModeResults], title: str, fits: BaselineResults | None = None) -> str:
+    """Markdown tables of the results; every error is a mean over samples, in millimetres."""
     lines = [f"# {title}", ""]
     first = next(iter(results.values()))
     count, occluded = len(first.occluded), int(np.sum(first.occluded))
@@ -101,7 +139,32 @@ def report(results: dict[str, ModeResults], title: str) -> str:
                 lines.append(f"| {mode} | {name} | {int(mask.sum())} | "
                              f"{_mean(res.metrics['mpjpe_mm'], mask)[-1]:.1f} | "
                              f"{_mean(res.metrics['pa_mpjpe_mm'], mask)[-1]:.1f} |")
-    lines += ["", "## Network time per sample", "", "| mode | median ms |", "|---|---|"]
+    if fits is not None:
+        lines += _baseline_tables(results, fits)
+    lines += ["", "## Time per sample", "", "| mode | network, median ms | whole refine(), median ms |",
+              "|---|---|---|"]
     for mode, res in results.items():
-        lines.append(f"| {mode} | {np.median(res.network_seconds) * 1000:.1f} |")
+        lines.append(f"| {mode} | {np.median(res.network_seconds) * 1000:.1f} | "
+                     f"{np.median(res.total_seconds) * 1000:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def _baseline_tables(results: dict[str, ModeResults], fits: BaselineResults) -> list[str]:
+    """HeatFormer's final calibrated iteration against the baseline, overall and per split, with times."""
+    heat = results.get("calibrated") or next(iter(results.values()))
+    occluded = np.array(heat.occluded)
+    lines = ["", "## HeatFormer vs the SMPLify-style baseline (same evidence, cameras, body model and machine)", "",
+             "| method | split | MPJPE | PA-MPJPE | MPVPE | median s per sample |", "|---|---|---|---|---|---|"]
+    for name, mask in (("all", np.ones_like(occluded)), ("clean", ~occluded), ("occluded", occluded)):
+        if not mask.any():
+            continue
+        heat_row = [f"{_mean(heat.metrics[key], mask)[-1]:.1f}" if key in heat.metrics else "–" for key, _ in METRICS]
+        fit_row = [f"{np.mean(np.array(fits.metrics[key])[mask]):.1f}" if key in fits.metrics else "–"
+                   for key, _ in METRICS]
+        lines.append(f"| HeatFormer, final iteration | {name} | " + " | ".join(heat_row) +
+                     f" | {np.median(heat.total_seconds):.3f} |")
+        lines.append(f"| SMPLify-style baseline | {name} | " + " | ".join(fit_row) +
+                     f" | {np.median(fits.seconds):.3f} |")
+    speedup = np.median(fits.seconds) / np.median(heat.total_seconds)
+    lines += ["", f"HeatFormer (whole refine()) is {speedup:.1f}x faster than the baseline per sample."]
+    return lines

@@ -98,7 +98,7 @@ def _rotation_mean(rotations: np.ndarray, axis: int) -> np.ndarray:
     return u @ vt
 
 
-def _procrustes_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+def procrustes_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Rotation R minimising |R source - target| for centred (N, 3) point sets."""
     u, _, vt = np.linalg.svd(source.T @ target)
     d = np.sign(np.linalg.det(u @ vt))
@@ -167,7 +167,7 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
         to_world = np.zeros((n_iter, views, 3, 3))
         for k in range(n_iter):
             for v in range(views):
-                to_world[k, v] = R[0].T @ _procrustes_rotation(joints_cam[k, v], joints_cam[k, 0]).T
+                to_world[k, v] = R[0].T @ procrustes_rotation(joints_cam[k, v], joints_cam[k, 0]).T
         depth = _weak_perspective_root(states[0].cam[0, 0].cpu().numpy(), prepared, cameras[0])
         offset = (R[0].T @ (depth - cameras[0].t))[None, None, None]
         placement = ("uncalibrated: estimates aligned rigidly to view 1's and shown through camera 1's pose "
@@ -252,7 +252,7 @@ def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None
         metrics["fused_mpjpe_mm"] = np.linalg.norm(fused_joints - truth_joints[0][None], axis=-1).mean(-1) * MM
         metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(trace.fused_joints3d,
                                                 np.broadcast_to(gt.joints3d, trace.fused_joints3d.shape))
-        truth_vertices = _ground_truth_vertices(gt, body) if body is not None and gt.smpl_fits(body.identity) \
+        truth_vertices = ground_truth_vertices(gt, body) if body is not None and gt.smpl_fits(body.identity) \
             else None
         if truth_vertices is not None and truth_vertices.shape[0] == trace.vertices.shape[2]:
             truth_verts = in_cameras(truth_vertices, truth_root)
@@ -263,7 +263,8 @@ def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None
     trace.metrics = {k: np.asarray(v, dtype=np.float64) for k, v in metrics.items()}
 
 
-def _ground_truth_vertices(gt, body) -> np.ndarray | None:
+def ground_truth_vertices(gt, body) -> np.ndarray:
+    """The ground truth's SMPL parameters posed by ``body`` (world, metres)."""
     with torch.no_grad():
         out = body(*(torch.tensor(np.asarray(x)[None], dtype=torch.float32, device=body.device)
                      for x in (gt.global_orient, gt.body_pose, gt.betas)),

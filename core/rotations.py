@@ -9,16 +9,17 @@ import torch.nn.functional as F
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
-    """(..., 3) axis-angle -> (..., 3, 3) rotation matrices (Rodrigues), stable at zero angle."""
-    angle = axis_angle.norm(dim=-1, keepdim=True)  # (..., 1)
-    axis = axis_angle / angle.clamp_min(1e-8)
-    x, y, z = axis.unbind(-1)
+    """(..., 3) axis-angle -> (..., 3, 3) rotation matrices (Rodrigues), stable at zero angle, gradients
+    included: written with the unnormalised vector's cross-product matrix K as I + sinc(a) K + (1 - cos a)/a^2 K^2,
+    whose factors are smooth at a = 0 (an optimiser starting from the rest pose gets a gradient)."""
+    angle = axis_angle.norm(dim=-1)[..., None, None]
+    x, y, z = axis_angle.unbind(-1)
     zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(axis.shape[:-1] + (3, 3))
-    sin = torch.sin(angle)[..., None]
-    cos = torch.cos(angle)[..., None]
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(axis_angle.shape[:-1] + (3, 3))
+    first = torch.sinc(angle / torch.pi)  # sin(a) / a
+    second = 0.5 * torch.sinc(angle / (2 * torch.pi)) ** 2  # (1 - cos a) / a^2
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand(skew.shape)
-    return eye + sin * skew + (1.0 - cos) * (skew @ skew)
+    return eye + first * skew + second * (skew @ skew)
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:

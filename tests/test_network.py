@@ -191,7 +191,8 @@ def test_eval_command_writes_tables(tmp_path):
     root = Path(__file__).resolve().parent.parent
     data = tmp_path / "bench"
     made = subprocess.run([sys.executable, str(root / "main.py"), "synth", "--out", str(data), "--count", "2",
-                           "--seed", "11", "--image-size", "160", "160"], capture_output=True, text=True, timeout=300)
+                           "--clean", "1", "--seed", "11", "--image-size", "160", "160"], capture_output=True,
+                          text=True, timeout=300)
     assert made.returncode == 0, made.stderr
     result = subprocess.run([sys.executable, str(root / "main.py"), "eval", "--data", str(data), "--iterations", "2",
                              "--device", "cpu", "--out", str(tmp_path / "report.md")],
@@ -200,6 +201,8 @@ def test_eval_command_writes_tables(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "2 samples" in text and "## Per iteration, calibrated" in text and "| 2 |" in text
     assert "averaged over views" in text and "heatformer_compact.pt@" in text and "synthetic" in text
+    assert "2 samples (1 clean, 1 with occluded joints)" in text  # --clean 1: the first has no occluder
+    assert "| SMPLify-style baseline | clean |" in text and "x faster than the baseline" in text
 
 
 def test_shipped_checkpoint_refines_held_out_samples(body):

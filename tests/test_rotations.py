@@ -33,3 +33,11 @@ def test_6d_round_trip_and_gram_schmidt():
     noisy = matrix_to_rot6d(mats) + 0.05 * torch.randn(50, 6, dtype=torch.float64)
     out = rot6d_to_matrix(noisy)
     torch.testing.assert_close(torch.linalg.det(out), torch.ones(50, dtype=torch.float64))
+
+
+def test_axis_angle_has_a_gradient_at_the_rest_pose():
+    """An optimiser that starts at zero rotation (the SMPLify-style baseline) must be able to leave it."""
+    axis_angle = torch.zeros(3, requires_grad=True)
+    target = axis_angle_to_matrix(torch.tensor([0.0, 0.3, 0.0]))
+    ((axis_angle_to_matrix(axis_angle) - target) ** 2).sum().backward()
+    assert axis_angle.grad is not None and axis_angle.grad[1] < -0.1
