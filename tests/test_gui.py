@@ -379,3 +379,29 @@ def test_command_line_reports_bad_data(tmp_path):
     result = run_main("--data", str(tmp_path / "missing"), "--quit")
     assert result.returncode != 0
     assert "missing" in result.stderr and "not a folder" in result.stderr
+
+
+def test_about_box_and_title_say_what_is_running(window):
+    from core import __version__
+
+    assert window.windowTitle().startswith(f"HeatFormer Studio {__version__}")
+    assert not window.windowIcon().isNull()
+    about = window.about_text()
+    assert __version__ in about and "torch" in about and ("CPU" in about or "CUDA" in about)
+    assert "heatformer_compact.pt@" in about and "synthetic" in about and "free body model" in about
+    assert "Apache" in about and "CC0" in about and "arXiv:2412.04456" in about
+
+
+def test_reset_settings_clears_the_saved_ones(tmp_path):
+    import os
+
+    config = tmp_path / "config"
+    saved = config / "HeatFormer" / "HeatFormer Studio.conf"
+    saved.parent.mkdir(parents=True)
+    saved.write_text("[General]\nbody_model=/somewhere/SMPL_NEUTRAL.pkl\nrecent=/data/a\n")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--reset-settings", "--data",
+                             str(tmp_path / "missing"), "--quit"], capture_output=True, text=True, timeout=120,
+                            cwd=ROOT, env=env)
+    assert "cleared the settings" in result.stdout and str(saved) in result.stdout
+    assert "body_model" not in saved.read_text() and "recent" not in saved.read_text()
