@@ -49,6 +49,26 @@ def qimage_to_rgb(image: QImage) -> np.ndarray:
         image.height(), image.width(), 3).copy()
 
 
+def screenshot_problems(path: str | Path) -> list[str]:
+    """What is wrong with a screenshot of the whole window (empty when nothing): too small, blank, or no body in
+    the 3D view (the right half shows the grey ground-truth body of the bundled sample)."""
+    import cv2
+
+    image = cv2.imread(str(path))
+    if image is None:
+        return [f"{path}: not a readable image"]
+    found = []
+    if image.shape[0] < 300 or image.shape[1] < 600:
+        found.append(f"{path}: only {image.shape[1]}x{image.shape[0]} pixels")
+    if image.std() < 20:
+        found.append(f"{path}: nearly uniform (blank?)")
+    right = image[:, image.shape[1] // 2:].astype(int)
+    greyish = (np.abs(right - right.mean(axis=2, keepdims=True)).max(axis=2) < 12) & (right.mean(axis=2) > 120)
+    if greyish.sum() < 200:
+        found.append(f"{path}: no body visible in the 3D view")
+    return found
+
+
 def save_screenshot(window, path, viewport: str = WINDOW, scale: int = 1) -> Path:
     """One viewport (default: the whole window) as a PNG, atomically."""
     rgb = grab_viewport(window, viewport, scale)

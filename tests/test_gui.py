@@ -350,17 +350,16 @@ def test_dropped_trace_opens_and_joins_recent_files(window, qtbot, tmp_path):
 
 
 def test_screenshot_has_content(window, tmp_path):
-    import cv2
+    from app.capture import screenshot_problems
 
     path = tmp_path / "shot.png"
     save_screenshot(window, path)
-    image = cv2.imread(str(path))
-    assert image is not None and image.shape[0] > 300 and image.shape[1] > 600
-    assert image.std() > 20  # not blank
-    # The 3D view (right half) shows the grey ground-truth body: pixels close to its colour exist there.
-    right = image[:, image.shape[1] // 2:].astype(int)
-    greyish = (np.abs(right - right.mean(axis=2, keepdims=True)).max(axis=2) < 12) & (right.mean(axis=2) > 120)
-    assert greyish.sum() > 200
+    assert screenshot_problems(path) == []
+    import cv2  # the check can fail: a dark window with no body in it does not pass
+
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((950, 1500, 3), 40, np.uint8))
+    found = screenshot_problems(tmp_path / "blank.png")
+    assert any("blank" in p for p in found) and any("no body" in p for p in found)
 
 
 def run_main(*args, timeout=120):
@@ -372,7 +371,9 @@ def test_command_line_screenshot_and_quit(tmp_path):
     shot = tmp_path / "window.png"
     result = run_main("--mode", "both", "--iteration", "1", "--screenshot", str(shot), "--quit")
     assert result.returncode == 0, result.stderr
-    assert shot.stat().st_size > 10000
+    from app.capture import screenshot_problems
+
+    assert screenshot_problems(shot) == []
 
 
 def test_command_line_reports_bad_data(tmp_path):
