@@ -5,6 +5,9 @@
     DIR/calibration.json     cameras, in any supported calibration format (see core.calibration)
     DIR/images/<view>/<frame>.jpg|png   one image per view (optional: views without images are allowed)
     DIR/keypoints.json       {"joint_set": "h36m17", "views": {"<view>": [[x, y, confidence], ...]}}
+                             or, from a detector (core.keypoint_formats), one of:
+    DIR/openpose/<view>/<frame>_keypoints.json   OpenPose BODY_25 output per view
+    DIR/coco/<view>.json     COCO keypoints (results list or annotation file) per view
     DIR/heatmaps.npz         optional: "heatmaps" (V, J, h, w), "views"
     DIR/ground_truth.json    optional: {"smpl": {global_orient, body_pose, betas, transl}, "joints3d",
                               "joint_set", "body_model"}; world coordinates, metres
@@ -20,6 +23,8 @@ import numpy as np
 from core.files import atomic_path, read_json, write_text
 from core.calibration import check_views_match, load_calibration, save_calibration
 from core.errors import InputError
+from core.joints import BODY25, COCO17
+from core.keypoint_formats import read_coco_keypoints, read_openpose
 from core.sample import GroundTruth, MultiviewSample
 
 FORMAT_TAG = "heatformer-sample"
@@ -62,6 +67,22 @@ def _read_keypoints(path: Path, views: list[str]) -> tuple[np.ndarray, str]:
     if not np.all(np.isfinite(keypoints)):
         raise InputError(path, "keypoints contain NaN or infinity")
     return keypoints, joint_set
+
+
+def _read_detector_keypoints(folder: Path, views: list[str], frame: str) -> tuple[np.ndarray, str] | None:
+    """Keypoints from OpenPose or COCO files, one per view, if the folder has them; every view must have one."""
+    if (folder / "openpose").is_dir():
+        paths = [folder / "openpose" / v / f"{frame}_keypoints.json" for v in views]
+        reader, joint_set = read_openpose, BODY25.name
+    elif (folder / "coco").is_dir():
+        paths = [folder / "coco" / f"{v}.json" for v in views]
+        reader, joint_set = read_coco_keypoints, COCO17.name
+    else:
+        return None
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise InputError(missing[0], f"no such file ({len(missing)} of {len(paths)} views lack their keypoint file)")
+    return np.stack([reader(p) for p in paths]), joint_set
 
 
 def _read_heatmaps(path: Path, views: list[str]) -> np.ndarray:
@@ -131,10 +152,13 @@ def read_sample(folder: str | Path) -> MultiviewSample:
     joint_set = meta.get("joint_set", "h36m17")
     if (folder / "keypoints.json").exists():
         keypoints, joint_set = _read_keypoints(folder / "keypoints.json", views)
+    elif (detected := _read_detector_keypoints(folder, views, frame)) is not None:
+        keypoints, joint_set = detected
     if (folder / "heatmaps.npz").exists():
         heatmaps = _read_heatmaps(folder / "heatmaps.npz", views)
     if keypoints is None and heatmaps is None:
-        raise InputError(folder, "no 2D evidence: expected keypoints.json and/or heatmaps.npz")
+        raise InputError(folder, "no 2D evidence: expected keypoints.json, openpose/ or coco/ keypoint files, "
+                                 "and/or heatmaps.npz")
     ground_truth = _read_ground_truth(folder / "ground_truth.json") if (folder / "ground_truth.json").exists() else None
     return MultiviewSample(name=meta.get("name", folder.name), cameras=cameras, frames=frames, keypoints=keypoints,
                            heatmaps=heatmaps, joint_set=joint_set, ground_truth=ground_truth, source=str(folder))

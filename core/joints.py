@@ -76,7 +76,20 @@ COCO17 = JointSet(
     (-1, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
 )
 
-JOINT_SETS = {js.name: js for js in (SMPL24, H36M17, COCO17)}
+# OpenPose BODY_25, in OpenPose's order. Joints that coincide with an H36M-17 joint carry its name (MidHip is the
+# pelvis, Neck the thorax), so `convert_keypoints` maps them; the rest keep OpenPose's meaning.
+BODY25 = JointSet(
+    "body25",
+    (
+        "nose", "thorax", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+        "left_wrist", "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+        "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe", "left_small_toe", "left_heel",
+        "right_big_toe", "right_small_toe", "right_heel",
+    ),
+    (1, -1, 1, 2, 3, 1, 5, 6, 1, 8, 9, 10, 8, 12, 13, 0, 0, 15, 16, 14, 19, 14, 11, 22, 11),
+)
+
+JOINT_SETS = {js.name: js for js in (SMPL24, H36M17, COCO17, BODY25)}
 
 # H36M-17 joints that coincide with an SMPL-24 joint; the rest (spine, thorax, nose, head top) are defined by
 # `core.body_model.h36m_regressor`.
