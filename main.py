@@ -13,7 +13,9 @@ from core import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatformer-studio", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="sample folder in the native layout (default: bundled sample)")
+    parser.add_argument("--data", type=Path,
+                        help="sample or sequence folder (native, images/, videos/; default: the bundled sample)")
+    parser.add_argument("--frame", type=int, default=0, help="frame of a sequence shown first")
     parser.add_argument("--body-model", type=Path,
                         help="your SMPL file (SMPL_NEUTRAL.pkl/.npz); default: $HEATFORMER_BODY_MODEL, else the "
                              "bundled free model")
@@ -40,14 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --count: the first CLEAN samples have no occluder (a clean split)")
     synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m"), default="native",
                        help="format of the written calibration (easymocap: intri.yml + extri.yml)")
-    infer = sub.add_parser("infer", help="run HeatFormer on a sample folder and save the refinement trace")
-    infer.add_argument("--data", type=Path, required=True, help="sample folder in the native layout")
+    infer = sub.add_parser("infer", help="run HeatFormer on a sample or sequence and save refinement traces")
+    infer.add_argument("--data", type=Path, required=True,
+                       help="sample folder (native layout) or sequence folder (images/, videos/, sample folders)")
+    infer.add_argument("--frames", type=int, nargs=2, metavar=("FIRST", "LAST"),
+                       help="frame range of a sequence, inclusive (default: every frame)")
     infer.add_argument("--mode", choices=("calibrated", "uncalibrated", "both"), default="calibrated")
     infer.add_argument("--iterations", type=int, default=None, help="decoder iterations, 1-8 (default: as trained)")
     infer.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
     infer.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     infer.add_argument("--out", type=Path, required=True,
-                       help="trace .npz; with --mode both, NAME.calibrated.npz and NAME.uncalibrated.npz")
+                       help="trace .npz; a sequence writes NAME.<frame>.npz per frame; --mode both adds "
+                            ".calibrated / .uncalibrated before .npz")
     evaluation = sub.add_parser("eval", help="per-iteration errors over samples with ground truth, as Markdown")
     evaluation.add_argument("--data", type=Path, required=True, help="a sample folder or a folder of them")
     evaluation.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
@@ -86,12 +92,16 @@ def print_progress(percent: int, message: str) -> None:
 
 def run_infer(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
-    from core.dataset_io import read_sample
+    from core.errors import InputError
     from core.inference import evaluate, refine
     from core.model.checkpoint import load_model
     from core.resources import resolve_body_model_path, resolve_checkpoint_path
+    from core.sequence import open_sequence
 
-    sample = read_sample(args.data)
+    sequence = open_sequence(args.data)
+    first, last = args.frames or (0, len(sequence) - 1)
+    if not 0 <= first <= last < len(sequence):
+        raise InputError(args.data, f"frames {first}..{last} are outside this sequence's 0..{len(sequence) - 1}")
     body = BodyModel(resolve_body_model_path(args.body_model))
     model = load_model(resolve_checkpoint_path(args.checkpoint), body)
     if not model.trained:
@@ -100,17 +110,21 @@ def run_infer(args: argparse.Namespace) -> int:
     else:
         print(f"checkpoint: {model.identity} ({model.description})")
     modes = ("calibrated", "uncalibrated") if args.mode == "both" else (args.mode,)
-    for mode in modes:
-        trace = refine(sample, model, mode, args.iterations, progress=print_progress, device=args.device)
-        evaluate(trace, sample, body)
-        out = args.out if len(modes) == 1 else args.out.with_name(f"{args.out.stem}.{mode}{args.out.suffix}")
-        trace.save(out)
-        print(f"{mode}: wrote {out} ({trace.iterations} iterations, {trace.info['device']}, "
-              f"network {trace.timings['network'] * 1000:.0f} ms)")
-        names = sorted(trace.metrics)
-        print("iteration " + " ".join(f"{n:>18}" for n in names))
-        for k in range(trace.iterations + 1):
-            print(f"{k:9d} " + " ".join(f"{trace.metrics[n][k]:18.4g}" for n in names))
+    for frame in range(first, last + 1):
+        sample = sequence[frame]
+        for mode in modes:
+            trace = refine(sample, model, mode, args.iterations, progress=print_progress, device=args.device)
+            evaluate(trace, sample, body)
+            parts = [args.out.stem] + [sequence.frame_names[frame]] * (len(sequence) > 1) + [mode] * (len(modes) > 1)
+            out = args.out.with_name(".".join(parts) + args.out.suffix)
+            trace.save(out)
+            print(f"{mode}: wrote {out} ({trace.iterations} iterations, {trace.info['device']}, "
+                  f"network {trace.timings['network'] * 1000:.0f} ms)")
+            if first == last:
+                names = sorted(trace.metrics)
+                print("iteration " + " ".join(f"{n:>18}" for n in names))
+                for k in range(trace.iterations + 1):
+                    print(f"{k:9d} " + " ".join(f"{trace.metrics[n][k]:18.4g}" for n in names))
     return 0
 
 
@@ -158,8 +172,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_video(args: argparse.Namespace) -> int:
-    from core.dataset_io import read_sample
     from core.errors import InputError
+    from core.sequence import open_sequence
     from core.trace import RefinementTrace
     from core.video import refinement_frames, write_video
 
@@ -170,7 +184,7 @@ def run_video(args: argparse.Namespace) -> int:
     view = trace.view_names.index(name)
     source = Path(trace.info.get("sample_source", ""))
     if source.is_dir():
-        sample = read_sample(source)
+        sample = open_sequence(source)[int(trace.info.get("sample_frame", 0))]
         image, camera = sample.frames[view], sample.cameras[view]
         width, height = camera.width, camera.height
     else:

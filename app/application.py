@@ -50,6 +50,6 @@ def run_app(args: argparse.Namespace) -> int:
     if args.trace:
         window.open_traces(args.trace)
     else:
-        window.load(args.data or window.folder)
+        window.load(args.data or window.folder, frame=args.frame)
     code = app.exec()
     return status["code"] or code

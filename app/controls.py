@@ -1,5 +1,5 @@
-"""The toolbar that drives the state: mode, iteration slider with step and play, joint selector, heatmap
-opacity."""
+"""The toolbar that drives the state: frame slider (sequences), mode, iteration slider with step and play, joint
+selector, heatmap opacity."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, QTimer
@@ -17,6 +17,14 @@ class Controls(QToolBar):
         super().__init__("Controls", parent)
         self.state = state
         self.setObjectName("controls")
+        self.frame_slider = QSlider(Qt.Orientation.Horizontal)
+        self.frame_slider.setMinimumWidth(160)
+        self.frame_slider.setTracking(False)  # a frame is loaded where the slider is released, not on the way
+        self.frame_slider.setToolTip("frame of the sequence (Page Up / Page Down)")
+        self.frame_slider.valueChanged.connect(state.request_frame)
+        self.frame_label = QLabel()
+        self.frame_actions = [self.addWidget(QLabel(" frame ")), self.addWidget(self.frame_slider),
+                              self.addWidget(self.frame_label), self.addSeparator()]
         self.mode = QComboBox()
         self.mode.addItems(DISPLAY_MODES)
         self.mode.setToolTip("calibrated: fused evidence and extrinsics; uncalibrated: no extrinsics, "
@@ -58,13 +66,35 @@ class Controls(QToolBar):
         for key, action in ((Qt.Key.Key_Left, self.back.click), (Qt.Key.Key_Right, self.forward.click),
                             (Qt.Key.Key_Space, self.play.click),
                             (Qt.Key.Key_Home, lambda: state.set_iteration(0)),
-                            (Qt.Key.Key_End, lambda: state.set_iteration(state.max_iteration))):
+                            (Qt.Key.Key_End, lambda: state.set_iteration(state.max_iteration)),
+                            (Qt.Key.Key_PageDown, lambda: self.step_frame(1)),
+                            (Qt.Key.Key_PageUp, lambda: self.step_frame(-1))):
             QShortcut(QKeySequence(key), parent).activated.connect(action)
         state.traces_changed.connect(self.sync)
         state.iteration_changed.connect(self.sync)
         state.mode_changed.connect(self.sync)
         state.selected_joint_changed.connect(lambda j: self.joint.setCurrentIndex(j + 1))
+        state.scene_changed.connect(self.sync_frame)
         self.sync()
+        self.sync_frame()
+
+    def step_frame(self, delta: int) -> None:
+        if self.state.scene is not None:
+            self.state.request_frame(self.state.scene.sample.frame + delta)
+
+    def sync_frame(self, *_args) -> None:
+        """The frame slider shows the loaded frame; it is there only for sequences of more than one frame."""
+        scene = self.state.scene
+        count = scene.frame_count if scene else 1
+        for action in self.frame_actions:
+            action.setVisible(count > 1)
+        if count > 1:
+            frame = scene.sample.frame
+            self.frame_slider.blockSignals(True)
+            self.frame_slider.setRange(0, count - 1)
+            self.frame_slider.setValue(frame)
+            self.frame_slider.blockSignals(False)
+            self.frame_label.setText(f" {scene.frame_names[frame]} ({frame + 1}/{count}) ")
 
     def _button(self, text: str, tip: str, slot) -> QToolButton:
         button = QToolButton()

@@ -18,11 +18,12 @@ from app.state import BOTH, LoadedScene, StudioState
 from app.views.error_plot import ErrorPlot
 from app.views.scene3d import Scene3D
 from app.views.view_grid import ViewGrid
-from app.workers import InferenceWorker, LoadWorker, Worker, start_worker
+from app.workers import ExportWorker, InferenceWorker, LoadWorker, Worker, start_worker
 from core.body_model import BodyModel
 from core.export import MESH_FORMATS, export_meshes, export_parameters
 from core import __version__
 from core.resources import APP_ICON, SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
+from core.sequence import MultiviewSequence
 from core.trace import RefinementTrace, is_trace_file
 
 BODY_MODEL_SETTING = "body_model"
@@ -54,6 +55,7 @@ class MainWindow(QMainWindow):
     load_succeeded = pyqtSignal()
     load_failed = pyqtSignal(str)
     ready = pyqtSignal()  # the scene is loaded and its estimates (or the failure to make them) are in
+    export_done = pyqtSignal(str)  # what an export in a worker wrote, or why it failed
 
     def __init__(self, body_model_path: Path | None = None, settings: QSettings | None = None,
                  checkpoint: Path | None = None):
@@ -68,6 +70,8 @@ class MainWindow(QMainWindow):
         self.body: BodyModel | None = None
         self.model = None
         self.folder: Path = SAMPLE_SCENE
+        self.sequence: MultiviewSequence | None = None  # of self.folder, once loaded
+        self.frame_traces: dict[int, dict[str, RefinementTrace]] = {}  # estimates of the sequence's frames
         self.thread: QThread | None = None
         self.worker: Worker | None = None
         # Every started (worker, thread) stays referenced until its thread has finished: a worker freed while Qt
@@ -108,6 +112,7 @@ class MainWindow(QMainWindow):
         self.state.scene_changed.connect(self.list_cameras)
         self.state.traces_changed.connect(self.describe_model)
         self.state.mode_changed.connect(lambda _m: self.describe_model())
+        self.state.frame_requested.connect(self.show_frame)
         self.describe_model()
 
     def _dock(self, title: str, name: str, widget, area) -> QDockWidget:
@@ -124,7 +129,8 @@ class MainWindow(QMainWindow):
                                      ("Choose &checkpoint...", None, self.choose_checkpoint),
                                      ("Choose &body model (SMPL file)...", None, self.choose_body_model),
                                      ("Use the bundled &free body model", None, lambda: self.use_body_model(None)),
-                                     ("&Run HeatFormer again", "Ctrl+R", lambda: self.run_inference())):
+                                     ("&Run HeatFormer again", "Ctrl+R", lambda: self.run_inference()),
+                                     ("Run HeatFormer on every &frame", "Ctrl+Shift+R", self.run_all_frames)):
             action = file_menu.addAction(text)
             if shortcut:
                 action.setShortcut(shortcut)
@@ -137,6 +143,7 @@ class MainWindow(QMainWindow):
                            ("Video of the refinement (MP4 or GIF)...", self.choose_video),
                            ("Meshes of this iteration...", self.choose_mesh_export),
                            ("SMPL parameters of this iteration...", self.choose_parameter_export),
+                           ("SMPL parameters of every estimated frame...", self.choose_sequence_export),
                            ("Traces (npz, reopen without a model)...", self.choose_trace_export)):
             export_menu.addAction(text).triggered.connect(slot)
         view_menu = self.menuBar().addMenu("&View")
@@ -237,7 +244,8 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a sample folder (native layout)")
+        folder = QFileDialog.getExistingDirectory(self, "Open a sample or sequence folder (native layout, "
+                                                        "images/<cam>/, videos/<cam>.mp4, or sample folders)")
         if folder:
             self.load(Path(folder))
 
@@ -301,6 +309,29 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save SMPL parameters", "smpl.npz", "NumPy (*.npz);;JSON (*.json)")
         if path:
             self._export(export_parameters, self.state.trace, self.state.iteration, Path(path))
+
+    def choose_sequence_export(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for the SMPL parameters of every estimated frame")
+        if folder:
+            self.export_sequence_parameters(Path(folder))
+
+    def export_sequence_parameters(self, folder: Path) -> None:
+        """One .npz per estimated frame and mode, at the iteration shown (or the trace's last), in a worker."""
+        if not self.frame_traces or self.state.scene is None:
+            return
+        names = self.state.scene.frame_names
+        jobs = []
+        for frame, traces in sorted(self.frame_traces.items()):
+            for mode, trace in traces.items():
+                iteration = min(self.state.iteration, trace.iterations)
+                path = folder / f"{names[frame]}_{mode}_iter{iteration}_smpl.npz"
+                jobs.append((path, lambda t=trace, i=iteration, p=path: export_parameters(t, i, p)))
+        worker = ExportWorker(jobs)
+        self._start(worker, lambda paths: self.report_export(f"wrote {len(paths)} files to {folder}"))
+
+    def report_export(self, message: str) -> None:
+        self.statusBar().showMessage(message)
+        self.export_done.emit(message)
 
     def choose_trace_export(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for the traces (one file per mode)")
@@ -379,26 +410,34 @@ class MainWindow(QMainWindow):
 
     def work_failed(self, message: str) -> None:
         self.last_error = message
-        inferring = isinstance(self.worker, InferenceWorker)
-        self.statusBar().showMessage(f"Could not {'run HeatFormer' if inferring else 'load'}: {message}")
+        verb = {InferenceWorker: "run HeatFormer", ExportWorker: "export"}.get(type(self.worker), "load")
+        self.statusBar().showMessage(f"Could not {verb}: {message}")
         if not self.property("headless") and message != "cancelled":
             QMessageBox.warning(self, "HeatFormer Studio", message)
-        if inferring:
+        if isinstance(self.worker, InferenceWorker):
             self.ready.emit()
+        elif isinstance(self.worker, ExportWorker):
+            self.export_done.emit(f"Could not export: {message}")
         else:
             self.pending_traces = None
             self.load_failed.emit(message)
 
     # ----- loading and inference
-    def load(self, folder: Path, body_model_path: Path | None | bool = False) -> None:
-        """Load ``folder``; ``body_model_path`` (a path, or None for the free model) switches the body model,
-        False keeps the current one. On failure the current scene stays."""
+    def load(self, folder: Path, body_model_path: Path | None | bool = False, frame: int = 0,
+             sequence: MultiviewSequence | None = None) -> None:
+        """Load frame ``frame`` of ``folder`` (of ``sequence``, already open, if given); ``body_model_path`` (a
+        path, or None for the free model) switches the body model, False keeps the current one. On failure the
+        current scene stays."""
         self.switching_body_model = body_model_path is not False
         if self.switching_body_model:
-            worker = LoadWorker(folder, body_model_path, None)
+            worker = LoadWorker(folder, body_model_path, None, frame, sequence)
         else:
-            worker = LoadWorker(folder, self.body_model_path, self.body)
+            worker = LoadWorker(folder, self.body_model_path, self.body, frame, sequence)
         self._start(worker, self.loaded)
+
+    def show_frame(self, frame: int) -> None:
+        """Another frame of the open sequence: its estimates are shown from memory, or computed."""
+        self.load(self.folder, frame=frame, sequence=self.sequence)
 
     def open_traces(self, paths: list[Path]) -> None:
         """Show saved traces without the network: their sample folder is loaded for frames and cameras."""
@@ -407,7 +446,8 @@ class MainWindow(QMainWindow):
             for path in paths:
                 trace = RefinementTrace.load(path)
                 traces[trace.mode] = trace
-            source = Path(next(iter(traces.values())).info.get("sample_source", ""))
+            info = next(iter(traces.values())).info
+            source, frame = Path(info.get("sample_source", "")), int(info.get("sample_frame", 0))
         except Exception as exc:
             self.work_failed(str(exc))
             return
@@ -415,7 +455,7 @@ class MainWindow(QMainWindow):
             self.work_failed(f"{paths[0]}: the trace's sample folder {source} is not available")
             return
         self.pending_traces = traces, paths
-        self.load(source)
+        self.load(source, frame=frame)
 
     def loaded(self, scene: LoadedScene) -> None:
         worker = self.worker
@@ -423,8 +463,10 @@ class MainWindow(QMainWindow):
             self.settings.setValue(BODY_MODEL_SETTING, str(worker.body_model_path or ""))
         if worker.body is not self.body:
             self.model = None  # the network holds a reference to the body model it was built with
+        if worker.body is not self.body or worker.sequence is not self.sequence:
+            self.frame_traces = {}
         self.body, self.body_model_path = worker.body, worker.body_model_path
-        self.folder = worker.folder
+        self.folder, self.sequence = worker.folder, worker.sequence
         self.state.set_scene(scene)
         self.load_succeeded.emit()
         if self.pending_traces is not None:
@@ -432,6 +474,9 @@ class MainWindow(QMainWindow):
             for path in reversed(paths):
                 self.remember(path)
             self.state.set_traces(traces)
+            self.ready.emit()
+        elif scene.sample.frame in self.frame_traces:
+            self.state.set_traces(self.frame_traces[scene.sample.frame])
             self.ready.emit()
         else:
             self.remember(self.folder)
@@ -447,8 +492,32 @@ class MainWindow(QMainWindow):
             worker = InferenceWorker(self.state.scene.sample, self.body, checkpoint, None)
         self._start(worker, self.inferred)
 
+    def run_all_frames(self) -> None:
+        """Estimate every frame of the sequence not estimated yet; each frame's traces are kept as they come, so
+        Cancel loses only the frame in progress."""
+        if self.sequence is None or self.body is None:
+            return
+        frames = [f for f in range(len(self.sequence)) if f not in self.frame_traces]
+        worker = InferenceWorker(None, self.body, self.checkpoint, self.model, sequence=self.sequence, frames=frames)
+        worker.frame_done.connect(self.frame_inferred)
+        self._start(worker, self.all_frames_inferred)
+
+    def frame_inferred(self, frame: int, traces: dict) -> None:
+        self.frame_traces[frame] = traces
+        if self.state.scene is not None and frame == self.state.scene.sample.frame:
+            self.state.set_traces(traces)
+
+    def all_frames_inferred(self, done: dict) -> None:
+        self.model = self.worker.model
+        self.statusBar().showMessage(f"estimated {len(done)} frame(s); {len(self.frame_traces)} of "
+                                     f"{len(self.sequence)} have estimates")
+        self.ready.emit()
+
     def inferred(self, traces: dict) -> None:
+        if self.worker.checkpoint != self.checkpoint:
+            self.frame_traces = {}  # other frames' estimates came from the previous checkpoint
         self.model, self.checkpoint = self.worker.model, self.worker.checkpoint
+        self.frame_traces[self.state.scene.sample.frame] = traces
         self.state.set_traces(traces)
         self.ready.emit()
 

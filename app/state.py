@@ -31,6 +31,11 @@ class LoadedScene:
     body_identity: str
     faces: np.ndarray
     truth_vertices: np.ndarray | None  # (N, 3) world, metres
+    frame_names: tuple[str, ...] = ()  # of the sequence the sample is a frame of (one name: a single sample)
+
+    @property
+    def frame_count(self) -> int:
+        return max(len(self.frame_names), 1)
 
 
 class StudioState(QObject):
@@ -43,6 +48,7 @@ class StudioState(QObject):
     layers_changed = pyqtSignal()
     shown_views_changed = pyqtSignal()
     heat_opacity_changed = pyqtSignal(float)
+    frame_requested = pyqtSignal(int)  # another frame of the sequence should be loaded (the window does it)
 
     def __init__(self):
         super().__init__()
@@ -89,6 +95,10 @@ class StudioState(QObject):
         self.iteration = min(self.iteration, self.max_iteration) if self.iteration else self.max_iteration
         self.traces_changed.emit()
         self.iteration_changed.emit(self.iteration)
+
+    def request_frame(self, frame: int) -> None:
+        if self.scene is not None and frame != self.scene.sample.frame and 0 <= frame < self.scene.frame_count:
+            self.frame_requested.emit(frame)
 
     def set_iteration(self, iteration: int) -> None:
         iteration = int(np.clip(iteration, 0, self.max_iteration))

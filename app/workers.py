@@ -1,5 +1,6 @@
-"""Long work off the GUI thread: loading a sample, running HeatFormer. Each worker reports progress, can be
-cancelled between steps, and ends with exactly one of `finished` or `failed`."""
+"""Long work off the GUI thread: loading a frame, running HeatFormer on it or on every frame, exporting many
+files. Each worker reports progress, can be cancelled between steps, and ends with exactly one of `finished` or
+`failed`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,10 +11,10 @@ from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal
 
 from app.state import LoadedScene
 from core.body_model import BodyModel
-from core.dataset_io import read_sample
 from core.inference import evaluate, refine
 from core.model.checkpoint import load_model
 from core.sample import MultiviewSample
+from core.sequence import MultiviewSequence, open_sequence
 
 
 class Cancelled(Exception):
@@ -51,17 +52,23 @@ class Worker(QObject):
 
 
 class LoadWorker(Worker):
-    """Read a sample folder and pose its ground-truth body."""
+    """Open a sample or sequence folder (or reuse the open sequence), read one frame and pose its ground truth."""
 
-    def __init__(self, folder: Path, body_model_path: Path | None, body: BodyModel | None = None):
+    def __init__(self, folder: Path, body_model_path: Path | None, body: BodyModel | None = None, frame: int = 0,
+                 sequence: MultiviewSequence | None = None):
         super().__init__()
         self.folder = folder
         self.body_model_path = body_model_path
         self.body = body
+        self.frame, self.sequence = frame, sequence
 
     def work(self) -> LoadedScene:
         self.step(5, f"reading {self.folder}")
-        sample = read_sample(self.folder)
+        self.sequence = self.sequence or open_sequence(self.folder)
+        if not 0 <= self.frame < len(self.sequence):
+            raise ValueError(f"{self.folder}: no frame {self.frame} (the sequence has {len(self.sequence)})")
+        self.step(20, f"reading frame {self.sequence.frame_names[self.frame]}")
+        sample = self.sequence[self.frame]
         self.step(50, "loading body model")
         self.body = self.body or BodyModel(self.body_model_path)
         truth_vertices = None
@@ -76,32 +83,65 @@ class LoadWorker(Worker):
                                              dtype=torch.float32))
             truth_vertices = out.vertices[0].numpy()
         self.step(100, "loaded")
-        return LoadedScene(sample, self.body.identity, self.body.faces, truth_vertices)
+        return LoadedScene(sample, self.body.identity, self.body.faces, truth_vertices,
+                           tuple(self.sequence.frame_names))
 
 
 class InferenceWorker(Worker):
-    """Run HeatFormer in each requested mode and add metrics; loads the model first if needed."""
+    """Run HeatFormer in each requested mode and add metrics, on one sample or, given a sequence and frame indices,
+    on each of those frames (each frame's traces are reported by `frame_done` as soon as they exist, so that a
+    cancelled run keeps them). Loads the model first if needed."""
 
-    def __init__(self, sample: MultiviewSample, body: BodyModel, checkpoint: Path | None, model=None,
-                 modes=("calibrated", "uncalibrated"), iterations: int | None = None):
+    frame_done = pyqtSignal(int, object)  # frame index, {mode: trace}
+
+    def __init__(self, sample: MultiviewSample | None, body: BodyModel, checkpoint: Path | None, model=None,
+                 modes=("calibrated", "uncalibrated"), iterations: int | None = None,
+                 sequence: MultiviewSequence | None = None, frames: list[int] | None = None):
         super().__init__()
         self.sample, self.body, self.checkpoint, self.model = sample, body, checkpoint, model
         self.modes, self.iterations = modes, iterations
+        self.sequence, self.frames = sequence, frames
 
     def work(self) -> dict:
         if self.model is None or self.model.body is not self.body:
             self.step(2, "loading the HeatFormer checkpoint")
             self.model = load_model(self.checkpoint, self.body)
-        traces = {}
-        share = 100 // len(self.modes)
-        for i, mode in enumerate(self.modes):
-            def report(percent, text, base=i * share):
-                self.step(base + percent * share // 100, text)
+        if self.frames is None:
+            return self.infer(self.sample, 0, 100)
+        done = {}
+        for i, frame in enumerate(self.frames):
+            share = 100 / len(self.frames)
+            sample = self.sequence[frame]
+            done[frame] = self.infer(sample, i * share, share, f"frame {i + 1}/{len(self.frames)} ")
+            self.frame_done.emit(frame, done[frame])
+        return done
 
-            trace = refine(self.sample, self.model, mode, self.iterations, progress=report)
-            evaluate(trace, self.sample, self.body)
+    def infer(self, sample: MultiviewSample, base: float, share: float, prefix: str = "") -> dict:
+        traces = {}
+        for i, mode in enumerate(self.modes):
+            start = base + i * share / len(self.modes)
+
+            def report(percent, text):
+                self.step(int(start + percent * share / len(self.modes) / 100), prefix + text)
+
+            trace = refine(sample, self.model, mode, self.iterations, progress=report)
+            evaluate(trace, sample, self.body)
             traces[mode] = trace
         return traces
+
+
+class ExportWorker(Worker):
+    """Write many files, one job at a time; returns the written paths."""
+
+    def __init__(self, jobs: list[tuple[Path, object]]):
+        super().__init__()
+        self.jobs = jobs  # (path, callable that writes it)
+
+    def work(self) -> list[Path]:
+        for i, (path, write) in enumerate(self.jobs):
+            self.step(int(100 * i / len(self.jobs)), f"writing {path.name}")
+            write()
+        return [path for path, _ in self.jobs]
 
 
 def start_worker(worker: Worker) -> QThread:

@@ -3,7 +3,8 @@
 
 Starting from the rest pose placed and turned by the triangulated torso, Adam minimises, over all views, the
 confidence-weighted robust (Geman-McClure) reprojection error of the 17 joints, plus an L2 pose prior and an L2
-shape prior — first orientation and translation on the torso joints, then everything. SMPLify's GMM pose prior is fitted to registration-only data, so it is not used.
+shape prior — first orientation and translation on the torso joints, then everything. SMPLify's GMM pose prior
+is fitted to registration-only data, so it is not used.
 """
 from __future__ import annotations
 

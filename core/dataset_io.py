@@ -6,7 +6,7 @@
     DIR/images/<view>/<frame>.jpg|png   one image per view (optional: views without images are allowed)
     DIR/keypoints.json       {"joint_set": "h36m17", "views": {"<view>": [[x, y, confidence], ...]}}
                              or, from a detector (core.keypoint_formats), one of:
-    DIR/openpose/<view>/<frame>_keypoints.json   OpenPose BODY_25 output per view
+    DIR/openpose/<view>/<frame>_keypoints.json   OpenPose-style output per view (BODY_25, HALPE_26, COCO)
     DIR/coco/<view>.json     COCO keypoints (results list or annotation file) per view
     DIR/heatmaps.npz         optional: "heatmaps" (V, J, h, w), "views"
     DIR/ground_truth.json    optional: {"smpl": {global_orient, body_pose, betas, transl}, "joints3d",
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -23,8 +24,8 @@ import numpy as np
 from core.files import atomic_path, read_json, write_text
 from core.calibration import check_views_match, load_calibration, save_calibration
 from core.errors import InputError
-from core.joints import BODY25, COCO17
-from core.keypoint_formats import read_coco_keypoints, read_openpose
+from core.joints import COCO17
+from core.keypoint_formats import read_coco_keypoints, read_openpose, stack_detections
 from core.sample import GroundTruth, MultiviewSample
 
 FORMAT_TAG = "heatformer-sample"
@@ -73,16 +74,17 @@ def _read_detector_keypoints(folder: Path, views: list[str], frame: str) -> tupl
     """Keypoints from OpenPose or COCO files, one per view, if the folder has them; every view must have one."""
     if (folder / "openpose").is_dir():
         paths = [folder / "openpose" / v / f"{frame}_keypoints.json" for v in views]
-        reader, joint_set = read_openpose, BODY25.name
     elif (folder / "coco").is_dir():
         paths = [folder / "coco" / f"{v}.json" for v in views]
-        reader, joint_set = read_coco_keypoints, COCO17.name
     else:
         return None
     missing = [p for p in paths if not p.is_file()]
     if missing:
         raise InputError(missing[0], f"no such file ({len(missing)} of {len(paths)} views lack their keypoint file)")
-    return np.stack([reader(p) for p in paths]), joint_set
+    if (folder / "openpose").is_dir():
+        keypoints, joints = stack_detections([read_openpose(p) for p in paths], paths)
+        return keypoints, joints.name
+    return np.stack([read_coco_keypoints(p) for p in paths]), COCO17.name
 
 
 def _read_heatmaps(path: Path, views: list[str]) -> np.ndarray:
@@ -90,7 +92,7 @@ def _read_heatmaps(path: Path, views: list[str]) -> np.ndarray:
         with np.load(path, allow_pickle=False) as archive:
             heatmaps = archive["heatmaps"].astype(np.float32)
             stored_views = [str(v) for v in archive["views"]] if "views" in archive.files else views
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise InputError(path, f"cannot read heatmaps ({exc})") from exc
     if stored_views != views:
         raise InputError(path, f"heatmap views {stored_views} differ from the calibration's {views}")

@@ -138,7 +138,7 @@ def refine(sample: MultiviewSample, model: HeatFormer, mode: str = "calibrated",
     trace.timings = timings
     trace.info.update(device=str(device), checkpoint=model.identity, trained=model.trained,
                       checkpoint_description=model.description, body_model=body.identity, sample=sample.name,
-                      sample_source=sample.source, config=model.config.to_json())
+                      sample_source=sample.source, sample_frame=sample.frame, config=model.config.to_json())
     report(100, f"{mode}: done")
     return trace
 

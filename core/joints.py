@@ -89,7 +89,15 @@ BODY25 = JointSet(
     (1, -1, 1, 2, 3, 1, 5, 6, 1, 8, 9, 10, 8, 12, 13, 0, 0, 15, 16, 14, 19, 14, 11, 22, 11),
 )
 
-JOINT_SETS = {js.name: js for js in (SMPL24, H36M17, COCO17, BODY25)}
+# HALPE_26 (AlphaPose, RTMPose-Halpe; Pose2Sim's default): COCO-17 plus head top, neck, mid-hip and six foot points.
+HALPE26 = JointSet(
+    "halpe26",
+    COCO17.names + ("head_top", "thorax", "pelvis", "left_big_toe", "right_big_toe", "left_small_toe",
+                    "right_small_toe", "left_heel", "right_heel"),
+    (18, 0, 0, 1, 2, 18, 18, 5, 6, 7, 8, 19, 19, 11, 12, 13, 14, 18, 19, -1, 15, 16, 15, 16, 15, 16),
+)
+
+JOINT_SETS = {js.name: js for js in (SMPL24, H36M17, COCO17, BODY25, HALPE26)}
 
 # H36M-17 joints that coincide with an SMPL-24 joint; the rest (spine, thorax, nose, head top) are defined by
 # `core.body_model.h36m_regressor`.

@@ -1,7 +1,9 @@
 """2D evidence written by common detectors, read into (joints, 3) arrays of pixels and confidence (0 = missing).
 
-- OpenPose: one JSON per view and frame, ``{"people": [{"pose_keypoints_2d": [x, y, c] * 25}]}`` (BODY_25);
-  the most confident person is taken.
+- OpenPose-style JSON: one file per view and frame, ``{"people": [{"pose_keypoints_2d": [x, y, c] * K}]}``, K being
+  25 (OpenPose BODY_25), 26 (HALPE_26: Pose2Sim's default, RTMPose/AlphaPose) or 17 (COCO); the most confident
+  person is taken.
+- EasyMocap annotations: one file per view and frame, ``{"annots": [{"personID", "keypoints": [[x, y, c], ...]}]}``.
 - COCO keypoints: one JSON per view, a COCO results list ``[{"image_id", "keypoints": [x, y, v] * 17, "score"}]``
   or a COCO annotation file ``{"annotations": [...]}``; the highest-scoring person is taken.
 
@@ -15,7 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import InputError
-from core.joints import BODY25, COCO17, JointSet
+from core.joints import BODY25, COCO17, HALPE26, JointSet
+
+# Skeletons an OpenPose-style file can hold, told apart by their number of keypoints.
+SKELETONS = {len(js): js for js in (BODY25, HALPE26, COCO17)}
 
 
 def _load(path: Path):
@@ -25,31 +30,61 @@ def _load(path: Path):
         raise InputError(path, f"cannot read JSON ({exc})") from exc
 
 
-def _as_keypoints(values, joints: JointSet, path: Path) -> np.ndarray:
+def _as_keypoints(values, path: Path, joints: JointSet | None = None) -> np.ndarray:
+    """(J, 3) finite keypoints; J is that of ``joints`` or, when None, of any skeleton in `SKELETONS`."""
     try:
         array = np.asarray(values, dtype=np.float32).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise InputError(path, f"keypoints are not numbers ({exc})") from exc
-    if array.size != 3 * len(joints):
-        raise InputError(path, f"{array.size} keypoint values; {joints.name} needs {3 * len(joints)} (x, y, score)")
-    keypoints = array.reshape(len(joints), 3)
+    allowed = [joints] if joints is not None else list(SKELETONS.values())
+    if array.size not in [3 * len(js) for js in allowed]:
+        expected = ", ".join(f"{3 * len(js)} for {js.name}" for js in allowed)
+        raise InputError(path, f"{array.size} keypoint values; expected (x, y, score) per joint: {expected}")
+    keypoints = array.reshape(-1, 3)
     if not np.all(np.isfinite(keypoints)):
         raise InputError(path, "keypoints contain NaN or infinity")
     return keypoints
 
 
-def read_openpose(path: str | Path) -> np.ndarray:
-    """(25, 3) BODY_25 keypoints of the most confident person; all zeros when nobody was detected."""
+def _most_confident(people: list, key: str, path: Path) -> np.ndarray | None:
+    candidates = [_as_keypoints(p.get(key) if isinstance(p, dict) else None, path) for p in people]
+    return max(candidates, key=lambda k: float(k[:, 2].sum())) if candidates else None
+
+
+def read_openpose(path: str | Path) -> np.ndarray | None:
+    """(K, 3) keypoints of the most confident person in the file's skeleton (see `SKELETONS`); None when nobody
+    was detected."""
     path = Path(path)
     data = _load(path)
     people = data.get("people") if isinstance(data, dict) else None
     if not isinstance(people, list):
         raise InputError(path, "not an OpenPose file: expected {\"people\": [...]}")
-    candidates = [_as_keypoints(p.get("pose_keypoints_2d") if isinstance(p, dict) else None, BODY25, path)
-                  for p in people]
-    if not candidates:
-        return np.zeros((len(BODY25), 3), np.float32)
-    return max(candidates, key=lambda k: float(k[:, 2].sum()))
+    return _most_confident(people, "pose_keypoints_2d", path)
+
+
+def read_easymocap_annots(path: str | Path) -> np.ndarray | None:
+    """(K, 3) keypoints of the most confident person of an EasyMocap annots file; None when it holds nobody."""
+    path = Path(path)
+    data = _load(path)
+    people = data.get("annots") if isinstance(data, dict) else None
+    if not isinstance(people, list):
+        raise InputError(path, "not an EasyMocap annots file: expected {\"annots\": [{\"keypoints\": ...}]}")
+    return _most_confident(people, "keypoints", path)
+
+
+def stack_detections(detections: list[np.ndarray | None], paths: list[Path]) -> tuple[np.ndarray, JointSet]:
+    """(N, K, 3) keypoints from N files of one detector, nobody-detected files as zeros (all joints missing).
+    All files must share a skeleton; at least one must have somebody in it."""
+    found = [(d, p) for d, p in zip(detections, paths) if d is not None]
+    if not found:
+        raise InputError(paths[0].parent if paths else None, f"nobody detected in any of {len(paths)} keypoint files")
+    size = len(found[0][0])
+    for keypoints, path in found:
+        if len(keypoints) != size:
+            raise InputError(path, f"{len(keypoints)} keypoints where {found[0][1].name} has {size}: "
+                                   "files of one sequence must come from one detector")
+    return (np.stack([d if d is not None else np.zeros((size, 3), np.float32) for d in detections]),
+            SKELETONS[size])
 
 
 def read_coco_keypoints(path: str | Path) -> np.ndarray:
@@ -59,11 +94,12 @@ def read_coco_keypoints(path: str | Path) -> np.ndarray:
     data = _load(path)
     entries = data.get("annotations") if isinstance(data, dict) else data
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "keypoints" in e for e in entries):
-        raise InputError(path, "not COCO keypoints: expected a list of {\"keypoints\": [...]} or {\"annotations\": [...]}")
+        raise InputError(path, "not COCO keypoints: expected a list of {\"keypoints\": [...]} "
+                               "or {\"annotations\": [...]}")
     if not entries:
         return np.zeros((len(COCO17), 3), np.float32)
     best = max(entries, key=lambda e: float(e.get("score", e.get("num_keypoints", 0)) or 0))
-    keypoints = _as_keypoints(best["keypoints"], COCO17, path)
+    keypoints = _as_keypoints(best["keypoints"], path, COCO17)
     if "score" not in best:  # annotation visibility flags
         keypoints[:, 2] = (keypoints[:, 2] > 0).astype(np.float32)
     return keypoints

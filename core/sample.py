@@ -45,7 +45,8 @@ class MultiviewSample:
     heatmaps: np.ndarray | None = None
     joint_set: str = "h36m17"
     ground_truth: GroundTruth | None = None
-    source: str = ""
+    source: str = ""  # the folder it was read from: ``open_sequence(source)[frame]`` reads it again
+    frame: int = 0
 
     def __post_init__(self):
         views = len(self.cameras)

@@ -406,3 +406,42 @@ def test_reset_settings_clears_the_saved_ones(tmp_path):
                             cwd=ROOT, env=env)
     assert "cleared the settings" in result.stdout and str(saved) in result.stdout
     assert "body_model" not in saved.read_text() and "recent" not in saved.read_text()
+
+
+def test_frame_slider_runs_and_exports_a_sequence(window, qtbot, tmp_path):
+    from conftest import FRAMES, camera_folder, frame_keypoints
+    from core.trace import RefinementTrace
+
+    original = window.state.scene.sample
+    folder = camera_folder(tmp_path, original, "images")
+    np.save(folder / "keypoints.npy", np.stack([frame_keypoints(original, f) for f in range(FRAMES)]))
+    controls = window.controls
+    assert not controls.frame_slider.isVisible()  # a single sample has no frames to slide through
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.load(folder)
+    assert controls.frame_slider.isVisible() and controls.frame_slider.maximum() == FRAMES - 1
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        controls.frame_slider.setValue(2)  # as when the user releases the slider there
+    scene = window.state.scene
+    assert scene.sample.frame == 2 and "000002 (3/3)" in controls.frame_label.text()
+    np.testing.assert_array_equal(scene.sample.keypoints, frame_keypoints(original, 2))
+    np.testing.assert_array_equal(window.view_grid.panels[0].evidence.getData()[0],
+                                  scene.sample.keypoints[0][scene.sample.keypoints[0, :, 2] > 0, 0])
+    assert window.state.trace.info["sample_frame"] == 2
+    with qtbot.waitSignal(window.ready, timeout=240000):
+        window.run_all_frames()
+    assert sorted(window.frame_traces) == [0, 1, 2]
+    assert [window.frame_traces[f]["calibrated"].info["sample_frame"] for f in range(FRAMES)] == [0, 1, 2]
+    with qtbot.waitSignal(window.ready, timeout=60000):
+        window.state.request_frame(0)  # estimated already: shown from memory, not run again
+    assert window.state.traces["calibrated"] is window.frame_traces[0]["calibrated"]
+    with qtbot.waitSignal(window.export_done, timeout=60000) as done:
+        window.export_sequence_parameters(tmp_path / "params")
+    assert "wrote 6 files" in done.args[0]
+    assert len(list((tmp_path / "params").glob("00000[012]_*calibrated_iter*_smpl.npz"))) == 6
+    window.frame_traces[1]["calibrated"].save(tmp_path / "frame1.npz")
+    with qtbot.waitSignal(window.ready, timeout=60000):
+        window.open_traces([tmp_path / "frame1.npz"])  # a trace reopens on its own frame
+    assert window.state.scene.sample.frame == 1
+    np.testing.assert_allclose(window.state.trace.vertices,
+                               RefinementTrace.load(tmp_path / "frame1.npz").vertices)

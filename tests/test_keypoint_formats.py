@@ -76,7 +76,7 @@ def test_coco_annotation_visibility_becomes_confidence(tmp_path):
 def test_nobody_detected_means_every_joint_missing(tmp_path):
     path = tmp_path / "empty_keypoints.json"
     path.write_text(json.dumps({"version": 1.3, "people": []}))
-    assert (read_openpose(path) == 0).all()
+    assert read_openpose(path) is None
 
 
 CORRUPT = {

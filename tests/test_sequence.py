@@ -1,0 +1,197 @@
+"""Multiview sequences in every layout and keypoint format load frame by frame and run through HeatFormer; broken
+folders and files are refused with the file named."""
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.dataset_io import read_sample
+from core.errors import InputError
+from core.inference import evidence_keypoints, refine
+from core.joints import BODY25, COCO17, H36M17, HALPE26, convert_keypoints
+from core.model.checkpoint import load_model
+from core.resources import SAMPLE_SCENE
+from core.sequence import open_sequence
+
+from conftest import FRAMES, camera_folder, frame_keypoints
+
+SHARED = [H36M17.index(n) for n in ("right_hip", "left_knee", "left_shoulder", "right_wrist")]
+
+
+@pytest.fixture(scope="module")
+def original():
+    return read_sample(SAMPLE_SCENE)
+
+
+def write_detector_files(folder, original, pattern: str, joints, wrap) -> None:
+    for v, view in enumerate(original.view_names):
+        directory = folder / pattern.format(view)
+        directory.mkdir(parents=True)
+        for f in range(FRAMES):
+            keypoints = convert_keypoints(frame_keypoints(original, f)[v], H36M17, joints)
+            (directory / f"{view}_{f:012d}_keypoints.json").write_text(json.dumps(wrap(keypoints)))
+
+
+def openpose_people(keypoints):
+    return {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": keypoints.reshape(-1).tolist()}]}
+
+
+def easymocap_annots(keypoints):
+    return {"filename": "x.jpg", "annots": [{"personID": 0, "keypoints": keypoints.tolist()}]}
+
+
+def check_runs(sequence, original, body, frame: int = FRAMES - 1) -> None:
+    """Frame ``frame`` carries that frame's evidence and refines to a finite body."""
+    sample = sequence[frame]
+    evidence = evidence_keypoints(sample)
+    np.testing.assert_allclose(evidence[:, SHARED], frame_keypoints(original, frame)[:, SHARED], atol=1e-2)
+    trace = refine(sample, load_model(None, body), "calibrated", 1, device="cpu")
+    assert np.isfinite(trace.vertices).all()
+
+
+def test_image_folders_with_openpose_files(tmp_path, original, body):
+    folder = camera_folder(tmp_path, original, "images")
+    write_detector_files(folder, original, "openpose/{}", BODY25, openpose_people)
+    sequence = open_sequence(folder)
+    assert len(sequence) == FRAMES and sequence.frame_names == ["000000", "000001", "000002"]
+    assert sequence[0].joint_set == "body25" and sequence[0].frames[2].shape == original.frames[2].shape
+    check_runs(sequence, original, body)
+
+
+def test_videos_with_pose2sim_halpe_output(tmp_path, original, body):
+    folder = camera_folder(tmp_path, original, "videos", calibration="calibration/Calib_board.toml")
+    write_detector_files(folder, original, "pose/{}_json", HALPE26, openpose_people)
+    sequence = open_sequence(folder)
+    assert len(sequence) == FRAMES and sequence[0].joint_set == "halpe26"
+    in_order = [sequence[f].frames[0] for f in range(FRAMES)]
+    assert np.abs(sequence[1].frames[0].astype(int) - in_order[1]).mean() < 1  # seek back finds the same frame
+    assert np.abs(in_order[0].astype(int) - in_order[1]).mean() > 0.5  # and frames differ (drawn numbers)
+    check_runs(sequence, original, body)
+
+
+def test_image_folders_with_easymocap_annots(tmp_path, original, body):
+    folder = camera_folder(tmp_path, original, "images")
+    write_detector_files(folder, original, "annots/{}", BODY25, easymocap_annots)
+    check_runs(open_sequence(folder), original, body, frame=1)
+
+
+def test_keypoint_and_heatmap_arrays(tmp_path, original, body):
+    folder = camera_folder(tmp_path, original, "images")
+    h36m = np.stack([frame_keypoints(original, f) for f in range(FRAMES)])
+    np.save(folder / "keypoints.npy", h36m)
+    check_runs(open_sequence(folder), original, body)
+    (folder / "keypoints.npy").unlink()
+    np.savez(folder / "keypoints.npz", keypoints=convert_keypoints(h36m, H36M17, COCO17), joint_set="coco17")
+    heatmaps = np.random.default_rng(0).random((FRAMES, 4, 17, 16, 16), dtype=np.float32)
+    np.save(folder / "heatmaps.npy", heatmaps)
+    sequence = open_sequence(folder)
+    assert sequence[1].joint_set == "coco17" and np.array_equal(sequence[1].heatmaps, heatmaps[1])
+    check_runs(sequence, original, body)
+
+
+def test_native_sample_and_folder_of_samples(tmp_path, original):
+    assert len(open_sequence(SAMPLE_SCENE)) == 1
+    for name in ("b", "a"):
+        shutil.copytree(SAMPLE_SCENE, tmp_path / "set" / name)
+    sequence = open_sequence(tmp_path / "set")
+    assert sequence.frame_names == ["a", "b"]
+    np.testing.assert_array_equal(sequence[1].keypoints, original.keypoints)
+    with pytest.raises(IndexError):
+        sequence[2]
+
+
+def expect_refusal(folder, name: str) -> None:
+    with pytest.raises(InputError, match=name):
+        open_sequence(folder)
+
+
+def test_inconsistent_folders_are_refused_with_the_file_named(tmp_path, original):
+    folder = camera_folder(tmp_path, original, "images")
+    write_detector_files(folder, original, "openpose/{}", BODY25, openpose_people)
+    (folder / "images" / "cam03" / "000001.jpg").unlink()
+    expect_refusal(folder, "differ, e.g. in frame 000001")
+    shutil.rmtree(folder / "images" / "cam03")
+    expect_refusal(folder, "3 views")  # a calibrated camera without images: missing view
+    videos = camera_folder(tmp_path, original, "videos")
+    np.save(videos / "keypoints.npy", np.stack([frame_keypoints(original, f) for f in range(FRAMES)]))
+    assert len(open_sequence(videos)) == FRAMES
+    writer = cv2.VideoWriter(str(videos / "videos" / "cam02.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25,
+                             (original.cameras[1].width, original.cameras[1].height))
+    writer.write(cv2.cvtColor(original.frames[1], cv2.COLOR_RGB2BGR))
+    writer.release()
+    expect_refusal(videos, "cam02.avi: 1 frames where cam01.avi has 3")
+    (videos / "videos" / "cam02.avi").write_bytes(b"not a video at all")
+    expect_refusal(videos, "cam02.avi: unreadable video")
+
+
+def test_detector_files_must_match_frames_and_skeleton(tmp_path, original):
+    folder = camera_folder(tmp_path, original, "images")
+    write_detector_files(folder, original, "openpose/{}", BODY25, openpose_people)
+    extra = folder / "openpose" / "cam02" / "zz_keypoints.json"
+    extra.write_text(json.dumps(openpose_people(np.zeros((17, 3)))))
+    expect_refusal(folder, "cam02: 4 keypoint files for 3 frames")
+    extra.unlink()
+    last = sorted((folder / "openpose" / "cam04").glob("*.json"))[-1]
+    last.write_text(json.dumps(openpose_people(np.ones((17, 3)))))
+    expect_refusal(folder, f"{last.name}: 17 keypoints where .* has 25")
+
+
+ARRAY_FAULTS = {
+    "NaN": lambda k: np.where(np.arange(k.size).reshape(k.shape) == 5, np.nan, k),
+    "one view short": lambda k: k[:, :3],
+    "flat": lambda k: k.reshape(-1),
+    "strings": lambda k: np.full(k.shape, "x"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(ARRAY_FAULTS))
+def test_corrupted_arrays_are_refused(tmp_path, original, fault):
+    folder = camera_folder(tmp_path, original, "images")
+    np.save(folder / "keypoints.npy", ARRAY_FAULTS[fault](np.stack([frame_keypoints(original, f)
+                                                                    for f in range(FRAMES)])))
+    expect_refusal(folder, "keypoints.np")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x93NUMPY garbage", b"PK\x03\x04 truncated zip"])
+def test_unreadable_array_files_are_refused(tmp_path, original, content):
+    folder = camera_folder(tmp_path, original, "images")
+    (folder / "keypoints.npz").write_bytes(content)
+    expect_refusal(folder, "keypoints.npz")
+
+
+@pytest.mark.parametrize("content", [b"", b'{"annots": "x"}', b'{"annots": [{"keypoints": [[1, 2]]}]}',
+                                     b'{"people": []}', b"\xff\xfe"])
+def test_corrupted_annots_are_refused(tmp_path, original, content):
+    folder = camera_folder(tmp_path, original, "images")
+    write_detector_files(folder, original, "annots/{}", BODY25, easymocap_annots)
+    broken = sorted((folder / "annots" / "cam01").glob("*.json"))[1]
+    broken.write_bytes(content)
+    expect_refusal(folder, broken.name)
+
+
+def test_infer_and_video_commands_on_a_frame_range(tmp_path, original):
+    import subprocess
+    import sys
+
+    from core.trace import RefinementTrace
+
+    root = Path(__file__).resolve().parent.parent
+    folder = camera_folder(tmp_path, original, "images")
+    np.save(folder / "keypoints.npy", np.stack([frame_keypoints(original, f) for f in range(FRAMES)]))
+
+    def main(*args):
+        return subprocess.run([sys.executable, str(root / "main.py"), *args], capture_output=True, text=True,
+                              timeout=300)
+
+    result = main("infer", "--data", str(folder), "--frames", "1", "2", "--iterations", "1", "--device", "cpu",
+                  "--out", str(tmp_path / "run.npz"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.glob("run.*.npz")) == ["run.000001.npz", "run.000002.npz"]
+    assert RefinementTrace.load(tmp_path / "run.000002.npz").info["sample_frame"] == 2
+    video = main("video", "--trace", str(tmp_path / "run.000002.npz"), "--out", str(tmp_path / "f2.gif"))
+    assert video.returncode == 0 and (tmp_path / "f2.gif").stat().st_size > 0, video.stderr
+    outside = main("infer", "--data", str(folder), "--frames", "2", "3", "--out", str(tmp_path / "x.npz"))
+    assert outside.returncode == 2 and "outside this sequence's 0..2" in outside.stderr
