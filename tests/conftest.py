@@ -45,8 +45,9 @@ def frame_keypoints(original, frame: int) -> np.ndarray:
     return keypoints
 
 
-def camera_folder(tmp_path, original, layout: str, calibration: str = "easymocap"):
-    """A sequence folder of FRAMES frames in the "images" or "videos" layout, without 2D evidence."""
+def camera_folder(tmp_path, original, layout: str, calibration: str = "easymocap", video: str = ".avi"):
+    """A sequence folder of FRAMES frames in the "images" or "videos" layout (``video``: .avi or .mp4), without
+    2D evidence."""
     folder = tmp_path / layout
     (folder / calibration).parent.mkdir(parents=True, exist_ok=True)
     save_calibration(original.cameras, folder if calibration == "easymocap" else folder / calibration,
@@ -59,7 +60,8 @@ def camera_folder(tmp_path, original, layout: str, calibration: str = "easymocap
                 cv2.imwrite(str(folder / "images" / view / f"{f:06d}.jpg"), bgr)
         else:
             (folder / "videos").mkdir(exist_ok=True)
-            writer = cv2.VideoWriter(str(folder / "videos" / f"{view}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25,
+            codec = cv2.VideoWriter_fourcc(*("MJPG" if video == ".avi" else "mp4v"))
+            writer = cv2.VideoWriter(str(folder / "videos" / f"{view}{video}"), codec, 25,
                                      (image.shape[1], image.shape[0]))
             for f in range(FRAMES):  # a frame number drawn in, to check that seeking finds the right frame
                 writer.write(cv2.putText(bgr.copy(), str(f), (20, 120), cv2.FONT_HERSHEY_SIMPLEX, 4, (255,) * 3, 8))

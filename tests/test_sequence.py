@@ -61,8 +61,9 @@ def test_image_folders_with_openpose_files(tmp_path, original, body):
     check_runs(sequence, original, body)
 
 
-def test_videos_with_pose2sim_halpe_output(tmp_path, original, body):
-    folder = camera_folder(tmp_path, original, "videos", calibration="calibration/Calib_board.toml")
+@pytest.mark.parametrize("video", [".avi", ".mp4"])
+def test_videos_with_pose2sim_halpe_output(tmp_path, original, body, video):
+    folder = camera_folder(tmp_path, original, "videos", calibration="calibration/Calib_board.toml", video=video)
     write_detector_files(folder, original, "pose/{}_json", HALPE26, openpose_people)
     sequence = open_sequence(folder)
     assert len(sequence) == FRAMES and sequence[0].joint_set == "halpe26"
