@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--body-model", type=Path,
                         help="your SMPL file (SMPL_NEUTRAL.pkl/.npz); default: $HEATFORMER_BODY_MODEL, else the "
                              "bundled free model")
+    parser.add_argument("--detector", type=Path,
+                        help="your 2D pose model (.onnx, or a JSON configuration naming it) for sequences "
+                             "without keypoints")
     parser.add_argument("--trace", type=Path, nargs="+", help="saved trace(s) to show without running the network")
     parser.add_argument("--checkpoint", type=Path, help="HeatFormer checkpoint (default: the shipped one)")
     parser.add_argument("--mode", choices=("calibrated", "uncalibrated", "both"),
@@ -92,13 +95,14 @@ def print_progress(percent: int, message: str) -> None:
 
 def run_infer(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
+    from core.detector import DetectorConfig
     from core.errors import InputError
     from core.inference import evaluate, refine
     from core.model.checkpoint import load_model
     from core.resources import resolve_body_model_path, resolve_checkpoint_path
     from core.sequence import open_sequence
 
-    sequence = open_sequence(args.data)
+    sequence = open_sequence(args.data, DetectorConfig.load(args.detector) if args.detector else None)
     first, last = args.frames or (0, len(sequence) - 1)
     if not 0 <= first <= last < len(sequence):
         raise InputError(args.data, f"frames {first}..{last} are outside this sequence's 0..{len(sequence) - 1}")

@@ -21,7 +21,10 @@ def run_app(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("heatformer-studio")  # matches the .desktop entry's StartupWMClass
     app.setDesktopFileName("heatformer-studio")
-    window = MainWindow(args.body_model, checkpoint=args.checkpoint)
+    from core.detector import DetectorConfig
+
+    detector = DetectorConfig.load(args.detector) if args.detector else None
+    window = MainWindow(args.body_model, checkpoint=args.checkpoint, detector=detector)
     window.setProperty("headless", bool(args.quit))
     if args.mode:
         window.state.set_mode(args.mode)

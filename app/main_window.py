@@ -20,6 +20,8 @@ from app.views.scene3d import Scene3D
 from app.views.view_grid import ViewGrid
 from app.workers import ExportWorker, InferenceWorker, LoadWorker, Worker, start_worker
 from core.body_model import BodyModel
+from core.detector import DetectorConfig
+from core.errors import InputError
 from core.export import MESH_FORMATS, export_meshes, export_parameters
 from core import __version__
 from core.resources import APP_ICON, SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
@@ -58,7 +60,7 @@ class MainWindow(QMainWindow):
     export_done = pyqtSignal(str)  # what an export in a worker wrote, or why it failed
 
     def __init__(self, body_model_path: Path | None = None, settings: QSettings | None = None,
-                 checkpoint: Path | None = None):
+                 checkpoint: Path | None = None, detector: DetectorConfig | None = None):
         super().__init__()
         self.setWindowTitle(TITLE)
         self.setWindowIcon(QIcon(str(APP_ICON)))
@@ -67,9 +69,11 @@ class MainWindow(QMainWindow):
         self.settings = settings or studio_settings()
         self.body_model_path = resolve_body_model_path(body_model_path, self.settings.value(BODY_MODEL_SETTING))
         self.checkpoint = resolve_checkpoint_path(checkpoint)
+        self.detector = detector  # makes the keypoints of sequences that have none
         self.body: BodyModel | None = None
         self.model = None
         self.folder: Path = SAMPLE_SCENE
+        self.requested_folder: Path = SAMPLE_SCENE  # of the last load, even one that failed
         self.sequence: MultiviewSequence | None = None  # of self.folder, once loaded
         self.frame_traces: dict[int, dict[str, RefinementTrace]] = {}  # estimates of the sequence's frames
         self.thread: QThread | None = None
@@ -129,6 +133,7 @@ class MainWindow(QMainWindow):
                                      ("Choose &checkpoint...", None, self.choose_checkpoint),
                                      ("Choose &body model (SMPL file)...", None, self.choose_body_model),
                                      ("Use the bundled &free body model", None, lambda: self.use_body_model(None)),
+                                     ("Choose a 2D &detector (ONNX)...", None, self.choose_detector),
                                      ("&Run HeatFormer again", "Ctrl+R", lambda: self.run_inference()),
                                      ("Run HeatFormer on every &frame", "Ctrl+Shift+R", self.run_all_frames)):
             action = file_menu.addAction(text)
@@ -354,6 +359,22 @@ class MainWindow(QMainWindow):
         if path:
             self.run_inference(Path(path))
 
+    def choose_detector(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose your 2D pose model: an .onnx file (RTMPose-style defaults) "
+                                                    "or its JSON configuration", "", "Detector (*.onnx *.json)")
+        if path:
+            self.use_detector(Path(path))
+
+    def use_detector(self, path: Path) -> None:
+        """Open the folder last asked for (perhaps refused for want of keypoints) again, with the detector making
+        the keypoints it lacks; a bad configuration changes nothing."""
+        try:
+            self.detector = DetectorConfig.load(path)
+        except InputError as exc:
+            self.work_failed(str(exc))
+            return
+        self.load(self.requested_folder)
+
     def choose_body_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, BODY_MODEL_DIALOG_TITLE, "", "SMPL model (*.pkl *.npz)")
         if path:
@@ -429,10 +450,11 @@ class MainWindow(QMainWindow):
         path, or None for the free model) switches the body model, False keeps the current one. On failure the
         current scene stays."""
         self.switching_body_model = body_model_path is not False
+        self.requested_folder = folder
         if self.switching_body_model:
-            worker = LoadWorker(folder, body_model_path, None, frame, sequence)
+            worker = LoadWorker(folder, body_model_path, None, frame, sequence, self.detector)
         else:
-            worker = LoadWorker(folder, self.body_model_path, self.body, frame, sequence)
+            worker = LoadWorker(folder, self.body_model_path, self.body, frame, sequence, self.detector)
         self._start(worker, self.loaded)
 
     def show_frame(self, frame: int) -> None:

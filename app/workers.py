@@ -11,6 +11,7 @@ from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal
 
 from app.state import LoadedScene
 from core.body_model import BodyModel
+from core.detector import DetectorConfig
 from core.inference import evaluate, refine
 from core.model.checkpoint import load_model
 from core.sample import MultiviewSample
@@ -55,16 +56,16 @@ class LoadWorker(Worker):
     """Open a sample or sequence folder (or reuse the open sequence), read one frame and pose its ground truth."""
 
     def __init__(self, folder: Path, body_model_path: Path | None, body: BodyModel | None = None, frame: int = 0,
-                 sequence: MultiviewSequence | None = None):
+                 sequence: MultiviewSequence | None = None, detector: DetectorConfig | None = None):
         super().__init__()
         self.folder = folder
         self.body_model_path = body_model_path
         self.body = body
-        self.frame, self.sequence = frame, sequence
+        self.frame, self.sequence, self.detector = frame, sequence, detector
 
     def work(self) -> LoadedScene:
         self.step(5, f"reading {self.folder}")
-        self.sequence = self.sequence or open_sequence(self.folder)
+        self.sequence = self.sequence or open_sequence(self.folder, self.detector)
         if not 0 <= self.frame < len(self.sequence):
             raise ValueError(f"{self.folder}: no frame {self.frame} (the sequence has {len(self.sequence)})")
         self.step(20, f"reading frame {self.sequence.frame_names[self.frame]}")

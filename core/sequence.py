@@ -15,7 +15,8 @@ Layouts (``open_sequence`` tells them apart; cameras are matched to folders and 
     DIR/annots/<cam>/*.json              EasyMocap annots, one per frame
     DIR/heatmaps.npz | heatmaps.npy      "heatmaps" (F, V, J, h, w), H36M-17; also used beside keypoints
 
-Keypoint files are taken in sorted name order, one per frame, and their count must equal the frame count.
+Keypoint files are taken in sorted name order, one per frame, and their count must equal the frame count. Without
+any of these, a user's ONNX pose model (core.detector) can make the keypoints from the frames.
 A single sample in the native layout (see core.dataset_io) is a sequence of one frame, and a folder of native
 sample folders is a sequence with one sample per frame (such as a benchmark made by ``main.py synth``).
 """
@@ -30,6 +31,7 @@ import numpy as np
 
 from core.calibration import check_views_match, load_calibration
 from core.cameras import Camera
+from core.detector import DetectorConfig, TrackingDetector
 from core.dataset_io import CALIBRATION_CANDIDATES, IMAGE_SUFFIXES, read_image, read_sample
 from core.errors import InputError
 from core.joints import H36M17, JOINT_SETS, SMPL24
@@ -169,8 +171,8 @@ def _keypoint_files(folder: Path, views: list[str], frames: int):
     return None
 
 
-def _evidence(folder: Path, views: list[str], frames: int) -> Callable[[int], dict]:
-    """What each frame's sample gets as 2D evidence: keypoints, joint_set and/or heatmaps."""
+def _evidence(folder: Path, views: list[str], frames: int) -> Callable[[int], dict] | None:
+    """What each frame's sample gets as 2D evidence (keypoints, joint_set and/or heatmaps), if the folder has any."""
     keypoints = joint_set = heatmaps = None
     if (found := _array(folder, "keypoints", "keypoints")) is not None:
         keypoints, joint_set, path = found
@@ -187,13 +189,12 @@ def _evidence(folder: Path, views: list[str], frames: int) -> Callable[[int], di
     if (found := _array(folder, "heatmaps", "heatmaps")) is not None:
         heatmaps = _checked_frames(found[0], 5, frames, len(views), found[2])
     if keypoints is None and heatmaps is None:
-        raise InputError(folder, "no 2D evidence: expected keypoints.npz/.npy, heatmaps.npz/.npy, or keypoint files "
-                                 "in openpose/<cam>/, pose/<cam>_json/ or annots/<cam>/")
+        return None
     return lambda f: {"keypoints": None if keypoints is None else keypoints[f], "heatmaps":
                       None if heatmaps is None else heatmaps[f], "joint_set": joint_set or H36M17.name}
 
 
-def _camera_layout(folder: Path) -> MultiviewSequence:
+def _camera_layout(folder: Path, detector: DetectorConfig | None) -> MultiviewSequence:
     cameras = _calibration(folder)
     sub = "videos" if (folder / "videos").is_dir() else "images"
     found_views = _folder_views(folder, sub)
@@ -201,17 +202,26 @@ def _camera_layout(folder: Path) -> MultiviewSequence:
     views = [c.name for c in cameras]
     names, read_view = (_video_frames if sub == "videos" else _image_frames)(folder, views)
     evidence = _evidence(folder, views, len(names))
+    if evidence is None and detector is None:
+        raise InputError(folder, "no 2D evidence: expected keypoints.npz/.npy, heatmaps.npz/.npy, keypoint files "
+                                 "in openpose/<cam>/, pose/<cam>_json/ or annots/<cam>/, or a 2D detector")
+    tracker = TrackingDetector(detector) if evidence is None else None
 
     def read_frame(f: int) -> MultiviewSample:
-        return MultiviewSample(name=f"{folder.name} {names[f]}", cameras=cameras,
-                               frames=[read_view(v, f) for v in range(len(views))], source=str(folder), frame=f,
-                               **evidence(f))
+        images = [read_view(v, f) for v in range(len(views))]
+        if tracker is not None:
+            evidence_f = {"keypoints": tracker.detect_views(f, images), "joint_set": detector.joint_set}
+        else:
+            evidence_f = evidence(f)
+        return MultiviewSample(name=f"{folder.name} {names[f]}", cameras=cameras, frames=images,
+                               source=str(folder), frame=f, **evidence_f)
 
     return MultiviewSequence(folder.name, folder, names, read_frame)
 
 
-def open_sequence(folder: str | Path) -> MultiviewSequence:
-    """Open ``folder`` in whichever layout it has; problems are reported with the file or folder they concern."""
+def open_sequence(folder: str | Path, detector: DetectorConfig | None = None) -> MultiviewSequence:
+    """Open ``folder`` in whichever layout it has; problems are reported with the file or folder they concern.
+    ``detector`` makes the keypoints of image and video layouts that have no 2D evidence of their own."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
@@ -219,7 +229,7 @@ def open_sequence(folder: str | Path) -> MultiviewSequence:
         sample = read_sample(folder)
         return MultiviewSequence(sample.name, folder, [sample.name], lambda f: sample)
     if (folder / "videos").is_dir() or (folder / "images").is_dir():
-        return _camera_layout(folder)
+        return _camera_layout(folder, detector)
     samples = sorted(p for p in folder.iterdir() if (p / "sample.json").exists())
     if samples:
         def read_frame(f: int) -> MultiviewSample:

@@ -1,5 +1,6 @@
 """The window under Xvfb: it loads the sample off the GUI thread, draws what the data says, survives bad input,
 and makes a screenshot with content."""
+import json
 import os
 import shutil
 import subprocess
@@ -445,3 +446,23 @@ def test_frame_slider_runs_and_exports_a_sequence(window, qtbot, tmp_path):
     assert window.state.scene.sample.frame == 1
     np.testing.assert_allclose(window.state.trace.vertices,
                                RefinementTrace.load(tmp_path / "frame1.npz").vertices)
+
+
+def test_a_detector_gives_keypoints_to_a_folder_without_them(window, qtbot, tmp_path):
+    pytest.importorskip("onnx")
+    from conftest import camera_folder
+    from test_detector import DotSimcc, export
+
+    folder = camera_folder(tmp_path, window.state.scene.sample, "images")
+    with qtbot.waitSignal(window.load_failed, timeout=60000) as failed:
+        window.load(folder)
+    assert "no 2D evidence" in failed.args[0] and window.state.scene.sample.source == str(SAMPLE_SCENE)
+    (tmp_path / "broken.json").write_text('{"model": "x.onnx", "output": "dense"}')
+    window.use_detector(tmp_path / "broken.json")
+    assert "broken.json" in window.last_error and window.detector is None
+    model = export(DotSimcc(), tmp_path / "rtm.onnx", ["simcc_x", "simcc_y"])
+    (tmp_path / "rtm.json").write_text(json.dumps({"model": model.name, "output": "simcc"}))
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.use_detector(tmp_path / "rtm.json")
+    sample = window.state.scene.sample
+    assert sample.source == str(folder) and sample.joint_set == "coco17" and window.state.traces
