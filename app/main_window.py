@@ -135,7 +135,8 @@ class MainWindow(QMainWindow):
                                      ("Use the bundled &free body model", None, lambda: self.use_body_model(None)),
                                      ("Choose a 2D &detector (ONNX)...", None, self.choose_detector),
                                      ("&Run HeatFormer again", "Ctrl+R", lambda: self.run_inference()),
-                                     ("Run HeatFormer on every &frame", "Ctrl+Shift+R", self.run_all_frames)):
+                                     ("Run HeatFormer on every &frame", "Ctrl+Shift+R", self.run_frames),
+                                     ("Run HeatFormer on a frame ra&nge...", None, self.choose_frame_range)):
             action = file_menu.addAction(text)
             if shortcut:
                 action.setShortcut(shortcut)
@@ -514,12 +515,23 @@ class MainWindow(QMainWindow):
             worker = InferenceWorker(self.state.scene.sample, self.body, checkpoint, None)
         self._start(worker, self.inferred)
 
-    def run_all_frames(self) -> None:
-        """Estimate every frame of the sequence not estimated yet; each frame's traces are kept as they come, so
-        Cancel loses only the frame in progress."""
+    def choose_frame_range(self) -> None:
+        if self.sequence is None or self.state.scene is None:
+            return
+        last_frame, current = len(self.sequence) - 1, self.state.scene.sample.frame
+        first, ok = QInputDialog.getInt(self, "Frame range", "first frame", current, 0, last_frame)
+        if ok:
+            last, ok = QInputDialog.getInt(self, "Frame range", "last frame", last_frame, first, last_frame)
+            if ok:
+                self.run_frames(first, last)
+
+    def run_frames(self, first: int = 0, last: int | None = None) -> None:
+        """Estimate the frames first..last (default: all) of the sequence not estimated yet; each frame's traces
+        are kept as they come, so Cancel loses only the frame in progress."""
         if self.sequence is None or self.body is None:
             return
-        frames = [f for f in range(len(self.sequence)) if f not in self.frame_traces]
+        last = len(self.sequence) - 1 if last is None else last
+        frames = [f for f in range(first, last + 1) if f not in self.frame_traces]
         worker = InferenceWorker(None, self.body, self.checkpoint, self.model, sequence=self.sequence, frames=frames)
         worker.frame_done.connect(self.frame_inferred)
         self._start(worker, self.all_frames_inferred)
