@@ -46,30 +46,28 @@ def _as_keypoints(values, path: Path, joints: JointSet | None = None) -> np.ndar
     return keypoints
 
 
-def _most_confident(people: list, key: str, path: Path) -> np.ndarray | None:
-    candidates = [_as_keypoints(p.get(key) if isinstance(p, dict) else None, path) for p in people]
+def _most_confident_person(path: str | Path, people_key: str, keypoints_key: str, expected: str) -> np.ndarray | None:
+    """(K, 3) keypoints of the person with the highest summed confidence in ``data[people_key]``; None if empty."""
+    path = Path(path)
+    data = _load(path)
+    people = data.get(people_key) if isinstance(data, dict) else None
+    if not isinstance(people, list):
+        raise InputError(path, f"not {expected}")
+    candidates = [_as_keypoints(p.get(keypoints_key) if isinstance(p, dict) else None, path) for p in people]
     return max(candidates, key=lambda k: float(k[:, 2].sum())) if candidates else None
 
 
 def read_openpose(path: str | Path) -> np.ndarray | None:
     """(K, 3) keypoints of the most confident person in the file's skeleton (see `SKELETONS`); None when nobody
     was detected."""
-    path = Path(path)
-    data = _load(path)
-    people = data.get("people") if isinstance(data, dict) else None
-    if not isinstance(people, list):
-        raise InputError(path, "not an OpenPose file: expected {\"people\": [...]}")
-    return _most_confident(people, "pose_keypoints_2d", path)
+    return _most_confident_person(path, "people", "pose_keypoints_2d",
+                                  "an OpenPose file: expected {\"people\": [...]}")
 
 
 def read_easymocap_annots(path: str | Path) -> np.ndarray | None:
     """(K, 3) keypoints of the most confident person of an EasyMocap annots file; None when it holds nobody."""
-    path = Path(path)
-    data = _load(path)
-    people = data.get("annots") if isinstance(data, dict) else None
-    if not isinstance(people, list):
-        raise InputError(path, "not an EasyMocap annots file: expected {\"annots\": [{\"keypoints\": ...}]}")
-    return _most_confident(people, "keypoints", path)
+    return _most_confident_person(path, "annots", "keypoints",
+                                  "an EasyMocap annots file: expected {\"annots\": [{\"keypoints\": ...}]}")
 
 
 def stack_detections(detections: list[np.ndarray | None], paths: list[Path]) -> tuple[np.ndarray, JointSet]:
