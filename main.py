@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "without keypoints")
     parser.add_argument("--trace", type=Path, nargs="+", help="saved trace(s) to show without running the network")
     parser.add_argument("--checkpoint", type=Path, help="HeatFormer checkpoint (default: the shipped one)")
-    parser.add_argument("--mode", choices=("calibrated", "uncalibrated", "both"),
-                        help="mode shown first (both: uncalibrated overlaid on calibrated)")
+    parser.add_argument("--mode", choices=("calibrated", "uncalibrated", "both", "side-by-side"),
+                        help="mode shown first (both: uncalibrated overlaid on calibrated; side-by-side: each "
+                             "camera's panel in both modes)")
     parser.add_argument("--iteration", type=int, help="iteration shown (default: the last)")
     parser.add_argument("--screenshot", type=Path, help="save a PNG of the whole window once the data is shown")
     parser.add_argument("--quit", action="store_true", help="exit when done (after --screenshot)")

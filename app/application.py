@@ -27,7 +27,7 @@ def run_app(args: argparse.Namespace) -> int:
     window = MainWindow(args.body_model, checkpoint=args.checkpoint, detector=detector)
     window.setProperty("headless", bool(args.quit))
     if args.mode:
-        window.state.set_mode(args.mode)
+        window.state.set_mode(args.mode.replace("-", " "))
     window.show()
     status = {"code": 0}
 

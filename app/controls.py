@@ -28,7 +28,8 @@ class Controls(QToolBar):
         self.mode = QComboBox()
         self.mode.addItems(DISPLAY_MODES)
         self.mode.setToolTip("calibrated: fused evidence and extrinsics; uncalibrated: no extrinsics, "
-                             "weak-perspective cameras; both: calibrated solid, uncalibrated dashed / wireframe")
+                             "weak-perspective cameras; both: calibrated solid, uncalibrated dashed / wireframe; "
+                             "side by side: each camera's panel in both modes")
         self.mode.currentTextChanged.connect(state.set_mode)
         self.addWidget(QLabel(" mode "))
         self.addWidget(self.mode)

@@ -14,7 +14,7 @@ from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMa
 
 from app.capture import record_refinement, save_screenshot, viewport_names
 from app.controls import Controls
-from app.state import BOTH, LoadedScene, StudioState
+from app.state import BOTH, SIDE_BY_SIDE, LoadedScene, StudioState
 from app.views.error_plot import ErrorPlot
 from app.views.scene3d import Scene3D
 from app.views.view_grid import ViewGrid
@@ -578,6 +578,8 @@ class MainWindow(QMainWindow):
             style = "color: #ff5555; font-weight: bold;"
         if self.state.mode == BOTH:
             text += " · calibrated solid; uncalibrated dashed (2D) and wireframe (3D)"
+        elif self.state.mode == SIDE_BY_SIDE:
+            text += " · panels: calibrated left, uncalibrated right; 3D: uncalibrated wireframe"
         if trace.mode == "uncalibrated" or self.state.comparison is not None:
             text += " · 3D uncalibrated: views aligned rigidly to view 1 for display"
         self.model_label.setText(text)

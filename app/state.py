@@ -15,7 +15,9 @@ from core.trace import RefinementTrace
 
 MODES = ("calibrated", "uncalibrated")
 BOTH = "both"  # calibrated drawn as usual, uncalibrated overlaid in a second style
-DISPLAY_MODES = MODES + (BOTH,)
+SIDE_BY_SIDE = "side by side"  # each camera's panel twice, calibrated beside uncalibrated; 3D as in "both"
+DISPLAY_MODES = MODES + (BOTH, SIDE_BY_SIDE)
+COMPARING = (BOTH, SIDE_BY_SIDE)
 LAYERS = {  # name -> shown by default
     "frame": True, "input heatmaps": True, "estimate heatmaps": False, "heatmap difference": False, "evidence": True,
     "estimate joints": True, "projected mesh": False,
@@ -65,12 +67,12 @@ class StudioState(QObject):
     @property
     def trace(self) -> RefinementTrace | None:
         """The trace of the current mode (calibrated when both are shown), if it has been computed."""
-        return self.traces.get(MODES[0] if self.mode == BOTH else self.mode)
+        return self.traces.get(MODES[0] if self.mode in COMPARING else self.mode)
 
     @property
     def comparison(self) -> RefinementTrace | None:
-        """The uncalibrated trace overlaid on the calibrated one in "both" mode, else None."""
-        return self.traces.get(MODES[1]) if self.mode == BOTH else None
+        """The uncalibrated trace shown with the calibrated one ("both" and "side by side"), else None."""
+        return self.traces.get(MODES[1]) if self.mode in COMPARING else None
 
     def view_shown(self, index: int) -> bool:
         return index not in self.hidden_views

@@ -3,8 +3,8 @@
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python packaging/make_screenshots.py [--out resources/screenshots]
 
 Writes window.png (the whole window, calibrated), both.png (calibrated and uncalibrated overlaid, left wrist
-selected), panel.png (one camera panel at twice its pixels with the projected mesh and the heatmap difference)
-and scene3d.png (the 3D scene at twice its pixels).
+selected), side_by_side.png (the camera panels in both modes, iteration 2), panel.png (one camera panel at twice
+its pixels with the projected mesh and the heatmap difference) and scene3d.png (the 3D scene at twice its pixels).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("resources/screenshots"))
     args = parser.parse_args()
     qt_app = QApplication(sys.argv[:1])
-    from app.capture import SCENE_3D, save_screenshot
+    from app.capture import CAMERA_PANELS, SCENE_3D, save_screenshot
     from app.main_window import MainWindow
 
     # a throw-away settings file: the default layout, and the user's own settings untouched
@@ -41,6 +41,10 @@ def main() -> None:
     state.set_mode("both")
     state.select_joint(13)
     written.append(save_screenshot(window, args.out / "both.png"))
+    state.select_joint(-1)
+    state.set_mode("side by side")
+    state.set_iteration(2)
+    written.append(save_screenshot(window, args.out / "side_by_side.png", CAMERA_PANELS))
     state.set_mode("calibrated")
     state.select_joint(-1)
     state.set_iteration(1)

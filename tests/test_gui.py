@@ -165,8 +165,8 @@ def test_both_modes_overlaid(window):
     state.set_iteration(1)
     panel = window.view_grid.panels[1]
     np.testing.assert_allclose(np.stack(panel.estimate.getData(), 1), calibrated.joints2d[1, 1], atol=1e-4)
-    np.testing.assert_allclose(np.stack(panel.comparison.getData(), 1), uncalibrated.joints2d[1, 1], atol=1e-4)
-    assert panel.comparison.isVisible()
+    np.testing.assert_allclose(np.stack(panel.comparison_points.getData(), 1), uncalibrated.joints2d[1, 1], atol=1e-4)
+    assert panel.comparison_points.isVisible()
     scene = window.scene3d
     assert len(scene.comparison_meshes) == 4
     np.testing.assert_allclose(scene.comparison_meshes[2].points, uncalibrated.vertices[1, 2])
@@ -175,7 +175,7 @@ def test_both_modes_overlaid(window):
     assert f"{calibrated.metrics['mpjpe_mm'][1]:.1f}" in title and f"{uncalibrated.metrics['mpjpe_mm'][1]:.1f}" in title
     assert "uncalibrated dashed" in window.model_label.text()
     state.set_mode("calibrated")
-    assert scene.comparison_meshes == [] and not np.stack(panel.comparison.getData(), 1).size
+    assert scene.comparison_meshes == [] and not np.stack(panel.comparison_points.getData(), 1).size
 
 
 def test_projected_mesh_ground_truth_and_occlusion_in_the_panels(window):
@@ -466,3 +466,28 @@ def test_a_detector_gives_keypoints_to_a_folder_without_them(window, qtbot, tmp_
         window.use_detector(tmp_path / "rtm.json")
     sample = window.state.scene.sample
     assert sample.source == str(folder) and sample.joint_set == "coco17" and window.state.traces
+
+
+def test_side_by_side_shows_each_camera_in_both_modes(window, qtbot):
+    from app.state import SIDE_BY_SIDE
+
+    state, grid = window.state, window.view_grid
+    state.set_mode(SIDE_BY_SIDE)
+    assert len(grid.twins) == 4 and all(t.isVisible() and t.active for t in grid.twins)
+    assert grid.layout_.getItemPosition(grid.layout_.indexOf(grid.twins[1]))[:2] == (0, 3)  # beside cam02
+    state.set_iteration(1)
+    for mode, panel in (("calibrated", grid.panels[2]), ("uncalibrated", grid.twins[2])):
+        np.testing.assert_allclose(np.stack(panel.estimate.getData(), 1), state.traces[mode].joints2d[1, 2],
+                                   atol=1e-4)
+        assert mode in panel.plot.titleLabel.text and not np.stack(panel.comparison_points.getData(), 1).size
+    assert window.scene3d.comparison_meshes  # the 3D scene still shows both
+    state.set_view_shown(3, False)
+    assert not grid.twins[3].isVisible() and not grid.twins[3].active
+    state.set_mode("calibrated")
+    assert not any(t.isVisible() or t.active for t in grid.twins)
+    state.set_iteration(2)  # idle twins do not follow the slider ...
+    assert np.allclose(np.stack(grid.twins[0].estimate.getData(), 1), state.traces["uncalibrated"].joints2d[1, 0])
+    state.set_view_shown(3, True)
+    state.set_mode(SIDE_BY_SIDE)  # ... and catch up when shown again
+    np.testing.assert_allclose(np.stack(grid.twins[0].estimate.getData(), 1),
+                               state.traces["uncalibrated"].joints2d[2, 0], atol=1e-4)

@@ -9,7 +9,7 @@ from PyQt6.QtCore import QRectF
 from PyQt6.QtWidgets import QGridLayout, QWidget
 
 from app.colors import TRUTH_JOINT_COLOR, view_color
-from app.state import LoadedScene, StudioState
+from app.state import SIDE_BY_SIDE, LoadedScene, StudioState
 from core.cameras import project_points
 from core.render import splat_silhouette
 
@@ -51,10 +51,15 @@ def mask_lut(color: str) -> np.ndarray:
 
 
 class ViewPanel(pg.GraphicsLayoutWidget):
-    def __init__(self, index: int, state: StudioState):
+    """One camera's view of the current mode's estimate or, given ``fixed_mode``, always of that mode's (the right
+    half of "side by side"; such a panel follows the state only while ``active``)."""
+
+    def __init__(self, index: int, state: StudioState, fixed_mode: str | None = None):
         super().__init__()
         self.index = index
         self.state = state
+        self.fixed_mode = fixed_mode
+        self.active = fixed_mode is None
         self.setBackground("#202124")
         self.plot = self.addPlot()
         self.plot.hideAxis("left")
@@ -75,18 +80,20 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         # "both" mode: the uncalibrated estimate, dashed and hollow, over the calibrated one
         self.comparison_bones = pg.PlotCurveItem(
             pen=pg.mkPen(view_color(index), width=2, style=pg.QtCore.Qt.PenStyle.DashLine), connect="pairs")
-        self.comparison = pg.ScatterPlotItem(size=7, symbol="s", brush=None, pen=pg.mkPen(view_color(index), width=1.5))
+        self.comparison_points = pg.ScatterPlotItem(size=7, symbol="s", brush=None,
+                                                    pen=pg.mkPen(view_color(index), width=1.5))
         self.truth = pg.ScatterPlotItem(size=9, symbol="+", pen=pg.mkPen(TRUTH_JOINT_COLOR, width=2))
         self.occluded = pg.ScatterPlotItem(size=12, symbol="x", pen=pg.mkPen("#ff3030", width=2.5))
         self.highlight = pg.ScatterPlotItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
         self.silhouettes: dict[tuple[int, int], tuple[np.ndarray, tuple]] = {}  # (id(trace), iteration) -> mask
         for item in (self.image, self.silhouette, self.input_heat, self.estimate_heat, self.difference_heat, self.crop,
                      self.evidence_bones, self.evidence, self.truth, self.occluded, self.comparison_bones,
-                     self.comparison, self.estimate_bones, self.estimate, self.highlight):
+                     self.comparison_points, self.estimate_bones, self.estimate, self.highlight):
             self.plot.addItem(item)
         self.set_heat_opacity(state.heat_opacity)
-        self.setStyleSheet(f"border: 3px solid {view_color(index)};")
+        self.setStyleSheet(f"border: 3px {'dashed' if fixed_mode else 'solid'} {view_color(index)};")
         self.scene().sigMouseClicked.connect(self.clicked)
+        self.plot.vb.sigResized.connect(lambda _vb: self.fit_frame())
         state.iteration_changed.connect(self.update_iteration)
         state.mode_changed.connect(lambda _m: self.show_trace())
         state.traces_changed.connect(self.forget_silhouettes)
@@ -107,8 +114,17 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         nearest = int(np.nanargmin(distance))
         self.state.select_joint(nearest if distance[nearest] < 0.03 * max(camera.width, camera.height) else -1)
 
+    @property
+    def trace(self):
+        return self.state.traces.get(self.fixed_mode) if self.fixed_mode else self.state.trace
+
+    @property
+    def comparison(self):
+        """The trace overlaid on this panel's ("both" mode only)."""
+        return None if self.fixed_mode or self.state.mode == SIDE_BY_SIDE else self.state.comparison
+
     def _joint_positions(self) -> np.ndarray | None:
-        trace = self.state.trace
+        trace = self.trace
         if trace is not None:
             return trace.joints2d[self.state.iteration, self.index]
         sample = self.state.scene.sample if self.state.scene else None
@@ -116,12 +132,15 @@ class ViewPanel(pg.GraphicsLayoutWidget):
 
     def set_title(self) -> None:
         """Camera name, and once the calibrated estimate exists, how well the triangulated joints reproject into
-        this view (median px): a per-camera check of the calibration."""
+        this view (median px): a per-camera check of the calibration. Side by side, the mode instead (pyqtgraph
+        does not let a plot be narrower than its title, and the panels are half as wide)."""
         camera = self.state.scene.sample.cameras[self.index]
         text = camera.name
         calibrated = self.state.traces.get("calibrated")
         consistency = calibrated.info.get("view_consistency_px") if calibrated is not None else None
-        if consistency and np.isfinite(consistency[self.index]):
+        if self.state.mode == SIDE_BY_SIDE:
+            text += f" · {self.fixed_mode or 'calibrated'}"
+        elif consistency and np.isfinite(consistency[self.index]):
             text += f" · triangulation reprojects within {consistency[self.index]:.1f} px"
         self.plot.setTitle(f"<span style='color:{view_color(self.index)}'>{text}</span>")
 
@@ -132,10 +151,16 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         frame = sample.frames[self.index]
         self.image.setImage(frame if frame is not None else np.zeros((camera.height, camera.width, 3), np.uint8),
                             levels=(0, 255))
-        self.plot.setRange(xRange=(0, camera.width), yRange=(0, camera.height), padding=0.02)
+        self.fit_frame()
         self._set_evidence(sample.keypoints[self.index] if sample.keypoints is not None else None, sample.joints.edges)
         self._set_truth(sample)
         self.show_trace()
+
+    def fit_frame(self) -> None:
+        """Show the whole frame: on a new scene, and when the panel's size changes (side by side halves it)."""
+        if self.state.scene is not None and self.index < self.state.scene.sample.num_views:
+            camera = self.state.scene.sample.cameras[self.index]
+            self.plot.setRange(xRange=(0, camera.width), yRange=(0, camera.height), padding=0.02)
 
     def _set_truth(self, sample) -> None:
         """Ground-truth joints projected into this view; a red cross where an occluder hides one."""
@@ -171,8 +196,10 @@ class ViewPanel(pg.GraphicsLayoutWidget):
 
     def show_trace(self) -> None:
         """Place the heatmap overlays on the crop box of the current mode's trace (or hide them)."""
+        if not self.active:
+            return
         self.set_title()
-        trace = self.state.trace
+        trace = self.trace
         if trace is not None:
             x0, y0, bw, bh = (float(x) for x in trace.crop_boxes[self.index])
             rect = QRectF(x0, y0, bw, bh)
@@ -213,11 +240,13 @@ class ViewPanel(pg.GraphicsLayoutWidget):
 
     def update_iteration(self, *_args) -> None:
         """Everything that depends on the iteration or the selected joint, from precomputed arrays only."""
-        trace = self.state.trace
+        if not self.active:
+            return
+        trace = self.trace
         joint = self.state.selected_joint
         positions = self._joint_positions()
         self._set_skeleton(trace, self.estimate, self.estimate_bones)
-        self._set_skeleton(self.state.comparison, self.comparison, self.comparison_bones)
+        self._set_skeleton(self.comparison, self.comparison_points, self.comparison_bones)
         self._set_silhouette(trace)
         if trace is not None:
             k = self.state.iteration
@@ -230,8 +259,10 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             self.highlight.setData([], [])
 
     def apply_layers(self) -> None:
-        self._set_silhouette(self.state.trace)  # computed only while shown
-        layers, has_trace = self.state.layers, self.state.trace is not None
+        if not self.active:
+            return
+        self._set_silhouette(self.trace)  # computed only while shown
+        layers, has_trace = self.state.layers, self.trace is not None
         self.image.setVisible(layers["frame"])
         self.input_heat.setVisible(layers["input heatmaps"] and has_trace)
         self.estimate_heat.setVisible(layers["estimate heatmaps"] and has_trace)
@@ -240,7 +271,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
                                             or layers["heatmap difference"]))
         for item in (self.evidence, self.evidence_bones):
             item.setVisible(layers["evidence"])
-        for item in (self.estimate, self.estimate_bones, self.comparison, self.comparison_bones):
+        for item in (self.estimate, self.estimate_bones, self.comparison_points, self.comparison_bones):
             item.setVisible(layers["estimate joints"] and has_trace)
         self.silhouette.setVisible(layers["projected mesh"] and has_trace)
         for item in (self.truth, self.occluded):
@@ -248,34 +279,61 @@ class ViewPanel(pg.GraphicsLayoutWidget):
 
 
 class ViewGrid(QWidget):
-    """As many panels as the sample has views, laid out in a near-square grid."""
+    """As many panels as the sample has views, laid out in a near-square grid; in "side by side" mode each
+    camera's panel (calibrated) has its uncalibrated twin beside it."""
 
     def __init__(self, state: StudioState):
         super().__init__()
         self.state = state
         self.panels: list[ViewPanel] = []
+        self.twins: list[ViewPanel] = []  # uncalibrated panels, made when side by side is first shown
         self.layout_ = QGridLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
         state.scene_changed.connect(self.show_scene)
         state.shown_views_changed.connect(self.arrange)
+        state.mode_changed.connect(lambda _m: self.arrange())
+
+    def _fit(self, panels: list[ViewPanel], views: int, make) -> None:
+        """``views`` panels in ``panels``, new ones made by ``make(index)``, all children of the grid."""
+        while len(panels) > views:
+            panels.pop().deleteLater()
+        while len(panels) < views:
+            panels.append(make(len(panels)))
+            panels[-1].setParent(self)
 
     def show_scene(self, scene: LoadedScene) -> None:
-        views = scene.sample.num_views
-        while len(self.panels) > views:
-            self.panels.pop().deleteLater()
-        for index in range(views):
-            if index == len(self.panels):
-                self.panels.append(ViewPanel(index, self.state))
-            self.panels[index].show_view(scene)
+        self._fit(self.panels, scene.sample.num_views, lambda i: ViewPanel(i, self.state))
+        for panel in self.panels:
+            panel.show_view(scene)
+        self._fit(self.twins, min(len(self.twins), len(self.panels)), None)
+        for twin in self.twins:
+            twin.active = False  # shown again, with this scene, by arrange() if side by side
         self.arrange()
 
     def arrange(self) -> None:
-        """The shown panels in a near-square grid, hidden ones out of it."""
-        for panel in self.panels:
+        """The shown panels in a near-square grid (each with its twin in "side by side"), hidden ones out of it."""
+        side_by_side = self.state.mode == SIDE_BY_SIDE and self.state.scene is not None
+        if side_by_side:
+            self._fit(self.twins, len(self.panels), lambda i: ViewPanel(i, self.state, fixed_mode="uncalibrated"))
+        for panel in self.panels + self.twins:
             self.layout_.removeWidget(panel)
         shown = [p for p in self.panels if self.state.view_shown(p.index)]
         columns = int(np.ceil(np.sqrt(max(len(shown), 1))))
+        used = 2 * columns if side_by_side else columns
+        for column in range(max(self.layout_.columnCount(), used)):  # equal widths for the columns in use
+            self.layout_.setColumnStretch(column, 1 if column < used else 0)
         for slot, panel in enumerate(shown):
-            self.layout_.addWidget(panel, slot // columns, slot % columns)
+            row, column = divmod(slot, columns)
+            if side_by_side:
+                self.layout_.addWidget(panel, row, 2 * column)
+                self.layout_.addWidget(self.twins[panel.index], row, 2 * column + 1)
+            else:
+                self.layout_.addWidget(panel, row, column)
         for panel in self.panels:
             panel.setVisible(self.state.view_shown(panel.index))
+            panel.set_title()
+        for twin in self.twins:
+            was_active, twin.active = twin.active, side_by_side and self.state.view_shown(twin.index)
+            if twin.active and not was_active:
+                twin.show_view(self.state.scene)  # catch up with what happened while it was idle
+            twin.setVisible(twin.active)
