@@ -11,6 +11,9 @@ import numpy as np
 from core import __version__
 
 
+RIG_NAMES = ("ring", "h36m", "mpi_inf_3dhp", "behave", "rich")  # core.synthetic.RIG_PRESETS, without importing torch
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatformer-studio", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path,
@@ -36,10 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     synth = sub.add_parser("synth", help="generate a synthetic multiview sample in the native layout")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
-    synth.add_argument("--views", type=int, default=4, help="number of cameras (2-8)")
+    synth.add_argument("--rig", choices=RIG_NAMES, default="ring",
+                       help="camera rig shaped like a dataset's (approximate; default: a ring of 4 square views)")
+    synth.add_argument("--views", type=int, help="number of cameras, 2-8 (default: the rig's)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--occluders", type=int, default=1, help="number of occluding boxes")
-    synth.add_argument("--image-size", type=int, nargs=2, default=(512, 512), metavar=("W", "H"))
+    synth.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"),
+                       help="rendered image size (default: the rig's, about 512 wide)")
     synth.add_argument("--count", type=int, default=1,
                        help="more than 1: write OUT/<name>_0000 ... with seeds S, S+1, ... (a benchmark set)")
     synth.add_argument("--clean", type=int, default=0,
@@ -85,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     train.add_argument("--resume", action="store_true", help="continue from OUT's saved training state")
+    train.add_argument("--rigs", nargs="+", choices=RIG_NAMES, default=["ring"],
+                       help="camera rigs to draw from, one per batch (default: ring)")
+    train.add_argument("--views", type=int, nargs=2, default=(3, 5), metavar=("MIN", "MAX"),
+                       help="views per batch, drawn in this range (2-8; default 3 5)")
     return parser
 
 
@@ -210,7 +220,10 @@ def run_train(args: argparse.Namespace) -> int:
     from core.resources import resolve_body_model_path
     from core.training import TrainingConfig, train
 
-    config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    if not 2 <= args.views[0] <= args.views[1] <= 8:
+        raise SystemExit("train: --views needs 2 <= MIN <= MAX <= 8")
+    config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                            rigs=tuple(args.rigs), views=tuple(args.views))
     body = BodyModel(resolve_body_model_path(args.body_model))
     train(args.out, config, body, device=args.device, resume=args.resume)
     print(f"wrote {args.out}")
@@ -218,15 +231,19 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from core.body_model import BodyModel
     from core.dataset_io import write_sample
     from core.resources import resolve_body_model_path
-    from core.synthetic import RigConfig, generate_sample
+    from core.synthetic import generate_sample, rig_preset
 
-    if not 2 <= args.views <= 8:
+    rig = rig_preset(args.rig, args.views)
+    if args.image_size:
+        rig = replace(rig, image_size=tuple(args.image_size))
+    if not 2 <= rig.views <= 8:
         raise SystemExit("synth: --views must be between 2 and 8")
     body = BodyModel(resolve_body_model_path(args.body_model))
-    rig = RigConfig(views=args.views, image_size=tuple(args.image_size))
     for i in range(args.count):
         out = args.out if args.count == 1 else args.out / f"{args.out.name}_{i:04d}"
         occluders = 0 if i < args.clean else args.occluders
@@ -234,8 +251,8 @@ def run_synth(args: argparse.Namespace) -> int:
         write_sample(sample, out, calibration_format=args.calibration_format)
         if args.count > 1:
             print_progress(int(100 * (i + 1) / args.count), out.name)
-    print(f"wrote {args.out} ({args.count} sample(s), {args.views} views, {args.occluders} occluder(s), "
-          f"seed {args.seed})")
+    print(f"wrote {args.out} ({args.count} sample(s), rig {args.rig}, {rig.views} views, {args.occluders} "
+          f"occluder(s), seed {args.seed})")
     return 0
 
 

@@ -6,7 +6,7 @@ orientation includes the quarter turn that stands it up.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -50,6 +50,33 @@ class RigConfig:
     image_size: tuple[int, int] = (512, 512)
     azimuth_jitter_deg: float = 15.0
     radial_distortion: float = 0.04
+
+
+# Rigs shaped like those of public multiview datasets: view count, camera distances and heights, field of view
+# (focal length over image width) and aspect ratio, approximately, as their calibrations give them; rendered at
+# about 512 pixels wide, since the network sees crops and fields of view matter, not pixel counts. "ring" is the
+# default rig (the one the shipped checkpoint was trained with).
+RIG_PRESETS = {
+    "ring": RigConfig(),
+    "h36m": RigConfig(views=4, distance=(4.0, 6.0), height=(1.3, 1.9), focal_factor=(1.13, 1.16),
+                      image_size=(500, 500), azimuth_jitter_deg=10.0),
+    "mpi_inf_3dhp": RigConfig(views=8, distance=(3.0, 4.5), height=(0.3, 2.6), focal_factor=(0.72, 0.75),
+                              image_size=(512, 512)),
+    "behave": RigConfig(views=4, distance=(1.8, 3.0), height=(0.8, 1.6), focal_factor=(0.46, 0.5),
+                        image_size=(512, 384)),
+    "rich": RigConfig(views=8, distance=(3.0, 7.0), height=(0.5, 2.5), focal_factor=(0.8, 1.3),
+                      image_size=(548, 400)),
+}
+
+
+def rig_preset(name: str, views: int | None = None, width: int | None = None) -> RigConfig:
+    """A preset of `RIG_PRESETS`, with another view count and/or rendered width (same aspect ratio) if given."""
+    if name not in RIG_PRESETS:
+        raise ValueError(f"unknown rig {name!r}; known: {', '.join(RIG_PRESETS)}")
+    rig = RIG_PRESETS[name]
+    if width is not None:
+        rig = replace(rig, image_size=(width, round(width * rig.image_size[1] / rig.image_size[0])))
+    return replace(rig, views=views) if views is not None else rig
 
 
 @dataclass

@@ -27,7 +27,7 @@ from core.model.geometry import ViewGeometry
 from core.model.network import ROOT, HeatFormer
 from core.render import render
 from core.rotations import axis_angle_to_matrix
-from core.synthetic import RigConfig, generate_sample
+from core.synthetic import generate_sample, rig_preset
 
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
@@ -55,6 +55,7 @@ class TrainingConfig:
     steps: int = 3000
     batch_size: int = 8
     views: tuple[int, int] = (3, 5)  # views per batch, drawn in this range
+    rigs: tuple[str, ...] = ("ring",)  # core.synthetic.RIG_PRESETS drawn from, one per batch
     iterations: int = 3
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -91,7 +92,9 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
     """A batch of fresh synthetic samples, prepared exactly as at inference, with their targets."""
     body = model.body
     views = int(rng.integers(config.views[0], config.views[1] + 1))
-    rig = RigConfig(views=views, image_size=config.image_size)
+    # one rig: no draw, so that the random stream (and the shipped checkpoint's command) stays as it was
+    name = config.rigs[0] if len(config.rigs) == 1 else str(rng.choice(config.rigs))
+    rig = rig_preset(name, views=views, width=config.image_size[0])
     items, truths = [], []
     while len(items) < config.batch_size:
         sample = generate_sample(body, int(rng.integers(2 ** 31)), rig, occluders=int(rng.integers(0, 3)),

@@ -7,7 +7,7 @@ from core.dataset_io import read_sample, write_sample
 from core.joints import H36M17
 from core.cameras import project_points
 from core.render import background, splat_silhouette
-from core.synthetic import EvidenceFaults, RigConfig, generate_sample, segment_hits_box
+from core.synthetic import RIG_PRESETS, EvidenceFaults, RigConfig, generate_sample, rig_preset, segment_hits_box
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,21 @@ def test_splatted_silhouette_matches_the_filled_mesh(body, sample, zoom):
     filled = filled.astype(bool)
     assert filled.sum() > 500
     assert (splatted & filled).sum() / (splatted | filled).sum() > 0.85
+
+
+@pytest.mark.parametrize("name", sorted(RIG_PRESETS))
+def test_dataset_like_rigs_see_the_person(body, name):
+    """Each preset gives its view count, image size and field of view, and every camera sees the person."""
+    preset = RIG_PRESETS[name]
+    sample = generate_sample(body, seed=21, rig=preset, occluders=0)
+    assert sample.num_views == preset.views
+    for camera in sample.cameras:
+        assert (camera.width, camera.height) == preset.image_size
+        assert preset.focal_factor[0] <= camera.K[0, 0] / camera.width <= preset.focal_factor[1]
+    pelvis = sample.ground_truth.joints3d[H36M17.index("pelvis")]
+    for camera in sample.cameras:
+        uv, depth = project_points(pelvis[None], camera)
+        assert depth[0] > 0 and 0 <= uv[0, 0] < camera.width and 0 <= uv[0, 1] < camera.height, camera.name
+    assert rig_preset("behave", views=2, width=256).image_size == (256, 192)
+    with pytest.raises(ValueError, match="unknown rig"):
+        rig_preset("panoptic")

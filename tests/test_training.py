@@ -49,3 +49,21 @@ def test_the_truth_scores_zero_and_an_untrained_model_does_not(body):
     for name in ("joints3d", "pose", "betas", "vertices", "orient"):
         assert perfect[name] < 1e-4, name
         assert untrained[name] > 10 * perfect[name] + 1e-4, name
+
+
+def test_batches_come_from_the_chosen_rigs(body):
+    from dataclasses import replace
+
+    from core.model.config import COMPACT
+    from core.model.network import HeatFormer
+
+    model = HeatFormer(COMPACT, body)
+    config = replace(small_config(1), rigs=("behave", "mpi_inf_3dhp"), views=(2, 8))
+    rng = np.random.default_rng(3)
+    seen = set()
+    for _ in range(4):
+        prepared, _ = make_batch(model, rng, config, "calibrated", torch.arange(0, body.num_vertices, 64),
+                                 torch.device("cpu"))
+        assert 2 <= prepared.keypoints.shape[1] <= 8 and np.isfinite(prepared.keypoints).all()
+        seen.add(prepared.geometry.K[0, 0, 0, 0].item() / 128 < 0.6)  # BEHAVE's wide field of view, or not
+    assert seen == {True, False}
