@@ -82,7 +82,7 @@ class VideoFrames:
 
 
 def _calibration(folder: Path) -> list[Camera]:
-    """The folder's calibration file, or the one TOML in calibration/ (a Pose2Sim project)."""
+    """The folder's calibration file, else the first TOML in calibration/ (a Pose2Sim project)."""
     found = [folder / c for c in CALIBRATION_CANDIDATES if (folder / c).exists()]
     found += sorted((folder / "calibration").glob("*.toml"))
     if not found:
