@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sample folder (native layout) or sequence folder (images/, videos/, sample folders)")
     infer.add_argument("--frames", type=int, nargs=2, metavar=("FIRST", "LAST"),
                        help="frame range of a sequence, inclusive (default: every frame)")
+    infer.add_argument("--batch", type=int, default=4, help="frames of a sequence per network batch (default 4)")
     infer.add_argument("--mode", choices=("calibrated", "uncalibrated", "both"), default="calibrated")
     infer.add_argument("--iterations", type=int, default=None, help="decoder iterations, 1-8 (default: as trained)")
     infer.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
@@ -108,7 +109,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
     from core.detector import DetectorConfig
     from core.errors import InputError
-    from core.inference import evaluate, refine
+    from core.inference import evaluate, refine_batch
     from core.model.checkpoint import load_model
     from core.resources import resolve_body_model_path, resolve_checkpoint_path
     from core.sequence import open_sequence
@@ -125,21 +126,26 @@ def run_infer(args: argparse.Namespace) -> int:
     else:
         print(f"checkpoint: {model.identity} ({model.description})")
     modes = ("calibrated", "uncalibrated") if args.mode == "both" else (args.mode,)
-    for frame in range(first, last + 1):
-        sample = sequence[frame]
+    if args.batch < 1:
+        raise InputError(None, "--batch must be at least 1")
+    for start in range(first, last + 1, args.batch):
+        frames = range(start, min(start + args.batch, last + 1))
+        samples = [sequence[frame] for frame in frames]
         for mode in modes:
-            trace = refine(sample, model, mode, args.iterations, progress=print_progress, device=args.device)
-            evaluate(trace, sample, body)
-            parts = [args.out.stem] + [sequence.frame_names[frame]] * (len(sequence) > 1) + [mode] * (len(modes) > 1)
-            out = args.out.with_name(".".join(parts) + args.out.suffix)
-            trace.save(out)
-            print(f"{mode}: wrote {out} ({trace.iterations} iterations, {trace.info['device']}, "
-                  f"network {trace.timings['network'] * 1000:.0f} ms)")
-            if first == last:
-                names = sorted(trace.metrics)
-                print("iteration " + " ".join(f"{n:>18}" for n in names))
-                for k in range(trace.iterations + 1):
-                    print(f"{k:9d} " + " ".join(f"{trace.metrics[n][k]:18.4g}" for n in names))
+            traces = refine_batch(samples, model, mode, args.iterations, progress=print_progress, device=args.device)
+            for frame, sample, trace in zip(frames, samples, traces):
+                evaluate(trace, sample, body)
+                parts = [args.out.stem, sequence.frame_names[frame] if len(sequence) > 1 else "",
+                         mode if len(modes) > 1 else ""]
+                out = args.out.with_name(".".join(p for p in parts if p) + args.out.suffix)
+                trace.save(out)
+                print(f"{mode}: wrote {out} ({trace.iterations} iterations, {trace.info['device']}, "
+                      f"network {trace.timings['network'] * 1000:.0f} ms per frame)")
+                if first == last:
+                    names = sorted(trace.metrics)
+                    print("iteration " + " ".join(f"{n:>18}" for n in names))
+                    for k in range(trace.iterations + 1):
+                        print(f"{k:9d} " + " ".join(f"{trace.metrics[n][k]:18.4g}" for n in names))
     return 0
 
 

@@ -12,7 +12,7 @@ from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal
 from app.state import LoadedScene
 from core.body_model import BodyModel
 from core.detector import DetectorConfig
-from core.inference import evaluate, refine
+from core.inference import evaluate, refine_batch
 from core.model.checkpoint import load_model
 from core.sample import MultiviewSample
 from core.sequence import MultiviewSequence, open_sequence
@@ -90,9 +90,10 @@ class LoadWorker(Worker):
 
 class InferenceWorker(Worker):
     """Run HeatFormer in each requested mode and add metrics, on one sample or, given a sequence and frame indices,
-    on each of those frames (each frame's traces are reported by `frame_done` as soon as they exist, so that a
-    cancelled run keeps them). Loads the model first if needed."""
+    on those frames, `FRAMES_PER_BATCH` at a time in one network batch (each frame's traces are reported by
+    `frame_done` as soon as they exist, so that a cancelled run keeps them). Loads the model first if needed."""
 
+    FRAMES_PER_BATCH = 4
     frame_done = pyqtSignal(int, object)  # frame index, {mode: trace}
 
     def __init__(self, sample: MultiviewSample | None, body: BodyModel, checkpoint: Path | None, model=None,
@@ -108,27 +109,33 @@ class InferenceWorker(Worker):
             self.step(2, "loading the HeatFormer checkpoint")
             self.model = load_model(self.checkpoint, self.body)
         if self.frames is None:
-            return self.infer(self.sample, 0, 100)
+            return self.infer([self.sample], 0, 100)[0]
         done = {}
-        for i, frame in enumerate(self.frames):
-            share = 100 / len(self.frames)
-            sample = self.sequence[frame]
-            done[frame] = self.infer(sample, i * share, share, f"frame {i + 1}/{len(self.frames)} ")
-            self.frame_done.emit(frame, done[frame])
+        for start in range(0, len(self.frames), self.FRAMES_PER_BATCH):
+            chunk = self.frames[start:start + self.FRAMES_PER_BATCH]
+            self.step(100 * start // len(self.frames), f"reading frames {start + 1}-{start + len(chunk)}")
+            samples = [self.sequence[frame] for frame in chunk]
+            results = self.infer(samples, 100 * start / len(self.frames), 100 * len(chunk) / len(self.frames),
+                                 f"frames {start + 1}-{start + len(chunk)}/{len(self.frames)} ")
+            for frame, traces in zip(chunk, results):
+                done[frame] = traces
+                self.frame_done.emit(frame, traces)
         return done
 
-    def infer(self, sample: MultiviewSample, base: float, share: float, prefix: str = "") -> dict:
-        traces = {}
+    def infer(self, samples: list[MultiviewSample], base: float, share: float, prefix: str = "") -> list[dict]:
+        """{mode: trace} for each sample, all samples of a mode in one batch."""
+        results = [{} for _ in samples]
         for i, mode in enumerate(self.modes):
             start = base + i * share / len(self.modes)
 
             def report(percent, text):
                 self.step(int(start + percent * share / len(self.modes) / 100), prefix + text)
 
-            trace = refine(sample, self.model, mode, self.iterations, progress=report)
-            evaluate(trace, sample, self.body)
-            traces[mode] = trace
-        return traces
+            traces = refine_batch(samples, self.model, mode, self.iterations, progress=report)
+            for sample, trace, result in zip(samples, traces, results):
+                evaluate(trace, sample, self.body)
+                result[mode] = trace
+        return results
 
 
 class ExportWorker(Worker):

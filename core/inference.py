@@ -105,42 +105,67 @@ def procrustes_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (u * np.array([1, 1, d])) @ vt
 
 
-@torch.no_grad()
+def stack_prepared(items: list[PreparedInput], mode: str) -> PreparedInput:
+    """One batch from several prepared samples with the same number of views (keypoints and boxes stacked)."""
+    g = [p.geometry for p in items]
+    geometry = ViewGeometry(mode, torch.cat([x.boxes for x in g]), g[0].heatmap_size, torch.cat([x.K for x in g]),
+                            torch.cat([x.dist for x in g]),
+                            None if mode == "uncalibrated" else torch.cat([x.root_cam for x in g]))
+    return PreparedInput(torch.cat([p.images for p in items]), torch.cat([p.heatmaps for p in items]), geometry,
+                         np.stack([p.keypoints for p in items]), np.stack([p.boxes for p in items]), None)
+
+
 def refine(sample: MultiviewSample, model: HeatFormer, mode: str = "calibrated", iterations: int | None = None,
            progress: Progress | None = None, device: str | torch.device | None = None) -> RefinementTrace:
     """Run the network on ``sample`` in ``mode`` for ``iterations`` (1..8; default: the trained count)."""
+    return refine_batch([sample], model, mode, iterations, progress, device)[0]
+
+
+@torch.no_grad()
+def refine_batch(samples: list[MultiviewSample], model: HeatFormer, mode: str = "calibrated",
+                 iterations: int | None = None, progress: Progress | None = None,
+                 device: str | torch.device | None = None) -> list[RefinementTrace]:
+    """`refine` for several samples with the same number of views (frames of a sequence) in one network batch;
+    each trace's network time is its share of the batch's."""
     iterations = model.config.iterations if iterations is None else iterations
     if not 1 <= iterations <= 8:
         raise ValueError("iterations must be between 1 and 8")
+    if len({s.num_views for s in samples}) != 1:
+        raise ValueError("a batch needs samples with the same number of views")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     report = progress or (lambda percent, message: None)
     model = model.to(device).eval()
     body = model.body.to(device)
-    timings = {}
+    count = len(samples)
 
     start = time.perf_counter()
     report(5, f"{mode}: fusing and cropping the 2D evidence")
-    prepared = prepare(sample, model, mode, device)
-    timings["prepare"] = time.perf_counter() - start
+    prepared = [prepare(sample, model, mode, device) for sample in samples]
+    prepare_seconds = (time.perf_counter() - start) / count
 
-    report(30, f"{mode}: running {iterations} iterations")
+    report(30, f"{mode}: running {iterations} iterations" + (f" on {count} samples" if count > 1 else ""))
     start = time.perf_counter()
-    states = model(prepared.images, prepared.heatmaps, prepared.geometry, iterations)
+    batch = prepared[0] if count == 1 else stack_prepared(prepared, mode)
+    states = model(batch.images, batch.heatmaps, batch.geometry, iterations)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    timings["network"] = time.perf_counter() - start
-    timings.update({f"network: {name}": seconds for name, seconds in model.stage_seconds.items()})
+    network_seconds = (time.perf_counter() - start) / count
+    stages = {f"network: {name}": seconds / count for name, seconds in model.stage_seconds.items()}
 
-    report(70, f"{mode}: posing meshes")
-    start = time.perf_counter()
-    trace = _trace_from_states(sample, model, mode, prepared, states)
-    timings["meshes"] = time.perf_counter() - start
-    trace.timings = timings
-    trace.info.update(device=str(device), checkpoint=model.identity, trained=model.trained,
-                      checkpoint_description=model.description, body_model=body.identity, sample=sample.name,
-                      sample_source=sample.source, sample_frame=sample.frame, config=model.config.to_json())
+    traces = []
+    for b, (sample, own) in enumerate(zip(samples, prepared)):
+        report(70 + 30 * b // count, f"{mode}: posing meshes")
+        start = time.perf_counter()
+        trace = _trace_from_states(sample, model, mode, own, [s.select(b) for s in states])
+        trace.timings = {"prepare": prepare_seconds, "network": network_seconds, **stages,
+                         "meshes": time.perf_counter() - start}
+        trace.info.update(device=str(device), checkpoint=model.identity, trained=model.trained,
+                          checkpoint_description=model.description, body_model=body.identity, sample=sample.name,
+                          sample_source=sample.source, sample_frame=sample.frame, config=model.config.to_json(),
+                          batch_size=count)
+        traces.append(trace)
     report(100, f"{mode}: done")
-    return trace
+    return traces
 
 
 def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> RefinementTrace:

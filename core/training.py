@@ -20,10 +20,9 @@ import torch
 from core.body_model import BodyModel
 from core.crops import image_to_crop
 from core.files import atomic_path
-from core.inference import PreparedInput, prepare
+from core.inference import PreparedInput, prepare, stack_prepared
 from core.model.checkpoint import save_checkpoint
 from core.model.config import COMPACT, HeatFormerConfig
-from core.model.geometry import ViewGeometry
 from core.model.network import ROOT, HeatFormer
 from core.render import render
 from core.rotations import axis_angle_to_matrix
@@ -78,15 +77,6 @@ class Targets:
     vertices: torch.Tensor  # (B, V, n, 3) root-relative, camera axes, the supervised subset
 
 
-def _stack_prepared(items: list[PreparedInput], mode: str) -> PreparedInput:
-    g = [p.geometry for p in items]
-    geometry = ViewGeometry(mode, torch.cat([x.boxes for x in g]), g[0].heatmap_size, torch.cat([x.K for x in g]),
-                            torch.cat([x.dist for x in g]),
-                            None if mode == "uncalibrated" else torch.cat([x.root_cam for x in g]))
-    return PreparedInput(torch.cat([p.images for p in items]), torch.cat([p.heatmaps for p in items]), geometry,
-                         np.stack([p.keypoints for p in items]), np.stack([p.boxes for p in items]), None)
-
-
 def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConfig, mode: str, vertex_index,
                device: torch.device) -> tuple[PreparedInput, Targets]:
     """A batch of fresh synthetic samples, prepared exactly as at inference, with their targets."""
@@ -104,7 +94,7 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
         except Exception:  # e.g. too few views agree to triangulate: draw another sample
             continue
         truths.append(sample)
-    prepared = _stack_prepared(items, mode)
+    prepared = stack_prepared(items, mode)
     gt = [s.ground_truth for s in truths]
     R = torch.tensor(np.stack([[c.R for c in s.cameras] for s in truths]), dtype=torch.float32, device=device)
     world_orient = axis_angle_to_matrix(torch.tensor(np.stack([g.global_orient for g in gt]), dtype=torch.float32,

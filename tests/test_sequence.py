@@ -187,12 +187,39 @@ def test_infer_and_video_commands_on_a_frame_range(tmp_path, original):
         return subprocess.run([sys.executable, str(root / "main.py"), *args], capture_output=True, text=True,
                               timeout=300)
 
-    result = main("infer", "--data", str(folder), "--frames", "1", "2", "--iterations", "1", "--device", "cpu",
-                  "--out", str(tmp_path / "run.npz"))
+    result = main("infer", "--data", str(folder), "--frames", "1", "2", "--batch", "2", "--iterations", "1",
+                  "--device", "cpu", "--out", str(tmp_path / "run.npz"))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.glob("run.*.npz")) == ["run.000001.npz", "run.000002.npz"]
-    assert RefinementTrace.load(tmp_path / "run.000002.npz").info["sample_frame"] == 2
+    saved = RefinementTrace.load(tmp_path / "run.000002.npz")
+    assert saved.info["sample_frame"] == 2 and saved.info["batch_size"] == 2
     video = main("video", "--trace", str(tmp_path / "run.000002.npz"), "--out", str(tmp_path / "f2.gif"))
     assert video.returncode == 0 and (tmp_path / "f2.gif").stat().st_size > 0, video.stderr
     outside = main("infer", "--data", str(folder), "--frames", "2", "3", "--out", str(tmp_path / "x.npz"))
     assert outside.returncode == 2 and "outside this sequence's 0..2" in outside.stderr
+
+
+@pytest.mark.parametrize("mode", ["calibrated", "uncalibrated"])
+def test_frames_refined_in_one_batch_equal_one_by_one(tmp_path, original, body, mode):
+    from core.inference import refine_batch
+
+    folder = camera_folder(tmp_path, original, "images")
+    np.save(folder / "keypoints.npy", np.stack([frame_keypoints(original, f) for f in range(FRAMES)]))
+    sequence = open_sequence(folder)
+    samples = [sequence[f] for f in range(FRAMES)]
+    model = load_model(None, body)
+    batched = refine_batch(samples, model, mode, 2, device="cpu")
+    for sample, trace in zip(samples, batched):
+        alone = refine(sample, model, mode, 2, device="cpu")
+        assert trace.info["sample_frame"] == sample.frame and trace.info["batch_size"] == FRAMES
+        np.testing.assert_allclose(trace.vertices, alone.vertices, atol=1e-4)
+        np.testing.assert_allclose(trace.joints2d, alone.joints2d, atol=1e-3)
+    assert not np.allclose(batched[0].joints2d, batched[2].joints2d)  # each frame its own estimate
+    with pytest.raises(ValueError, match="same number of views"):
+        refine_batch([samples[0], two_views(samples[1])], model, mode, 1, device="cpu")
+
+
+def two_views(sample):
+    from dataclasses import replace
+
+    return replace(sample, cameras=sample.cameras[:2], frames=sample.frames[:2], keypoints=sample.keypoints[:2])

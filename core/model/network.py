@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -42,6 +42,10 @@ class IterationState:
     root: torch.Tensor  # (B, V, 3) where the root joint was before centring (body-model frame, rotated)
     heatmap_joints: torch.Tensor  # (B, V, J, 2) where they land in the heatmaps
     heatmaps: torch.Tensor  # (B, V, J, H, W) rendered from this estimate
+
+    def select(self, index: int) -> IterationState:
+        """Batch element ``index`` alone (the batch dimension kept, of size 1)."""
+        return IterationState(**{f.name: getattr(self, f.name)[index:index + 1] for f in fields(self)})
 
 
 class OrientationHead(nn.Module):
