@@ -120,6 +120,7 @@ def test_both_modes_are_estimated_and_labelled(window, qtbot):
 
 def test_slider_moves_every_view_to_that_iteration(window):
     state = window.state
+    state.set_layer("estimate heatmaps", True)  # hidden heatmap layers are not redrawn
     for mode in ("calibrated", "uncalibrated"):
         state.set_mode(mode)
         trace = state.traces[mode]

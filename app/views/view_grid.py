@@ -86,6 +86,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.occluded = pg.ScatterPlotItem(size=12, symbol="x", pen=pg.mkPen("#ff3030", width=2.5))
         self.highlight = pg.ScatterPlotItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
         self.silhouettes: dict[tuple[int, int], tuple[np.ndarray, tuple]] = {}  # (id(trace), iteration) -> mask
+        self.input_key: tuple[int, int] | None = None  # (id(trace), joint) the input heatmaps are drawn for
         for item in (self.image, self.silhouette, self.input_heat, self.estimate_heat, self.difference_heat, self.crop,
                      self.evidence_bones, self.evidence, self.truth, self.occluded, self.comparison_bones,
                      self.comparison_points, self.estimate_bones, self.estimate, self.highlight):
@@ -96,7 +97,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.plot.vb.sigResized.connect(lambda _vb: self.fit_frame())
         state.iteration_changed.connect(self.update_iteration)
         state.mode_changed.connect(lambda _m: self.show_trace())
-        state.traces_changed.connect(self.forget_silhouettes)
+        state.traces_changed.connect(self.forget_drawn)
         state.traces_changed.connect(self.show_trace)
         state.layers_changed.connect(self.apply_layers)
         state.heat_opacity_changed.connect(self.set_heat_opacity)
@@ -178,8 +179,10 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         for item in (self.input_heat, self.estimate_heat, self.difference_heat):
             item.setOpacity(opacity)
 
-    def forget_silhouettes(self) -> None:
+    def forget_drawn(self) -> None:
+        """A new trace: the cached silhouettes and the drawn input heatmaps belong to the old one."""
         self.silhouettes = {}
+        self.input_key = None
 
     def _set_evidence(self, keypoints: np.ndarray | None, edges) -> None:
         if keypoints is None:
@@ -211,11 +214,25 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.update_iteration()
         self.apply_layers()
 
-    def _heat(self, item: pg.ImageItem, heatmaps: np.ndarray) -> np.ndarray:
+    def _heat(self, heatmaps: np.ndarray) -> np.ndarray:
         joint = self.state.selected_joint
-        shown = heatmaps[joint] if joint >= 0 else heatmaps.max(0)
-        item.setImage(shown, levels=(0, 1), autoLevels=False)
-        return shown
+        return heatmaps[joint] if joint >= 0 else heatmaps.max(0)
+
+    def _set_heatmaps(self, trace) -> None:
+        """Only the heatmap layers shown are redrawn (images are the costliest thing a panel paints); the input
+        heatmaps do not change with the iteration, so they are redrawn only for another trace or joint."""
+        if trace is None:
+            return
+        layers, k = self.state.layers, self.state.iteration
+        input_key = (id(trace), self.state.selected_joint)
+        if layers["input heatmaps"] and self.input_key != input_key:
+            self.input_heat.setImage(self._heat(trace.input_heatmaps[self.index]), levels=(0, 1), autoLevels=False)
+            self.input_key = input_key
+        if layers["estimate heatmaps"]:
+            self.estimate_heat.setImage(self._heat(trace.heatmaps[k, self.index]), levels=(0, 1), autoLevels=False)
+        if layers["heatmap difference"]:
+            difference = self._heat(trace.input_heatmaps[self.index]) - self._heat(trace.heatmaps[k, self.index])
+            self.difference_heat.setImage(difference, levels=(-1, 1), autoLevels=False)
 
     def _set_skeleton(self, trace, points: pg.ScatterPlotItem, bones: pg.PlotCurveItem) -> None:
         if trace is None:
@@ -248,11 +265,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self._set_skeleton(trace, self.estimate, self.estimate_bones)
         self._set_skeleton(self.comparison, self.comparison_points, self.comparison_bones)
         self._set_silhouette(trace)
-        if trace is not None:
-            k = self.state.iteration
-            estimate = self._heat(self.estimate_heat, trace.heatmaps[k, self.index])
-            evidence = self._heat(self.input_heat, trace.input_heatmaps[self.index])
-            self.difference_heat.setImage(evidence - estimate, levels=(-1, 1), autoLevels=False)
+        self._set_heatmaps(trace)
         if joint >= 0 and positions is not None:
             self.highlight.setData([positions[joint, 0]], [positions[joint, 1]])
         else:
@@ -262,6 +275,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         if not self.active:
             return
         self._set_silhouette(self.trace)  # computed only while shown
+        self._set_heatmaps(self.trace)
         layers, has_trace = self.state.layers, self.trace is not None
         self.image.setVisible(layers["frame"])
         self.input_heat.setVisible(layers["input heatmaps"] and has_trace)
