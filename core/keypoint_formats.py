@@ -4,6 +4,9 @@
   25 (OpenPose BODY_25), 26 (HALPE_26: Pose2Sim's default, RTMPose/AlphaPose) or 17 (COCO); the most confident
   person is taken.
 - EasyMocap annotations: one file per view and frame, ``{"annots": [{"personID", "keypoints": [[x, y, c], ...]}]}``.
+- MMPose inferencer predictions (RTMPose and the like): one file per view and frame,
+  ``[{"keypoints": [[x, y], ...], "keypoint_scores": [...], "bbox": ...}]``; COCO-WholeBody's 133 points keep
+  their first 17, the COCO body.
 - COCO keypoints: one JSON per view, a COCO results list ``[{"image_id", "keypoints": [x, y, v] * 17, "score"}]``
   or a COCO annotation file ``{"annotations": [...]}``; the highest-scoring person is taken.
 
@@ -21,6 +24,7 @@ from core.joints import BODY25, COCO17, HALPE26, JointSet
 
 # Skeletons an OpenPose-style file can hold, told apart by their number of keypoints.
 SKELETONS = {len(js): js for js in (BODY25, HALPE26, COCO17)}
+WHOLEBODY_POINTS = 133  # COCO-WholeBody: the 17 COCO body points first, then feet, face and hands
 
 
 def _load(path: Path):
@@ -53,7 +57,10 @@ def _most_confident_person(path: str | Path, people_key: str, keypoints_key: str
     people = data.get(people_key) if isinstance(data, dict) else None
     if not isinstance(people, list):
         raise InputError(path, f"not {expected}")
-    candidates = [_as_keypoints(p.get(keypoints_key) if isinstance(p, dict) else None, path) for p in people]
+    return _best([_as_keypoints(p.get(keypoints_key) if isinstance(p, dict) else None, path) for p in people])
+
+
+def _best(candidates: list[np.ndarray]) -> np.ndarray | None:
     return max(candidates, key=lambda k: float(k[:, 2].sum())) if candidates else None
 
 
@@ -68,6 +75,30 @@ def read_easymocap_annots(path: str | Path) -> np.ndarray | None:
     """(K, 3) keypoints of the most confident person of an EasyMocap annots file; None when it holds nobody."""
     return _most_confident_person(path, "annots", "keypoints",
                                   "an EasyMocap annots file: expected {\"annots\": [{\"keypoints\": ...}]}")
+
+
+def read_mmpose(path: str | Path) -> np.ndarray | None:
+    """(K, 3) keypoints of the instance with the highest summed score in an MMPose prediction file; None when it
+    holds nobody."""
+    path = Path(path)
+    data = _load(path)
+    if not isinstance(data, list) or not all(isinstance(i, dict) and {"keypoints", "keypoint_scores"} <= i.keys()
+                                             for i in data):
+        raise InputError(path, "not an MMPose prediction file: expected "
+                               "[{\"keypoints\": [[x, y], ...], \"keypoint_scores\": [...]}]")
+    candidates = []
+    for instance in data:
+        try:
+            xy = np.asarray(instance["keypoints"], dtype=np.float32).reshape(-1, 2)
+            scores = np.asarray(instance["keypoint_scores"], dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise InputError(path, f"keypoints are not numbers ({exc})") from exc
+        if len(xy) != len(scores):
+            raise InputError(path, f"{len(xy)} keypoints but {len(scores)} scores")
+        if len(xy) == WHOLEBODY_POINTS:
+            xy, scores = xy[:len(COCO17)], scores[:len(COCO17)]
+        candidates.append(_as_keypoints(np.column_stack([xy, scores]), path))
+    return _best(candidates)
 
 
 def stack_detections(detections: list[np.ndarray | None], paths: list[Path]) -> tuple[np.ndarray, JointSet]:

@@ -13,6 +13,7 @@ Layouts (``open_sequence`` tells them apart; cameras are matched to folders and 
     DIR/openpose/<cam>/*.json            OpenPose-style files (BODY_25, HALPE_26, COCO-17), one per frame
     DIR/pose/<cam>_json/*.json           Pose2Sim's 2D output: the same files, in Pose2Sim's folder names
     DIR/annots/<cam>/*.json              EasyMocap annots, one per frame
+    DIR/mmpose/<cam>/*.json              MMPose predictions (COCO-17, HALPE_26, COCO-WholeBody), one per frame
     DIR/heatmaps.npz | heatmaps.npy      "heatmaps" (F, V, J, h, w), H36M-17; also used beside keypoints
 
 Keypoint files are taken in sorted name order, one per frame, and their count must equal the frame count. Without
@@ -35,7 +36,7 @@ from core.detector import DetectorConfig, TrackingDetector
 from core.dataset_io import CALIBRATION_CANDIDATES, IMAGE_SUFFIXES, read_image, read_sample
 from core.errors import InputError
 from core.joints import H36M17, JOINT_SETS, SMPL24
-from core.keypoint_formats import SKELETONS, read_easymocap_annots, read_openpose, stack_detections
+from core.keypoint_formats import SKELETONS, read_easymocap_annots, read_mmpose, read_openpose, stack_detections
 from core.sample import MultiviewSample
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
@@ -156,7 +157,8 @@ def _checked_frames(array: np.ndarray, dims: int, frames: int, views: int, path:
 
 def _keypoint_files(folder: Path, views: list[str], frames: int):
     """Per-view keypoint files of a detector: (reader, [[path per view] per frame]) or None."""
-    layouts = [("openpose/{}", read_openpose), ("pose/{}_json", read_openpose), ("annots/{}", read_easymocap_annots)]
+    layouts = [("openpose/{}", read_openpose), ("pose/{}_json", read_openpose), ("annots/{}", read_easymocap_annots),
+               ("mmpose/{}", read_mmpose)]
     for pattern, reader in layouts:
         if not (folder / pattern.format(views[0])).is_dir():
             continue
@@ -204,7 +206,8 @@ def _camera_layout(folder: Path, detector: DetectorConfig | None) -> MultiviewSe
     evidence = _evidence(folder, views, len(names))
     if evidence is None and detector is None:
         raise InputError(folder, "no 2D evidence: expected keypoints.npz/.npy, heatmaps.npz/.npy, keypoint files "
-                                 "in openpose/<cam>/, pose/<cam>_json/ or annots/<cam>/, or a 2D detector")
+                                 "in openpose/<cam>/, pose/<cam>_json/, annots/<cam>/ or mmpose/<cam>/, or a 2D "
+                                 "detector")
     tracker = TrackingDetector(detector) if evidence is None else None
 
     def read_frame(f: int) -> MultiviewSample:

@@ -43,6 +43,17 @@ def easymocap_annots(keypoints):
     return {"filename": "x.jpg", "annots": [{"personID": 0, "keypoints": keypoints.tolist()}]}
 
 
+def mmpose_instances(keypoints):
+    """MMPose's prediction file for a frame; the body padded to COCO-WholeBody's 133 points, as wholebody models
+    write them, plus a less confident second person."""
+    xy = np.zeros((133, 2))
+    xy[:len(keypoints)] = keypoints[:, :2]
+    scores = np.zeros(133)
+    scores[:len(keypoints)] = keypoints[:, 2]
+    return [{"keypoints": (xy + 30).tolist(), "keypoint_scores": (scores * 0.2).tolist(), "bbox": [[0, 0, 9, 9]]},
+            {"keypoints": xy.tolist(), "keypoint_scores": scores.tolist(), "bbox": [[0, 0, 9, 9]], "bbox_score": 1}]
+
+
 def check_runs(sequence, original, body, frame: int = FRAMES - 1) -> None:
     """Frame ``frame`` carries that frame's evidence and refines to a finite body."""
     sample = sequence[frame]
@@ -77,6 +88,14 @@ def test_image_folders_with_easymocap_annots(tmp_path, original, body):
     folder = camera_folder(tmp_path, original, "images")
     write_detector_files(folder, original, "annots/{}", BODY25, easymocap_annots)
     check_runs(open_sequence(folder), original, body, frame=1)
+
+
+def test_image_folders_with_mmpose_predictions(tmp_path, original, body):
+    folder = camera_folder(tmp_path, original, "images")
+    write_detector_files(folder, original, "mmpose/{}", COCO17, mmpose_instances)
+    sequence = open_sequence(folder)
+    assert sequence[0].joint_set == "coco17"
+    check_runs(sequence, original, body)
 
 
 def test_keypoint_and_heatmap_arrays(tmp_path, original, body):
@@ -163,12 +182,18 @@ def test_unreadable_array_files_are_refused(tmp_path, original, content):
     expect_refusal(folder, "keypoints.npz")
 
 
-@pytest.mark.parametrize("content", [b"", b'{"annots": "x"}', b'{"annots": [{"keypoints": [[1, 2]]}]}',
-                                     b'{"people": []}', b"\xff\xfe"])
-def test_corrupted_annots_are_refused(tmp_path, original, content):
+@pytest.mark.parametrize("layout, content", [
+    ("annots", b""), ("annots", b'{"annots": "x"}'), ("annots", b'{"annots": [{"keypoints": [[1, 2]]}]}'),
+    ("annots", b'{"people": []}'), ("annots", b"\xff\xfe"),
+    ("mmpose", b'{"annots": []}'), ("mmpose", b'[{"keypoints": [[1, 2]], "keypoint_scores": [1, 2]}]'),
+    ("mmpose", b'[{"keypoints": "abc", "keypoint_scores": []}]'), ("mmpose", b'[{"keypoints": [[1, 2]]}]'),
+    ("mmpose", b'[{"keypoints": [[NaN, 1]], "keypoint_scores": [1]}]'),
+])
+def test_corrupted_detector_files_are_refused(tmp_path, original, layout, content):
     folder = camera_folder(tmp_path, original, "images")
-    write_detector_files(folder, original, "annots/{}", BODY25, easymocap_annots)
-    broken = sorted((folder / "annots" / "cam01").glob("*.json"))[1]
+    writer, joints = (easymocap_annots, BODY25) if layout == "annots" else (mmpose_instances, COCO17)
+    write_detector_files(folder, original, layout + "/{}", joints, writer)
+    broken = sorted((folder / layout / "cam01").glob("*.json"))[1]
     broken.write_bytes(content)
     expect_refusal(folder, broken.name)
 
