@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
                                      ("Use the bundled &free body model", None, lambda: self.use_body_model(None)),
                                      ("Choose a 2D &detector (ONNX)...", None, self.choose_detector),
                                      ("&Run HeatFormer again", "Ctrl+R", lambda: self.run_inference()),
-                                     ("Run HeatFormer on every &frame", "Ctrl+Shift+R", self.run_frames),
+                                     ("Run HeatFormer on every &frame", "Ctrl+Shift+R", lambda: self.run_frames()),
                                      ("Run HeatFormer on a frame ra&nge...", None, self.choose_frame_range)):
             action = file_menu.addAction(text)
             if shortcut:
@@ -526,8 +526,8 @@ class MainWindow(QMainWindow):
                 self.run_frames(first, last)
 
     def run_frames(self, first: int = 0, last: int | None = None) -> None:
-        """Estimate the frames first..last (default: all) of the sequence not estimated yet; each frame's traces
-        are kept as they come, so Cancel loses only the frame in progress."""
+        """Estimate the frames first..last (default: all) of the sequence not estimated yet; each batch's traces
+        are kept as they come, so Cancel loses only the frames in progress."""
         if self.sequence is None or self.body is None:
             return
         last = len(self.sequence) - 1 if last is None else last
