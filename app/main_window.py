@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
                            ("Meshes of this iteration...", self.choose_mesh_export),
                            ("SMPL parameters of this iteration...", self.choose_parameter_export),
                            ("SMPL parameters of every estimated frame...", self.choose_sequence_export),
+                           ("Meshes of every estimated frame...", lambda: self.choose_sequence_export("obj")),
                            ("Traces (npz, reopen without a model)...", self.choose_trace_export)):
             export_menu.addAction(text).triggered.connect(slot)
         view_menu = self.menuBar().addMenu("&View")
@@ -316,22 +317,31 @@ class MainWindow(QMainWindow):
         if path:
             self._export(export_parameters, self.state.trace, self.state.iteration, Path(path))
 
-    def choose_sequence_export(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the SMPL parameters of every estimated frame")
+    def choose_sequence_export(self, mesh_format: str | None = None) -> None:
+        what = "meshes of the shown views" if mesh_format else "SMPL parameters"
+        folder = QFileDialog.getExistingDirectory(self, f"Folder for the {what} of every estimated frame")
         if folder:
-            self.export_sequence_parameters(Path(folder))
+            self.export_sequence(Path(folder), mesh_format)
 
-    def export_sequence_parameters(self, folder: Path) -> None:
-        """One .npz per estimated frame and mode, at the iteration shown (or the trace's last), in a worker."""
+    def export_sequence(self, folder: Path, mesh_format: str | None = None) -> None:
+        """For every estimated frame and mode, at the iteration shown (or the trace's last), in a worker: its SMPL
+        parameters (one .npz), or with ``mesh_format`` its meshes of the shown views and the averaged one (in a
+        folder per frame)."""
         if not self.frame_traces or self.state.scene is None:
             return
         names = self.state.scene.frame_names
+        shown = [v for v in range(self.state.scene.sample.num_views) if self.state.view_shown(v)]
         jobs = []
         for frame, traces in sorted(self.frame_traces.items()):
             for mode, trace in traces.items():
                 iteration = min(self.state.iteration, trace.iterations)
-                path = folder / f"{names[frame]}_{mode}_iter{iteration}_smpl.npz"
-                jobs.append((path, lambda t=trace, i=iteration, p=path: export_parameters(t, i, p)))
+                if mesh_format:
+                    jobs.append((f"{names[frame]} {mode} meshes",
+                                 lambda t=trace, i=iteration, p=folder / names[frame]: export_meshes(
+                                     t, i, p, shown, fmt=mesh_format)))
+                else:
+                    path = folder / f"{names[frame]}_{mode}_iter{iteration}_smpl.npz"
+                    jobs.append((path.name, lambda t=trace, i=iteration, p=path: export_parameters(t, i, p)))
         worker = ExportWorker(jobs)
         self._start(worker, lambda paths: self.report_export(f"wrote {len(paths)} files to {folder}"))
 

@@ -139,17 +139,19 @@ class InferenceWorker(Worker):
 
 
 class ExportWorker(Worker):
-    """Write many files, one job at a time; returns the written paths."""
+    """Write many files, one job at a time; returns every path written."""
 
-    def __init__(self, jobs: list[tuple[Path, object]]):
+    def __init__(self, jobs: list[tuple[str, object]]):
         super().__init__()
-        self.jobs = jobs  # (path, callable that writes it)
+        self.jobs = jobs  # (what it writes, for the progress bar; a callable returning a path or a list of them)
 
     def work(self) -> list[Path]:
-        for i, (path, write) in enumerate(self.jobs):
-            self.step(int(100 * i / len(self.jobs)), f"writing {path.name}")
-            write()
-        return [path for path, _ in self.jobs]
+        written = []
+        for i, (name, write) in enumerate(self.jobs):
+            self.step(int(100 * i / len(self.jobs)), f"writing {name}")
+            result = write()
+            written += result if isinstance(result, list) else [result]
+        return written
 
 
 def start_worker(worker: Worker) -> QThread:

@@ -438,9 +438,15 @@ def test_frame_slider_runs_and_exports_a_sequence(window, qtbot, tmp_path):
         window.state.request_frame(0)  # estimated already: shown from memory, not run again
     assert window.state.traces["calibrated"] is window.frame_traces[0]["calibrated"]
     with qtbot.waitSignal(window.export_done, timeout=60000) as done:
-        window.export_sequence_parameters(tmp_path / "params")
+        window.export_sequence(tmp_path / "params")
     assert "wrote 6 files" in done.args[0]
     assert len(list((tmp_path / "params").glob("00000[012]_*calibrated_iter*_smpl.npz"))) == 6
+    window.state.set_view_shown(3, False)
+    with qtbot.waitSignal(window.export_done, timeout=60000) as done:
+        window.export_sequence(tmp_path / "meshes", "ply")
+    assert "wrote 24 files" in done.args[0]  # 3 frames x 2 modes x (3 shown views + the averaged mesh)
+    names = {p.name.split("_", 2)[2] for p in (tmp_path / "meshes" / "000001").glob("*calibrated_iter*.ply")}
+    assert names == {"averaged.ply", "cam01.ply", "cam02.ply", "cam03.ply"}  # the hidden cam04 is left out
     window.frame_traces[1]["calibrated"].save(tmp_path / "frame1.npz")
     with qtbot.waitSignal(window.ready, timeout=60000):
         window.open_traces([tmp_path / "frame1.npz"])  # a trace reopens on its own frame
