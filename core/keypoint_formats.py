@@ -4,9 +4,10 @@
   25 (OpenPose BODY_25), 26 (HALPE_26: Pose2Sim's default, RTMPose/AlphaPose) or 17 (COCO); the most confident
   person is taken.
 - EasyMocap annotations: one file per view and frame, ``{"annots": [{"personID", "keypoints": [[x, y, c], ...]}]}``.
-- MMPose inferencer predictions (RTMPose and the like): one file per view and frame,
-  ``[{"keypoints": [[x, y], ...], "keypoint_scores": [...], "bbox": ...}]``; COCO-WholeBody's 133 points keep
-  their first 17, the COCO body.
+- MMPose predictions (RTMPose and the like): one file per view and frame,
+  ``[{"keypoints": [[x, y], ...], "keypoint_scores": [...], "bbox": ...}]``, or one per view for a whole video,
+  ``{"instance_info": [{"frame_id": 1, "instances": [...]}, ...]}``; COCO-WholeBody's 133 points keep their
+  first 17, the COCO body.
 - COCO keypoints: one JSON per view, a COCO results list ``[{"image_id", "keypoints": [x, y, v] * 17, "score"}]``
   or a COCO annotation file ``{"annotations": [...]}``; the highest-scoring person is taken.
 
@@ -77,17 +78,14 @@ def read_easymocap_annots(path: str | Path) -> np.ndarray | None:
                                   "an EasyMocap annots file: expected {\"annots\": [{\"keypoints\": ...}]}")
 
 
-def read_mmpose(path: str | Path) -> np.ndarray | None:
-    """(K, 3) keypoints of the instance with the highest summed score in an MMPose prediction file; None when it
-    holds nobody."""
-    path = Path(path)
-    data = _load(path)
-    if not isinstance(data, list) or not all(isinstance(i, dict) and {"keypoints", "keypoint_scores"} <= i.keys()
-                                             for i in data):
-        raise InputError(path, "not an MMPose prediction file: expected "
+def _mmpose_instances(instances, path: Path) -> np.ndarray | None:
+    """The most confident of MMPose's instances ``[{"keypoints": [[x, y], ...], "keypoint_scores": [...]}]``."""
+    if not isinstance(instances, list) or not all(
+            isinstance(i, dict) and {"keypoints", "keypoint_scores"} <= i.keys() for i in instances):
+        raise InputError(path, "not MMPose predictions: expected "
                                "[{\"keypoints\": [[x, y], ...], \"keypoint_scores\": [...]}]")
     candidates = []
-    for instance in data:
+    for instance in instances:
         try:
             xy = np.asarray(instance["keypoints"], dtype=np.float32).reshape(-1, 2)
             scores = np.asarray(instance["keypoint_scores"], dtype=np.float32).reshape(-1)
@@ -99,6 +97,29 @@ def read_mmpose(path: str | Path) -> np.ndarray | None:
             xy, scores = xy[:len(COCO17)], scores[:len(COCO17)]
         candidates.append(_as_keypoints(np.column_stack([xy, scores]), path))
     return _best(candidates)
+
+
+def read_mmpose(path: str | Path) -> np.ndarray | None:
+    """(K, 3) keypoints of the most confident instance in an MMPose per-image prediction file; None when it holds
+    nobody."""
+    path = Path(path)
+    return _mmpose_instances(_load(path), path)
+
+
+def read_mmpose_video(path: str | Path) -> list[np.ndarray | None]:
+    """Per frame, in frame_id order, the most confident instance of an MMPose whole-video prediction file
+    ``{"meta_info": ..., "instance_info": [{"frame_id": 1, "instances": [...]}, ...]}``."""
+    path = Path(path)
+    data = _load(path)
+    frames = data.get("instance_info") if isinstance(data, dict) else None
+    if not isinstance(frames, list) or not all(isinstance(f, dict) and "instances" in f for f in frames):
+        raise InputError(path, "not an MMPose video prediction file: expected "
+                               "{\"instance_info\": [{\"frame_id\": ..., \"instances\": [...]}]}")
+    try:
+        frames = sorted(frames, key=lambda f: float(f.get("frame_id", 0)))
+    except (TypeError, ValueError) as exc:
+        raise InputError(path, f"frame_id is not a number ({exc})") from exc
+    return [_mmpose_instances(f["instances"], path) for f in frames]
 
 
 def stack_detections(detections: list[np.ndarray | None], paths: list[Path]) -> tuple[np.ndarray, JointSet]:

@@ -14,6 +14,7 @@ Layouts (``open_sequence`` tells them apart; cameras are matched to folders and 
     DIR/pose/<cam>_json/*.json           Pose2Sim's 2D output: the same files, in Pose2Sim's folder names
     DIR/annots/<cam>/*.json              EasyMocap annots, one per frame
     DIR/mmpose/<cam>/*.json              MMPose predictions (COCO-17, HALPE_26, COCO-WholeBody), one per frame
+    DIR/mmpose/<cam>.json                MMPose predictions of a whole video ("instance_info"), one per camera
     DIR/heatmaps.npz | heatmaps.npy      "heatmaps" (F, V, J, h, w), H36M-17; also used beside keypoints
 
 Keypoint files are taken in sorted name order, one per frame, and their count must equal the frame count. Without
@@ -36,7 +37,8 @@ from core.detector import DetectorConfig, TrackingDetector
 from core.dataset_io import CALIBRATION_CANDIDATES, IMAGE_SUFFIXES, read_image, read_sample
 from core.errors import InputError
 from core.joints import H36M17, JOINT_SETS, SMPL24
-from core.keypoint_formats import SKELETONS, read_easymocap_annots, read_mmpose, read_openpose, stack_detections
+from core.keypoint_formats import (SKELETONS, read_easymocap_annots, read_mmpose, read_mmpose_video, read_openpose,
+                                   stack_detections)
 from core.sample import MultiviewSample
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
@@ -187,6 +189,15 @@ def _evidence(folder: Path, views: list[str], frames: int) -> Callable[[int], di
         reader, paths = files
         flat = [p for frame in paths for p in frame]
         stacked, joints = stack_detections([reader(p) for p in flat], flat)
+        keypoints, joint_set = stacked.reshape(frames, len(views), len(joints), 3), joints.name
+    elif (folder / "mmpose" / f"{views[0]}.json").is_file():
+        paths = [folder / "mmpose" / f"{view}.json" for view in views]
+        per_view = [read_mmpose_video(path) for path in paths]
+        for path, detections in zip(paths, per_view):
+            if len(detections) != frames:
+                raise InputError(path, f"predictions for {len(detections)} frames; the sequence has {frames}")
+        stacked, joints = stack_detections([per_view[v][f] for f in range(frames) for v in range(len(views))],
+                                           [paths[v] for f in range(frames) for v in range(len(views))])
         keypoints, joint_set = stacked.reshape(frames, len(views), len(joints), 3), joints.name
     if (found := _array(folder, "heatmaps", "heatmaps")) is not None:
         heatmaps = _checked_frames(found[0], 5, frames, len(views), found[2])

@@ -98,6 +98,22 @@ def test_image_folders_with_mmpose_predictions(tmp_path, original, body):
     check_runs(sequence, original, body)
 
 
+def test_videos_with_mmpose_whole_video_predictions(tmp_path, original, body):
+    folder = camera_folder(tmp_path, original, "videos")
+    (folder / "mmpose").mkdir()
+    for v, view in enumerate(original.view_names):
+        frames = [{"frame_id": f + 1, "instances": mmpose_instances(convert_keypoints(
+            frame_keypoints(original, f)[v], H36M17, COCO17))} for f in range(FRAMES)]
+        (folder / "mmpose" / f"{view}.json").write_text(json.dumps(
+            {"meta_info": {"dataset_name": "coco_wholebody"}, "instance_info": frames[::-1]}))  # any order
+    check_runs(open_sequence(folder), original, body)
+    path = folder / "mmpose" / "cam02.json"
+    path.write_text(json.dumps({"instance_info": [{"frame_id": 1, "instances": []}]}))
+    expect_refusal(folder, "cam02.json: predictions for 1 frames; the sequence has 3")
+    path.write_text(json.dumps({"meta_info": {}}))
+    expect_refusal(folder, "cam02.json: not an MMPose video prediction file")
+
+
 def test_keypoint_and_heatmap_arrays(tmp_path, original, body):
     folder = camera_folder(tmp_path, original, "images")
     h36m = np.stack([frame_keypoints(original, f) for f in range(FRAMES)])
