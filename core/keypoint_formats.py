@@ -137,15 +137,17 @@ def stack_detections(detections: list[np.ndarray | None], paths: list[Path]) -> 
             SKELETONS[size])
 
 
-def read_coco_keypoints(path: str | Path) -> np.ndarray:
-    """(17, 3) COCO keypoints of the highest-scoring person in a results list or an annotation file. COCO's
-    visibility flags (0, 1, 2) become confidences 0, 1, 1; result scores in [0, 1] are kept."""
-    path = Path(path)
-    data = _load(path)
+def _coco_entries(path: Path, data) -> list[dict]:
     entries = data.get("annotations") if isinstance(data, dict) else data
     if not isinstance(entries, list) or not all(isinstance(e, dict) and "keypoints" in e for e in entries):
         raise InputError(path, "not COCO keypoints: expected a list of {\"keypoints\": [...]} "
                                "or {\"annotations\": [...]}")
+    return entries
+
+
+def _best_coco(entries: list[dict], path: Path) -> np.ndarray:
+    """(17, 3) of the highest-scoring entry (all zeros for none). COCO's visibility flags (0, 1, 2) become
+    confidences 0, 1, 1; result scores in [0, 1] are kept."""
     if not entries:
         return np.zeros((len(COCO17), 3), np.float32)
     best = max(entries, key=lambda e: float(e.get("score", e.get("num_keypoints", 0)) or 0))
@@ -153,3 +155,26 @@ def read_coco_keypoints(path: str | Path) -> np.ndarray:
     if "score" not in best:  # annotation visibility flags
         keypoints[:, 2] = (keypoints[:, 2] > 0).astype(np.float32)
     return keypoints
+
+
+def read_coco_keypoints(path: str | Path) -> np.ndarray:
+    """(17, 3) COCO keypoints of the highest-scoring person in a results list or an annotation file."""
+    path = Path(path)
+    return _best_coco(_coco_entries(path, _load(path)), path)
+
+
+def read_coco_frames(path: str | Path) -> list[np.ndarray]:
+    """Per image, in image_id order, the highest-scoring person of a COCO file that covers a whole video: the
+    images are those of an annotation file's "images" list, or every image_id a results list names."""
+    path = Path(path)
+    data = _load(path)
+    entries = _coco_entries(path, data)
+    if any("image_id" not in e for e in entries):
+        raise InputError(path, "a COCO file of several frames needs an image_id in every entry")
+    images = data.get("images") if isinstance(data, dict) else None
+    ids = [i.get("id") for i in images if isinstance(i, dict)] if isinstance(images, list) else []
+    try:
+        ids = sorted(set(ids or [e["image_id"] for e in entries]), key=lambda i: (isinstance(i, str), i))
+    except TypeError as exc:
+        raise InputError(path, f"image ids cannot be ordered ({exc})") from exc
+    return [_best_coco([e for e in entries if e["image_id"] == i], path) for i in ids]

@@ -15,6 +15,7 @@ Layouts (``open_sequence`` tells them apart; cameras are matched to folders and 
     DIR/annots/<cam>/*.json              EasyMocap annots, one per frame
     DIR/mmpose/<cam>/*.json              MMPose predictions (COCO-17, HALPE_26, COCO-WholeBody), one per frame
     DIR/mmpose/<cam>.json                MMPose predictions of a whole video ("instance_info"), one per camera
+    DIR/coco/<cam>.json                  COCO keypoints of every frame (results or annotations), one per camera
     DIR/heatmaps.npz | heatmaps.npy      "heatmaps" (F, V, J, h, w), H36M-17; also used beside keypoints
 
 Keypoint files are taken in sorted name order, one per frame, and their count must equal the frame count. Without
@@ -36,13 +37,13 @@ from core.cameras import Camera
 from core.detector import DetectorConfig, TrackingDetector
 from core.dataset_io import CALIBRATION_CANDIDATES, IMAGE_SUFFIXES, read_image, read_sample
 from core.errors import InputError
-from core.joints import H36M17, JOINT_SETS, SMPL24
-from core.keypoint_formats import (SKELETONS, read_easymocap_annots, read_mmpose, read_mmpose_video, read_openpose,
-                                   stack_detections)
+from core.joints import COCO17, H36M17, JOINT_SETS, SMPL24
+from core.keypoint_formats import (SKELETONS, read_coco_frames, read_easymocap_annots, read_mmpose, read_mmpose_video,
+                                   read_openpose, stack_detections)
 from core.sample import MultiviewSample
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-NATIVE_MARKERS = ("sample.json", "keypoints.json", "ground_truth.json", "coco")
+NATIVE_MARKERS = ("sample.json", "keypoints.json", "ground_truth.json")
 # Joint sets a bare .npy keypoint array is read in, by joint count.
 NPY_JOINT_SETS = {len(js): js for js in (H36M17, SMPL24, *SKELETONS.values()) if js.name != "coco17"}
 
@@ -199,6 +200,16 @@ def _evidence(folder: Path, views: list[str], frames: int) -> Callable[[int], di
         stacked, joints = stack_detections([per_view[v][f] for f in range(frames) for v in range(len(views))],
                                            [paths[v] for f in range(frames) for v in range(len(views))])
         keypoints, joint_set = stacked.reshape(frames, len(views), len(joints), 3), joints.name
+    elif (folder / "coco").is_dir():
+        per_view = []
+        for view in views:
+            path = folder / "coco" / f"{view}.json"
+            if not path.is_file():
+                raise InputError(path, "no such file: every camera needs its COCO keypoint file")
+            per_view.append(read_coco_frames(path))
+            if len(per_view[-1]) != frames:
+                raise InputError(path, f"keypoints for {len(per_view[-1])} images; the sequence has {frames} frames")
+        keypoints, joint_set = np.stack(per_view, 1), COCO17.name
     if (found := _array(folder, "heatmaps", "heatmaps")) is not None:
         heatmaps = _checked_frames(found[0], 5, frames, len(views), found[2])
     if keypoints is None and heatmaps is None:
@@ -217,8 +228,8 @@ def _camera_layout(folder: Path, detector: DetectorConfig | None) -> MultiviewSe
     evidence = _evidence(folder, views, len(names))
     if evidence is None and detector is None:
         raise InputError(folder, "no 2D evidence: expected keypoints.npz/.npy, heatmaps.npz/.npy, keypoint files "
-                                 "in openpose/<cam>/, pose/<cam>_json/, annots/<cam>/ or mmpose/<cam>/, or a 2D "
-                                 "detector")
+                                 "in openpose/<cam>/, pose/<cam>_json/, annots/<cam>/, mmpose/<cam>/ or coco/, or a "
+                                 "2D detector")
     tracker = TrackingDetector(detector) if evidence is None else None
 
     def read_frame(f: int) -> MultiviewSample:

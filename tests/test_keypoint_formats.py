@@ -10,7 +10,8 @@ from core.dataset_io import read_sample
 from core.errors import InputError
 from core.inference import evidence_keypoints, refine
 from core.joints import BODY25, COCO17, H36M17, convert_keypoints
-from core.keypoint_formats import read_coco_keypoints, read_openpose
+from core.keypoint_formats import (read_coco_frames, read_coco_keypoints, read_easymocap_annots, read_mmpose,
+                                   read_mmpose_video, read_openpose)
 from core.model.checkpoint import load_model
 from core.resources import SAMPLE_SCENE
 
@@ -91,7 +92,8 @@ CORRUPT = {
 }
 
 
-@pytest.mark.parametrize("reader", [read_openpose, read_coco_keypoints])
+@pytest.mark.parametrize("reader", [read_openpose, read_coco_keypoints, read_coco_frames, read_easymocap_annots,
+                                    read_mmpose, read_mmpose_video])
 @pytest.mark.parametrize("kind", sorted(CORRUPT))
 def test_corrupted_files_are_refused_with_their_name(tmp_path, reader, kind):
     path = tmp_path / f"{kind.replace(' ', '_')}.json"

@@ -57,8 +57,9 @@ def mmpose_instances(keypoints):
 def check_runs(sequence, original, body, frame: int = FRAMES - 1) -> None:
     """Frame ``frame`` carries that frame's evidence and refines to a finite body."""
     sample = sequence[frame]
-    evidence = evidence_keypoints(sample)
-    np.testing.assert_allclose(evidence[:, SHARED], frame_keypoints(original, frame)[:, SHARED], atol=1e-2)
+    evidence, expected = evidence_keypoints(sample)[:, SHARED], frame_keypoints(original, frame)[:, SHARED]
+    np.testing.assert_allclose(evidence[..., :2], expected[..., :2], atol=1e-2)
+    assert ((evidence[..., 2] > 0) == (expected[..., 2] > 0)).all()  # COCO annotations keep visibility, not scores
     trace = refine(sample, load_model(None, body), "calibrated", 1, device="cpu")
     assert np.isfinite(trace.vertices).all()
 
@@ -112,6 +113,28 @@ def test_videos_with_mmpose_whole_video_predictions(tmp_path, original, body):
     expect_refusal(folder, "cam02.json: predictions for 1 frames; the sequence has 3")
     path.write_text(json.dumps({"meta_info": {}}))
     expect_refusal(folder, "cam02.json: not an MMPose video prediction file")
+
+
+def test_image_folders_with_coco_files_of_every_frame(tmp_path, original, body):
+    folder = camera_folder(tmp_path, original, "images")
+    (folder / "coco").mkdir()
+    for v, view in enumerate(original.view_names):
+        coco = [convert_keypoints(frame_keypoints(original, f)[v], H36M17, COCO17) for f in range(FRAMES)]
+        if view == "cam02":  # an annotation file: frame 1 has no annotation, so every joint is missing there
+            content = {"images": [{"id": f + 1, "file_name": f"{f:06d}.jpg"} for f in range(FRAMES)],
+                       "annotations": [{"image_id": f + 1, "keypoints": coco[f].reshape(-1).tolist(),
+                                        "num_keypoints": 17} for f in (0, 2)]}
+        else:  # a results list, in no particular order
+            content = [{"image_id": 10 + f, "category_id": 1, "keypoints": coco[f].reshape(-1).tolist(),
+                        "score": 0.9} for f in (2, 0, 1)]
+        (folder / "coco" / f"{view}.json").write_text(json.dumps(content))
+    sequence = open_sequence(folder)
+    assert sequence[1].joint_set == "coco17" and (sequence[1].keypoints[1, :, 2] == 0).all()
+    check_runs(sequence, original, body)
+    (folder / "coco" / "cam04.json").write_text(json.dumps([{"keypoints": [0] * 51, "score": 1}]))
+    expect_refusal(folder, "cam04.json: a COCO file of several frames needs an image_id")
+    (folder / "coco" / "cam04.json").unlink()
+    expect_refusal(folder, "cam04.json: no such file")
 
 
 def test_keypoint_and_heatmap_arrays(tmp_path, original, body):
