@@ -37,7 +37,7 @@ from core.cameras import Camera
 from core.detector import DetectorConfig, TrackingDetector
 from core.dataset_io import CALIBRATION_CANDIDATES, IMAGE_SUFFIXES, read_image, read_sample
 from core.errors import InputError
-from core.joints import COCO17, H36M17, JOINT_SETS, SMPL24
+from core.joints import H36M17, JOINT_SETS, SMPL24
 from core.keypoint_formats import (SKELETONS, read_coco_frames, read_easymocap_annots, read_mmpose, read_mmpose_video,
                                    read_openpose, stack_detections)
 from core.sample import MultiviewSample
@@ -176,6 +176,21 @@ def _keypoint_files(folder: Path, views: list[str], frames: int):
     return None
 
 
+def _whole_video_files(directory: Path, views: list[str], frames: int, reader) -> tuple[np.ndarray, str]:
+    """(F, V, K, 3) keypoints and their joint set from one file per camera that covers every frame."""
+    paths = [directory / f"{view}.json" for view in views]
+    per_view = []
+    for path in paths:
+        if not path.is_file():
+            raise InputError(path, "no such file: every camera needs its keypoint file")
+        per_view.append(reader(path))
+        if len(per_view[-1]) != frames:
+            raise InputError(path, f"keypoints for {len(per_view[-1])} frames; the sequence has {frames}")
+    stacked, joints = stack_detections([per_view[v][f] for f in range(frames) for v in range(len(views))],
+                                       [paths[v] for _ in range(frames) for v in range(len(views))])
+    return stacked.reshape(frames, len(views), len(joints), 3), joints.name
+
+
 def _evidence(folder: Path, views: list[str], frames: int) -> Callable[[int], dict] | None:
     """What each frame's sample gets as 2D evidence (keypoints, joint_set and/or heatmaps), if the folder has any."""
     keypoints = joint_set = heatmaps = None
@@ -192,24 +207,9 @@ def _evidence(folder: Path, views: list[str], frames: int) -> Callable[[int], di
         stacked, joints = stack_detections([reader(p) for p in flat], flat)
         keypoints, joint_set = stacked.reshape(frames, len(views), len(joints), 3), joints.name
     elif (folder / "mmpose" / f"{views[0]}.json").is_file():
-        paths = [folder / "mmpose" / f"{view}.json" for view in views]
-        per_view = [read_mmpose_video(path) for path in paths]
-        for path, detections in zip(paths, per_view):
-            if len(detections) != frames:
-                raise InputError(path, f"predictions for {len(detections)} frames; the sequence has {frames}")
-        stacked, joints = stack_detections([per_view[v][f] for f in range(frames) for v in range(len(views))],
-                                           [paths[v] for f in range(frames) for v in range(len(views))])
-        keypoints, joint_set = stacked.reshape(frames, len(views), len(joints), 3), joints.name
+        keypoints, joint_set = _whole_video_files(folder / "mmpose", views, frames, read_mmpose_video)
     elif (folder / "coco").is_dir():
-        per_view = []
-        for view in views:
-            path = folder / "coco" / f"{view}.json"
-            if not path.is_file():
-                raise InputError(path, "no such file: every camera needs its COCO keypoint file")
-            per_view.append(read_coco_frames(path))
-            if len(per_view[-1]) != frames:
-                raise InputError(path, f"keypoints for {len(per_view[-1])} images; the sequence has {frames} frames")
-        keypoints, joint_set = np.stack(per_view, 1), COCO17.name
+        keypoints, joint_set = _whole_video_files(folder / "coco", views, frames, read_coco_frames)
     if (found := _array(folder, "heatmaps", "heatmaps")) is not None:
         heatmaps = _checked_frames(found[0], 5, frames, len(views), found[2])
     if keypoints is None and heatmaps is None:

@@ -110,7 +110,7 @@ def test_videos_with_mmpose_whole_video_predictions(tmp_path, original, body):
     check_runs(open_sequence(folder), original, body)
     path = folder / "mmpose" / "cam02.json"
     path.write_text(json.dumps({"instance_info": [{"frame_id": 1, "instances": []}]}))
-    expect_refusal(folder, "cam02.json: predictions for 1 frames; the sequence has 3")
+    expect_refusal(folder, "cam02.json: keypoints for 1 frames; the sequence has 3")
     path.write_text(json.dumps({"meta_info": {}}))
     expect_refusal(folder, "cam02.json: not an MMPose video prediction file")
 
