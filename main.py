@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     train.add_argument("--resume", action="store_true", help="continue from OUT's saved training state")
+    train.add_argument("--init", type=Path,
+                       help="start from this checkpoint's weights (fine-tuning: a fresh optimiser and schedule)")
     train.add_argument("--rigs", nargs="+", choices=RIG_NAMES, default=["ring"],
                        help="camera rigs to draw from, one per batch (default: ring)")
     train.add_argument("--views", type=int, nargs=2, default=(3, 5), metavar=("MIN", "MAX"),
@@ -231,7 +233,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             rigs=tuple(args.rigs), views=tuple(args.views))
     body = BodyModel(resolve_body_model_path(args.body_model))
-    train(args.out, config, body, device=args.device, resume=args.resume)
+    train(args.out, config, body, device=args.device, resume=args.resume, init=args.init)
     print(f"wrote {args.out}")
     return 0
 

@@ -20,8 +20,9 @@ import torch
 from core.body_model import BodyModel
 from core.crops import image_to_crop
 from core.files import atomic_path
+from core.errors import InputError
 from core.inference import PreparedInput, prepare, stack_prepared
-from core.model.checkpoint import save_checkpoint
+from core.model.checkpoint import load_model, save_checkpoint
 from core.model.config import COMPACT, HeatFormerConfig
 from core.model.network import ROOT, HeatFormer
 from core.render import render
@@ -148,12 +149,19 @@ def compute_losses(model: HeatFormer, states, prepared: PreparedInput, targets: 
 
 def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: HeatFormerConfig = COMPACT,
           device: str | None = None, resume: bool = False, log: Callable[[str], None] = print,
-          should_stop: Callable[[], bool] = lambda: False) -> HeatFormer:
+          should_stop: Callable[[], bool] = lambda: False, init: Path | None = None) -> HeatFormer:
     """Train and save to ``out`` (our checkpoint format) every `save_every` steps and at the end; ``resume``
-    continues from ``out``'s training state. Losses go to ``out`` + '.log.jsonl'."""
+    continues from ``out``'s training state; ``init`` starts from a checkpoint's weights (with a fresh optimiser
+    and schedule: fine-tuning). Losses go to ``out`` + '.log.jsonl'."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(config.seed)
     model = HeatFormer(model_config, body.to(device)).to(device).train()
+    if init is not None:
+        start = load_model(init, body)
+        if start.config != model_config:
+            raise InputError(init, "the checkpoint's network configuration differs from the one being trained")
+        model.load_state_dict(start.state_dict())
+        log(f"starting from the weights of {start.identity}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     milestones = [int(config.steps * f) for f in config.milestones]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.2)

@@ -67,3 +67,16 @@ def test_batches_come_from_the_chosen_rigs(body):
         assert 2 <= prepared.keypoints.shape[1] <= 8 and np.isfinite(prepared.keypoints).all()
         seen.add(prepared.geometry.K[0, 0, 0, 0].item() / 128 < 0.6)  # BEHAVE's wide field of view, or not
     assert seen == {True, False}
+
+
+def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
+    from dataclasses import replace
+
+    from core.resources import DEFAULT_CHECKPOINT
+
+    shipped = load_model(DEFAULT_CHECKPOINT, body)
+    out = tmp_path / "tuned.pt"
+    train(out, replace(small_config(1), lr=0.0), body, device="cpu", log=lambda _: None, init=DEFAULT_CHECKPOINT)
+    tuned = dict(load_model(out, body).named_parameters())
+    for name, value in shipped.named_parameters():  # a zero learning rate: exactly the weights it started from
+        assert torch.equal(value, tuned[name]), name  # (batch-norm statistics do move in training mode)
