@@ -99,7 +99,13 @@ class PoseDetector:
         if len(self.session.get_outputs()) < needed:
             raise InputError(config.model, f"a {config.output} model needs {needed} output(s); this one has "
                                            f"{len(self.session.get_outputs())}")
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        width, height = config.input_size
+        fixed = model_input.shape[2:] if len(model_input.shape) == 4 else []
+        if all(isinstance(d, int) for d in fixed) and len(fixed) == 2 and tuple(fixed) != (height, width):
+            raise InputError(config.model, f"the model takes {fixed[1]}x{fixed[0]} images; the configuration's "
+                                           f"input_size is {width}x{height}")
 
     def _crop(self, image: np.ndarray, box: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray]:
         """The network input for ``box`` (enlarged to the input's aspect ratio), with the scale and offset that
@@ -123,7 +129,10 @@ class PoseDetector:
         if config.channels == "bgr":
             crop = crop[..., ::-1]
         tensor = ((crop.astype(np.float32) - np.asarray(config.mean, np.float32)) / np.asarray(config.std, np.float32))
-        outputs = self.session.run(None, {self.input_name: tensor.transpose(2, 0, 1)[None]})
+        try:
+            outputs = self.session.run(None, {self.input_name: tensor.transpose(2, 0, 1)[None]})
+        except Exception as exc:  # onnxruntime's own exception types: wrong input rank, type, ...
+            raise InputError(config.model, f"the model cannot run on a {tensor.shape} image ({exc})") from exc
         if config.output == "heatmap":
             heatmaps = np.asarray(outputs[0], np.float32)[0]
             joints, rows, cols = heatmaps.shape

@@ -144,6 +144,9 @@ def test_bad_models_are_refused(tmp_path, models):
         PoseDetector(DetectorConfig(tmp_path / "junk.onnx"))
     with pytest.raises(InputError, match="simcc model needs 2 output"):
         PoseDetector(DetectorConfig(models["heatmap"], output="simcc"))
+    with pytest.raises(InputError, match="heatmap.onnx: the model takes 192x256 images; the configuration's "
+                                         "input_size is 256x256"):
+        PoseDetector(DetectorConfig(models["heatmap"], input_size=(256, 256)))
     wrong_joints = PoseDetector(DetectorConfig(models["heatmap"], joint_set="body25"))
     with pytest.raises(InputError, match="gives 17 joints; body25 has 25"):
         wrong_joints.detect(dot_image(100, 100))
