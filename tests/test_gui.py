@@ -498,3 +498,29 @@ def test_side_by_side_shows_each_camera_in_both_modes(window, qtbot):
     state.set_mode(SIDE_BY_SIDE)  # ... and catch up when shown again
     np.testing.assert_allclose(np.stack(grid.twins[0].estimate.getData(), 1),
                                state.traces["uncalibrated"].joints2d[2, 0], atol=1e-4)
+
+
+def test_fewer_views_after_side_by_side(window, qtbot, tmp_path):
+    """Panels and twins of views the new sample lacks are deleted; the state's signals must not reach them."""
+    from dataclasses import replace
+
+    from app.state import SIDE_BY_SIDE
+    from core.dataset_io import read_sample, write_sample
+
+    window.state.set_mode(SIDE_BY_SIDE)
+    full = read_sample(SAMPLE_SCENE)
+    keep = [0, 1, 2]
+    write_sample(replace(full, cameras=[full.cameras[v] for v in keep], frames=[full.frames[v] for v in keep],
+                         keypoints=full.keypoints[keep], ground_truth=None), tmp_path / "three")
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.load(tmp_path / "three")
+    grid = window.view_grid
+    assert len(grid.panels) == len(grid.twins) == 3 and all(t.isVisible() for t in grid.twins)
+    for mode in ("calibrated", SIDE_BY_SIDE, "both"):
+        window.state.set_mode(mode)
+        window.state.set_iteration(1)
+        window.state.select_joint(4)
+        window.state.set_iteration(2)
+    qtbot.wait(100)  # the deleted panels are gone now; nothing above may have reached them
+    np.testing.assert_allclose(np.stack(grid.panels[2].estimate.getData(), 1),
+                               window.state.traces["calibrated"].joints2d[2, 2], atol=1e-4)

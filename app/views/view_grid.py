@@ -95,13 +95,17 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.setStyleSheet(f"border: 3px {'dashed' if fixed_mode else 'solid'} {view_color(index)};")
         self.scene().sigMouseClicked.connect(self.clicked)
         self.plot.vb.sigResized.connect(lambda _vb: self.fit_frame())
-        state.iteration_changed.connect(self.update_iteration)
-        state.mode_changed.connect(lambda _m: self.show_trace())
-        state.traces_changed.connect(self.forget_drawn)
-        state.traces_changed.connect(self.show_trace)
-        state.layers_changed.connect(self.apply_layers)
-        state.heat_opacity_changed.connect(self.set_heat_opacity)
-        state.selected_joint_changed.connect(lambda _j: self.update_iteration())
+        self.followed = [(state.iteration_changed, self.update_iteration), (state.mode_changed, self.show_trace),
+                         (state.traces_changed, self.forget_drawn), (state.traces_changed, self.show_trace),
+                         (state.layers_changed, self.apply_layers), (state.heat_opacity_changed, self.set_heat_opacity),
+                         (state.selected_joint_changed, self.update_iteration)]
+        for signal, slot in self.followed:
+            signal.connect(slot)
+
+    def detach(self) -> None:
+        """Stop following the state: a panel about to be deleted (its view gone) must not draw the new scene."""
+        for signal, slot in self.followed:
+            signal.disconnect(slot)
 
     def clicked(self, event) -> None:
         """Select this view; a click near a joint also selects that joint everywhere."""
@@ -197,7 +201,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         points = keypoints[np.array(pairs).reshape(-1), :2] if pairs else np.zeros((0, 2))
         self.evidence_bones.setData(points[:, 0], points[:, 1])
 
-    def show_trace(self) -> None:
+    def show_trace(self, *_args) -> None:
         """Place the heatmap overlays on the crop box of the current mode's trace (or hide them)."""
         if not self.active:
             return
@@ -310,7 +314,9 @@ class ViewGrid(QWidget):
     def _fit(self, panels: list[ViewPanel], views: int, make) -> None:
         """``views`` panels in ``panels``, new ones made by ``make(index)``, all children of the grid."""
         while len(panels) > views:
-            panels.pop().deleteLater()
+            panel = panels.pop()
+            panel.detach()
+            panel.deleteLater()
         while len(panels) < views:
             panels.append(make(len(panels)))
             panels[-1].setParent(self)
