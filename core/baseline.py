@@ -16,9 +16,7 @@ import torch
 
 from core.body_model import BodyModel
 from core.cameras import project_points_torch, stack_cameras
-from core.errors import InputError
-from core.fusion import triangulate
-from core.inference import evidence_keypoints, procrustes_rotation
+from core.inference import evidence_keypoints, procrustes_rotation, triangulate_sample
 from core.joints import H36M17
 from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from core.sample import MultiviewSample
@@ -71,12 +69,7 @@ def fit_smplify(sample: MultiviewSample, body: BodyModel, settings: FitSettings 
     body = body.to(device)
     start = time.perf_counter()
     keypoints = evidence_keypoints(sample)
-    if sample.num_views < 2:
-        raise InputError(sample.source or sample.name, "the baseline needs at least two calibrated views")
-    try:
-        fused = triangulate(keypoints, sample.cameras)
-    except ValueError as exc:
-        raise InputError(sample.source or sample.name, str(exc)) from exc
+    fused = triangulate_sample(sample, keypoints, "the baseline needs at least two calibrated views")
     orient0, transl0 = _initial_placement(body, fused.joints3d, fused.root)
 
     cams = stack_cameras(sample.cameras, device=device)

@@ -56,6 +56,17 @@ def evidence_keypoints(sample: MultiviewSample) -> np.ndarray:
     return np.asarray(keypoints, dtype=np.float32)
 
 
+def triangulate_sample(sample: MultiviewSample, keypoints: np.ndarray, too_few_views: str):
+    """`triangulate` the sample's keypoints in its calibrated views; a sample it cannot fuse (fewer than two
+    views: ``too_few_views`` says who needs them) is bad input, named by its folder."""
+    if sample.num_views < 2:
+        raise InputError(sample.source or sample.name, too_few_views)
+    try:
+        return triangulate(keypoints, sample.cameras)
+    except ValueError as exc:
+        raise InputError(sample.source or sample.name, str(exc)) from exc
+
+
 def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch.device) -> PreparedInput:
     """Fuse (calibrated), crop and render the input heatmaps: everything the network reads."""
     if mode not in MODES:
@@ -64,12 +75,7 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     keypoints = evidence_keypoints(sample)
     root_world = consistency = None
     if mode == "calibrated":
-        if sample.num_views < 2:
-            raise InputError(sample.source or sample.name, "calibrated mode needs at least two views")
-        try:
-            fused = triangulate(keypoints, sample.cameras)
-        except ValueError as exc:
-            raise InputError(sample.source or sample.name, str(exc)) from exc
+        fused = triangulate_sample(sample, keypoints, "calibrated mode needs at least two views")
         keypoints, root_world = fused.keypoints, fused.root
         with np.errstate(all="ignore"):
             consistency = [float(np.nanmedian(e)) if np.isfinite(e).any() else float("nan")
