@@ -17,7 +17,8 @@ RIG_NAMES = ("ring", "h36m", "mpi_inf_3dhp", "behave", "rich")  # core.synthetic
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatformer-studio", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path,
-                        help="sample or sequence folder (native, images/, videos/; default: the bundled sample)")
+                        help="sample or sequence folder (native, images/, videos/), or an official HeatFormer "
+                             "*_db.pt database (default: the bundled sample)")
     parser.add_argument("--frame", type=int, default=0, help="frame of a sequence shown first")
     parser.add_argument("--body-model", type=Path,
                         help="your SMPL file (SMPL_NEUTRAL.pkl/.npz); default: $HEATFORMER_BODY_MODEL, else the "
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="format of the written calibration (easymocap: intri.yml + extri.yml)")
     infer = sub.add_parser("infer", help="run HeatFormer on a sample or sequence and save refinement traces")
     infer.add_argument("--data", type=Path, required=True,
-                       help="sample folder (native layout) or sequence folder (images/, videos/, sample folders)")
+                       help="sample folder (native layout), sequence folder (images/, videos/, sample folders) or "
+                            "official HeatFormer *_db.pt database")
     infer.add_argument("--frames", type=int, nargs=2, metavar=("FIRST", "LAST"),
                        help="frame range of a sequence, inclusive (default: every frame)")
     infer.add_argument("--batch", type=int, default=4, help="frames of a sequence per network batch (default 4)")
@@ -196,6 +198,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_video(args: argparse.Namespace) -> int:
     from core.errors import InputError
+    from core.heatformer_db import is_heatformer_db
     from core.sequence import open_sequence
     from core.trace import RefinementTrace
     from core.video import refinement_frames, write_video
@@ -206,7 +209,7 @@ def run_video(args: argparse.Namespace) -> int:
         raise InputError(args.trace, f"no view {name} in this trace ({', '.join(trace.view_names)})")
     view = trace.view_names.index(name)
     source = Path(trace.info.get("sample_source", ""))
-    if source.is_dir():
+    if source.is_dir() or is_heatformer_db(source):
         sample = open_sequence(source)[int(trace.info.get("sample_frame", 0))]
         image, camera = sample.frames[view], sample.cameras[view]
         width, height = camera.width, camera.height

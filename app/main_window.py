@@ -23,6 +23,7 @@ from core.body_model import BodyModel
 from core.detector import DetectorConfig
 from core.errors import InputError
 from core.export import MESH_FORMATS, export_meshes, export_parameters
+from core.heatformer_db import is_heatformer_db
 from core import __version__
 from core.resources import APP_ICON, SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
 from core.sequence import MultiviewSequence
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         for text, shortcut, slot in (("&Open sample folder...", "Ctrl+O", self.choose_folder),
                                      ("Open saved &trace...", "Ctrl+T", self.choose_trace),
+                                     ("Open an official HeatFormer &database (*_db.pt)...", None, self.choose_database),
                                      ("Choose &checkpoint...", None, self.choose_checkpoint),
                                      ("Choose &body model (SMPL file)...", None, self.choose_body_model),
                                      ("Use the bundled &free body model", None, lambda: self.use_body_model(None)),
@@ -225,7 +227,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: Path) -> None:
         """Open whatever ``path`` is: a sample folder, a saved trace, a checkpoint or an SMPL body model file."""
         suffix = path.suffix.lower()
-        if path.is_dir():
+        if path.is_dir() or is_heatformer_db(path):
             self.load(path)
         elif suffix == ".npz" and is_trace_file(path):
             self.open_traces([path])
@@ -234,8 +236,8 @@ class MainWindow(QMainWindow):
         elif suffix in BODY_MODEL_SUFFIXES:
             self.use_body_model(path)
         else:
-            self.work_failed(f"{path}: not a sample folder, trace (.npz), checkpoint (.pt, .pth, .tar) or SMPL "
-                             "file (.pkl, .npz)")
+            self.work_failed(f"{path}: not a sample folder, HeatFormer database (*_db.pt), trace (.npz), checkpoint "
+                             "(.pt, .pth, .tar) or SMPL file (.pkl, .npz)")
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -255,6 +257,13 @@ class MainWindow(QMainWindow):
                                                         "images/<cam>/, videos/<cam>.mp4, or sample folders)")
         if folder:
             self.load(Path(folder))
+
+    def choose_database(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a database of the official HeatFormer code (images are "
+                                                    "looked for where its README puts them)", "",
+                                              "HeatFormer database (*_db.pt)")
+        if path:
+            self.load(Path(path))
 
     def choose_trace(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a saved refinement trace", "", "Trace (*.npz)")
@@ -484,7 +493,7 @@ class MainWindow(QMainWindow):
         except Exception as exc:
             self.work_failed(str(exc))
             return
-        if not source.is_dir():
+        if not (source.is_dir() or is_heatformer_db(source)):
             self.work_failed(f"{paths[0]}: the trace's sample folder {source} is not available")
             return
         self.pending_traces = traces, paths

@@ -262,7 +262,8 @@ def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None
     metrics["reprojection_px"] = np.where(seen[None], errors, 0).sum((1, 2)) / max(seen.sum(), 1)
     metrics["heatmap_mse"] = ((trace.heatmaps - trace.input_heatmaps[None]) ** 2).mean((1, 2, 3, 4))
     gt = sample.ground_truth
-    if gt is not None and gt.joints3d is not None and gt.joint_set == H36M17.name:
+    if (gt is not None and gt.joints3d is not None and gt.joint_set == H36M17.name
+            and np.isfinite(gt.joints3d[ROOT]).all()):
         R = np.stack([c.R for c in sample.cameras])  # world -> camera
 
         def in_cameras(points_world, truth_root):  # truth (N, 3) world -> (V, N, 3) root-relative, camera axes
@@ -271,18 +272,22 @@ def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None
         def predicted(points_world, root_world, rotation):  # display world -> camera axes, root-relative
             return np.einsum("...ba,...nb->...na", rotation, points_world - root_world[..., None, :])
 
+        known = np.isfinite(gt.joints3d).all(axis=1)  # a database may lack some joints (NaN)
         truth_root = gt.joints3d[ROOT]
-        truth_joints = in_cameras(gt.joints3d, truth_root)
+        truth_joints = in_cameras(gt.joints3d[known], truth_root)
         pred_root = trace.joints3d[..., ROOT, :]
-        pred_joints = predicted(trace.joints3d, pred_root, trace.display_rotation)
+        pred_joints = predicted(trace.joints3d[..., known, :], pred_root, trace.display_rotation)
         metrics["mpjpe_mm"] = (np.linalg.norm(pred_joints - truth_joints[None], axis=-1).mean(-1) * MM).mean(1)
-        metrics["pa_mpjpe_mm"] = pa_mpjpe(trace.joints3d, np.broadcast_to(gt.joints3d, trace.joints3d.shape)).mean(1)
+        metrics["pa_mpjpe_mm"] = pa_mpjpe(trace.joints3d[..., known, :],
+                                          np.broadcast_to(gt.joints3d[known], trace.joints3d[..., known, :].shape)
+                                          ).mean(1)
         first = trace.display_rotation[:, 0]
         fused_root = trace.fused_joints3d[:, ROOT]
-        fused_joints = predicted(trace.fused_joints3d, fused_root, first)
+        fused_joints = predicted(trace.fused_joints3d[:, known], fused_root, first)
         metrics["fused_mpjpe_mm"] = np.linalg.norm(fused_joints - truth_joints[0][None], axis=-1).mean(-1) * MM
-        metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(trace.fused_joints3d,
-                                                np.broadcast_to(gt.joints3d, trace.fused_joints3d.shape))
+        metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(trace.fused_joints3d[:, known],
+                                                np.broadcast_to(gt.joints3d[known],
+                                                                trace.fused_joints3d[:, known].shape))
         truth_vertices = ground_truth_vertices(gt, body) if body is not None and gt.smpl_fits(body.identity) \
             else None
         if truth_vertices is not None and truth_vertices.shape[0] == trace.vertices.shape[2]:

@@ -54,7 +54,8 @@ SMPL24 = JointSet(
     (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21),
 )
 
-# Human3.6M's 17 evaluation joints, in the order of the official HeatFormer code and its regressor.
+# Human3.6M's 17 evaluation joints in Human3.6M's own order (that of its joint_3d.json files). VIBE's names, which
+# the official HeatFormer code uses, call joints 1-3 the left leg; the official loader swaps the legs to match.
 H36M17 = JointSet(
     "h36m17",
     (

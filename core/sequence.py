@@ -22,6 +22,7 @@ Keypoint files are taken in sorted name order, one per frame, and their count mu
 any of these, a user's ONNX pose model (core.detector) can make the keypoints from the frames.
 A single sample in the native layout (see core.dataset_io) is a sequence of one frame, and a folder of native
 sample folders is a sequence with one sample per frame (such as a benchmark made by ``main.py synth``).
+The official HeatFormer code's databases (h36m_*_db.pt, mpii3d_*_db.pt, BEHAVE_*_db.pt) open as sequences too.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from core.cameras import Camera
 from core.detector import DetectorConfig, TrackingDetector
 from core.dataset_io import CALIBRATION_CANDIDATES, IMAGE_SUFFIXES, read_image, read_sample
 from core.errors import InputError
+from core.heatformer_db import is_heatformer_db, open_heatformer_db
 from core.joints import H36M17, JOINT_SETS, SMPL24
 from core.keypoint_formats import (SKELETONS, read_coco_frames, read_easymocap_annots, read_mmpose, read_mmpose_video,
                                    read_openpose, stack_detections)
@@ -245,11 +247,14 @@ def _camera_layout(folder: Path, detector: DetectorConfig | None) -> MultiviewSe
 
 
 def open_sequence(folder: str | Path, detector: DetectorConfig | None = None) -> MultiviewSequence:
-    """Open ``folder`` in whichever layout it has; problems are reported with the file or folder they concern.
+    """Open ``folder`` in whichever layout it has, or an official HeatFormer database file (core.heatformer_db);
+    problems are reported with the file or folder they concern.
     ``detector`` makes the keypoints of image and video layouts that have no 2D evidence of their own."""
     folder = Path(folder)
+    if is_heatformer_db(folder):
+        return open_heatformer_db(folder, detector=detector)
     if not folder.is_dir():
-        raise InputError(folder, "not a folder")
+        raise InputError(folder, "not a folder (nor an official HeatFormer *_db.pt database)")
     if any((folder / marker).exists() for marker in NATIVE_MARKERS):
         sample = read_sample(folder)
         return MultiviewSequence(sample.name, folder, [sample.name], lambda f: sample)

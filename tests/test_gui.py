@@ -524,3 +524,21 @@ def test_fewer_views_after_side_by_side(window, qtbot, tmp_path):
     qtbot.wait(100)  # the deleted panels are gone now; nothing above may have reached them
     np.testing.assert_allclose(np.stack(grid.panels[2].estimate.getData(), 1),
                                window.state.traces["calibrated"].joints2d[2, 2], atol=1e-4)
+
+
+def test_official_database_opens_with_its_ground_truth(window, qtbot, tmp_path):
+    """A BEHAVE database (written by the test in the official structure) opens like a folder; the joints its
+    ground truth lacks (NaN) are left out of the panels, the 3D view and the errors."""
+    from core.dataset_io import read_sample
+    from test_heatformer_db import write_behave
+
+    path = write_behave(tmp_path, read_sample(SAMPLE_SCENE))
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.open_path(path)
+    sample = window.state.scene.sample
+    assert sample.source == str(path) and sample.view_names == ["k0", "k1", "k2", "k3"]
+    known = int(np.isfinite(sample.ground_truth.joints3d).all(1).sum())
+    assert known == 14
+    assert len(window.view_grid.panels[1].truth.getData()[0]) == known
+    assert window.scene3d.plotter.actors["truth-joints"].GetMapper().GetInput().GetNumberOfPoints() == known
+    assert np.isfinite(window.state.traces["calibrated"].metrics["mpjpe_mm"]).all()

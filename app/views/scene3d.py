@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import QVBoxLayout, QWidget
 from app.colors import FUSED_COLOR, TRUTH_COLOR, TRUTH_JOINT_COLOR, view_color
 from app.state import LoadedScene, StudioState
 from core.cameras import frustum_corners
+from core.joints import H36M17
 
 FRUSTUM_DEPTH = 0.6  # metres from the camera centre to the drawn image plane
 MESH_OPACITY, SELECTED_OPACITY, OTHER_OPACITY = 0.55, 0.95, 0.2
@@ -104,8 +105,9 @@ class Scene3D(QWidget):
             self.truth_actors.append(plotter.add_mesh(self.truth_mesh, color=TRUTH_COLOR, smooth_shading=True,
                                                       opacity=0.5, name="truth"))
         gt = sample.ground_truth
-        if gt is not None and gt.joints3d is not None:
-            self.truth_actors.append(plotter.add_points(gt.joints3d.astype(np.float32), color=TRUTH_JOINT_COLOR,
+        known = np.isfinite(gt.joints3d).all(axis=1) if gt is not None and gt.joints3d is not None else [False]
+        if np.any(known):  # a database may lack some joints (NaN)
+            self.truth_actors.append(plotter.add_points(gt.joints3d[known].astype(np.float32), color=TRUTH_JOINT_COLOR,
                                                         point_size=10, render_points_as_spheres=True,
                                                         name="truth-joints"))
         self.reset_view()
@@ -128,7 +130,7 @@ class Scene3D(QWidget):
         k = self.state.iteration
         if trace is not None:
             faces = faces_for_pyvista(trace.faces)
-            edges = self.state.scene.sample.joints.edges
+            edges = H36M17.edges  # the estimate's joints, whatever joint set the evidence came in
             for v in range(trace.num_views):
                 mesh = pv.PolyData(trace.vertices[k, v].copy(), faces)
                 self.view_meshes.append(mesh)

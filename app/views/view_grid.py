@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import QGridLayout, QWidget
 from app.colors import TRUTH_JOINT_COLOR, view_color
 from app.state import SIDE_BY_SIDE, LoadedScene, StudioState
 from core.cameras import project_points
+from core.joints import H36M17, convert_keypoints
 from core.render import splat_silhouette
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)  # antialiasing costs more than it shows
@@ -133,7 +134,9 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         if trace is not None:
             return trace.joints2d[self.state.iteration, self.index]
         sample = self.state.scene.sample if self.state.scene else None
-        return sample.keypoints[self.index, :, :2] if sample is not None and sample.keypoints is not None else None
+        if sample is None or sample.keypoints is None:
+            return None
+        return convert_keypoints(sample.keypoints[self.index], sample.joints, H36M17)[:, :2]  # the selector's joints
 
     def set_title(self) -> None:
         """Camera name, and once the calibrated estimate exists, how well the triangulated joints reproject into
@@ -174,9 +177,10 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             self.truth.setData([], [])
             self.occluded.setData([], [])
             return
-        uv, _ = project_points(gt.joints3d, sample.cameras[self.index])
+        known = np.isfinite(gt.joints3d).all(axis=1)  # a database may lack some joints (NaN)
+        uv, _ = project_points(gt.joints3d[known], sample.cameras[self.index])
         self.truth.setData(uv[:, 0], uv[:, 1])
-        hidden = gt.occluded[self.index] if gt.occluded is not None else np.zeros(len(uv), bool)
+        hidden = gt.occluded[self.index][known] if gt.occluded is not None else np.zeros(len(uv), bool)
         self.occluded.setData(uv[hidden, 0], uv[hidden, 1])
 
     def set_heat_opacity(self, opacity: float) -> None:
@@ -245,7 +249,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             return
         joints = trace.joints2d[self.state.iteration, self.index]
         points.setData(joints[:, 0], joints[:, 1])
-        pairs = joints[np.array(self.state.scene.sample.joints.edges).reshape(-1)]
+        pairs = joints[np.array(H36M17.edges).reshape(-1)]  # estimates are H36M-17, whatever the evidence's joints
         bones.setData(pairs[:, 0], pairs[:, 1])
 
     def _set_silhouette(self, trace) -> None:
