@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
 from app.capture import save_screenshot
+
+
+def use_x11_for_vtk() -> None:
+    """On a Wayland desktop, run through XWayland: the 3D view is VTK's own native OpenGL window, which needs an
+    X11 window (as in 3D Slicer and ParaView). Does nothing if the user chose a Qt platform."""
+    if os.environ.get("WAYLAND_DISPLAY") and os.environ.get("DISPLAY") and "QT_QPA_PLATFORM" not in os.environ:
+        os.environ["QT_QPA_PLATFORM"] = "xcb"
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -18,6 +26,7 @@ def run_app(args: argparse.Namespace) -> int:
         settings.clear()
         settings.sync()
         print(f"cleared the settings in {settings.fileName()}")
+    use_x11_for_vtk()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("heatformer-studio")  # matches the .desktop entry's StartupWMClass
     app.setDesktopFileName("heatformer-studio")

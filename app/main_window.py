@@ -184,8 +184,12 @@ class MainWindow(QMainWindow):
         else:
             checkpoint = str(self.checkpoint or "none: random weights")
         body = self.state.scene.body_identity if self.state.scene else str(self.body_model_path or "free body model")
+        scene3d = self.scene3d
+        opengl = scene3d.renderer_name or "not known yet"
+        if scene3d.software_opengl:
+            opengl += " (software OpenGL: the 3D view renders without anti-aliasing)"
         return (f"<h3>{TITLE}</h3><p>torch {torch.__version__}, inference on {device}<br>"
-                f"checkpoint: {checkpoint}<br>body model: {body}</p>{ABOUT_LICENCES}")
+                f"checkpoint: {checkpoint}<br>body model: {body}<br>3D view: {opengl}</p>{ABOUT_LICENCES}")
 
     def list_cameras(self, scene: LoadedScene) -> None:
         """One checkable entry per camera: hiding one hides its panel, frustum, mesh and skeleton."""

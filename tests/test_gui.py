@@ -395,6 +395,31 @@ def test_about_box_and_title_say_what_is_running(window):
     assert "Apache" in about and "CC0" in about and "arXiv:2412.04456" in about
 
 
+def test_3d_view_adapts_to_software_opengl(window):
+    """Xvfb's OpenGL is Mesa's llvmpipe: the 3D view drops multisampling and order-independent transparency there
+    and says so in About; on a GPU it keeps them."""
+    scene3d = window.scene3d
+    assert scene3d.renderer_name  # read when the first scene was shown
+    software = scene3d.software_opengl
+    assert software == any(n in scene3d.renderer_name.lower() for n in ("llvmpipe", "softpipe", "swrast"))
+    assert (scene3d.plotter.ren_win.GetMultiSamples() == 0) == software
+    assert scene3d.plotter.renderer.GetUseOIT() != software
+    assert ("software OpenGL" in window.about_text()) == software
+
+
+def test_wayland_sessions_run_the_window_through_xwayland(monkeypatch):
+    from app.application import use_x11_for_vtk
+
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    use_x11_for_vtk()
+    assert os.environ["QT_QPA_PLATFORM"] == "xcb"
+    monkeypatch.setenv("QT_QPA_PLATFORM", "wayland")  # the user's choice stays
+    use_x11_for_vtk()
+    assert os.environ["QT_QPA_PLATFORM"] == "wayland"
+
+
 def test_reset_settings_clears_the_saved_ones(tmp_path):
     import os
 
