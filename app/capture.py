@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PyQt6.QtCore import QPoint
 from PyQt6.QtGui import QImage, QPixmap
 from PyQt6.QtWidgets import QApplication, QWidget
 
@@ -30,7 +31,7 @@ def grab_viewport(window, name: str = WINDOW, scale: int = 1) -> np.ndarray:
     if name == SCENE_3D:
         return np.asarray(window.scene3d.plotter.screenshot(return_img=True, scale=scale))[..., :3].copy()
     if name == WINDOW:
-        return qimage_to_rgb(window.grab().toImage())
+        return with_scene_pasted(window, qimage_to_rgb(window.grab().toImage()))
     widgets = {CAMERA_PANELS: window.view_grid, ERROR_PLOT: window.error_plot}
     widgets.update({n: p for n, p in zip(viewport_names(window)[4:], window.view_grid.panels)})
     if name not in widgets:
@@ -42,6 +43,25 @@ def grab_viewport(window, name: str = WINDOW, scale: int = 1) -> np.ndarray:
     return qimage_to_rgb(pixmap.toImage())
 
 
+def with_scene_pasted(window, image: np.ndarray) -> np.ndarray:
+    """The window's grab with the 3D view's own rendering pasted over it: Qt cannot grab the pixels of VTK's
+    native OpenGL window and leaves whatever memory held there."""
+    import cv2
+
+    view = window.scene3d.plotter.interactor
+    if not view.isVisible():
+        return image
+    ratio = image.shape[1] / max(window.width(), 1)  # device pixels per window pixel
+    corner = view.mapTo(window, QPoint(0, 0))
+    x, y = round(corner.x() * ratio), round(corner.y() * ratio)
+    w, h = min(round(view.width() * ratio), image.shape[1] - x), min(round(view.height() * ratio), image.shape[0] - y)
+    if w <= 0 or h <= 0:
+        return image
+    rendered = np.asarray(window.scene3d.plotter.screenshot(return_img=True))[..., :3]
+    image[y: y + h, x: x + w] = cv2.resize(rendered, (w, h), interpolation=cv2.INTER_AREA)
+    return image
+
+
 def qimage_to_rgb(image: QImage) -> np.ndarray:
     image = image.convertToFormat(QImage.Format.Format_RGB888)
     rows = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8)
@@ -50,8 +70,8 @@ def qimage_to_rgb(image: QImage) -> np.ndarray:
 
 
 def screenshot_problems(path: str | Path) -> list[str]:
-    """What is wrong with a screenshot of the whole window (empty when nothing): too small, blank, or no body in
-    the 3D view (the right half shows the grey ground-truth body of the bundled sample)."""
+    """What is wrong with a screenshot of the whole window (empty when nothing): too small, blank, the 3D view
+    not captured, or no body in it (the right half shows the grey ground-truth body of the bundled sample)."""
     import cv2
 
     image = cv2.imread(str(path))
@@ -63,6 +83,8 @@ def screenshot_problems(path: str | Path) -> list[str]:
     if image.std() < 20:
         found.append(f"{path}: nearly uniform (blank?)")
     right = image[:, image.shape[1] // 2:].astype(int)
+    if np.abs(np.diff(right, axis=1)).mean() > 30:  # a rendered scene is mostly smooth; uninitialised memory is not
+        found.append(f"{path}: the 3D view is noise (its pixels were not captured)")
     greyish = (np.abs(right - right.mean(axis=2, keepdims=True)).max(axis=2) < 12) & (right.mean(axis=2) > 120)
     if greyish.sum() < 200:
         found.append(f"{path}: no body visible in the 3D view")

@@ -1,5 +1,5 @@
 """Error against iteration (pyqtgraph): one curve per metric and mode, a marker at the current iteration, and the
-numbers of every mode at that iteration in the title."""
+numbers of every mode at that iteration over the plot's corner."""
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -24,6 +24,11 @@ class ErrorPlot(pg.PlotWidget):
         self.addLegend(offset=(-10, 10))
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffffff", width=1.5))
         self.addItem(self.marker)
+        # The numbers float over the plot's top left corner, outside its layout: a changing title would lay the
+        # whole plot out and repaint it at every slider step.
+        self.numbers = pg.LabelItem(justify="left", color="#e8eaed")
+        self.numbers.setParentItem(self.plotItem.vb)
+        self.numbers.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(4, 2))
         self.curves: dict[str, pg.PlotDataItem] = {}
         state.traces_changed.connect(self.show_traces)
         state.iteration_changed.connect(self.show_iteration)
@@ -42,7 +47,7 @@ class ErrorPlot(pg.PlotWidget):
                 values = [f"{label.split(' ')[0]} {trace.metrics[key][k]:.1f}"
                           for key, (label, _) in self.metrics().items() if key in trace.metrics]
                 parts.append(f"{mode}: {', '.join(values)}")
-        self.setTitle(f"iteration {k} · " + " | ".join(parts) if parts else "")
+        self.numbers.setText(f"iteration {k} · " + " | ".join(parts) if parts else "")
 
     def show_traces(self) -> None:
         for curve in self.curves.values():
