@@ -112,7 +112,10 @@ def _keypoints(db: dict, path: Path) -> np.ndarray:
     joints2d = db.get("joints2D") if isinstance(db, dict) else None
     if joints2d is None:
         raise InputError(path, "no 'joints2D' array (expected the official HeatFormer/VIBE database layout)")
-    joints2d = np.asarray(joints2d, dtype=np.float32)
+    try:
+        joints2d = np.asarray(joints2d, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(path, f"'joints2D' is not numeric ({exc})") from exc
     if joints2d.ndim != 3 or joints2d.shape[1:] not in ((49, 3), (17, 3)) or len(joints2d) != len(db["img_name"]):
         raise InputError(path, f"'joints2D' has shape {joints2d.shape}; expected ({len(db['img_name'])}, 49 or 17, 3)")
     table = SPIN49_TO_H36M17 if joints2d.shape[1] == 49 else VIBE17_TO_H36M17

@@ -143,6 +143,13 @@ def test_mpi_inf_3dhp_database(tmp_path, original, model):
     trace = refine(sample, model, "calibrated", 1, device="cpu")
     evaluate(trace, sample)
     assert np.isfinite(trace.metrics["mpjpe_mm"]).all()
+    (sequence_dir / "camera.calibration").write_text("name 0\n  size 512 512\n  intrinsic 1 2 3\n")
+    with pytest.raises(InputError, match="camera.calibration"):
+        open_sequence(db_dir / "mpii3d_val_scale12_new_db.pt")[0]
+    for image in sequence_dir.rglob("*.jpg"):  # its cameras live beside its images
+        image.unlink()
+    with pytest.raises(InputError, match="camera.calibration beside them were not found"):
+        open_sequence(db_dir / "mpii3d_val_scale12_new_db.pt")[0]
 
 
 def write_behave(tmp_path, original):
@@ -207,7 +214,8 @@ def test_truncated_database_is_refused(tmp_path, original):
 
 
 @pytest.mark.parametrize("fault, message", [
-    ("no_joints2d", "joints2D"), ("nan", "NaN"), ("wrong_shape", "joints2D"), ("bad_name", "not a Human3.6M name"),
+    ("no_joints2d", "joints2D"), ("nan", "NaN"), ("wrong_shape", "joints2D"), ("strings", "not numeric"),
+    ("bad_name", "not a Human3.6M name"),
     ("no_camera_file", "camera.json"), ("no_frame", "no joints for action 2"), ("unknown_kind", "h36m_, mpii3d_"),
 ])
 def test_inconsistent_databases_are_refused(tmp_path, original, fault, message):
@@ -218,6 +226,8 @@ def test_inconsistent_databases_are_refused(tmp_path, original, fault, message):
         del db["joints2D"]
     elif fault == "nan":
         db["joints2D"][0, 27, 0] = np.nan
+    elif fault == "strings":
+        db["joints2D"] = np.array([["x"] * 3] * len(db["img_name"]))
     elif fault == "wrong_shape":
         db["joints2D"] = db["joints2D"][:, :20]
     elif fault == "bad_name":
