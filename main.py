@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--data", type=Path, required=True,
                        help="sample folder (native layout), sequence folder (images/, videos/, sample folders) or "
                             "official HeatFormer *_db.pt database")
+    infer.add_argument("--calibration", type=Path,
+                       help="cameras from this calibration file instead of the data's own, matched by name")
     infer.add_argument("--frames", type=int, nargs=2, metavar=("FIRST", "LAST"),
                        help="frame range of a sequence, inclusive (default: every frame)")
     infer.add_argument("--batch", type=int, default=4, help="frames of a sequence per network batch (default 4)")
@@ -116,9 +118,11 @@ def run_infer(args: argparse.Namespace) -> int:
     from core.inference import evaluate, refine_batch
     from core.model.checkpoint import load_model
     from core.resources import resolve_body_model_path, resolve_checkpoint_path
-    from core.sequence import open_sequence
+    from core.sequence import open_sequence, with_calibration
 
     sequence = open_sequence(args.data, DetectorConfig.load(args.detector) if args.detector else None)
+    if args.calibration is not None:
+        sequence = with_calibration(sequence, args.calibration)
     first, last = args.frames or (0, len(sequence) - 1)
     if not 0 <= first <= last < len(sequence):
         raise InputError(args.data, f"frames {first}..{last} are outside this sequence's 0..{len(sequence) - 1}")

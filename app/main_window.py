@@ -21,12 +21,13 @@ from app.views.view_grid import ViewGrid
 from app.workers import ExportWorker, InferenceWorker, LoadWorker, Worker, start_worker
 from core.body_model import BodyModel
 from core.detector import DetectorConfig
+from core.calibration import is_calibration_file
 from core.errors import InputError
 from core.export import MESH_FORMATS, export_meshes, export_parameters
 from core.heatformer_db import is_heatformer_db
 from core import __version__
 from core.resources import APP_ICON, SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
-from core.sequence import MultiviewSequence
+from core.sequence import MultiviewSequence, with_calibration
 from core.trace import RefinementTrace, is_trace_file
 
 BODY_MODEL_SETTING = "body_model"
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         for text, shortcut, slot in (("&Open sample folder...", "Ctrl+O", self.choose_folder),
                                      ("Open saved &trace...", "Ctrl+T", self.choose_trace),
                                      ("Open an official HeatFormer &database (*_db.pt)...", None, self.choose_database),
+                                     ("Use another ca&libration file...", None, self.choose_calibration),
                                      ("Choose &checkpoint...", None, self.choose_checkpoint),
                                      ("Choose &body model (SMPL file)...", None, self.choose_body_model),
                                      ("Use the bundled &free body model", None, lambda: self.use_body_model(None)),
@@ -235,13 +237,15 @@ class MainWindow(QMainWindow):
             self.load(path)
         elif suffix == ".npz" and is_trace_file(path):
             self.open_traces([path])
+        elif is_calibration_file(path):
+            self.use_calibration(path)
         elif suffix in CHECKPOINT_SUFFIXES:
             self.run_inference(path)
         elif suffix in BODY_MODEL_SUFFIXES:
             self.use_body_model(path)
         else:
-            self.work_failed(f"{path}: not a sample folder, HeatFormer database (*_db.pt), trace (.npz), checkpoint "
-                             "(.pt, .pth, .tar) or SMPL file (.pkl, .npz)")
+            self.work_failed(f"{path}: not a sample folder, HeatFormer database (*_db.pt), trace (.npz), calibration "
+                             "(.json, .toml, .yml), checkpoint (.pt, .pth, .tar) or SMPL file (.pkl, .npz)")
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -268,6 +272,26 @@ class MainWindow(QMainWindow):
                                               "HeatFormer database (*_db.pt)")
         if path:
             self.load(Path(path))
+
+    def choose_calibration(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Cameras for the open data, matched to its views by name", "",
+                                              "Calibration (*.json *.toml *.yml *.yaml)")
+        if path:
+            self.use_calibration(Path(path))
+
+    def use_calibration(self, path: Path) -> None:
+        """See the open data through another calibration file's cameras and estimate again; on any problem the
+        current cameras and estimates stay."""
+        if self.sequence is None or self.state.scene is None:
+            self.work_failed(f"{path}: open a sample or sequence first, then its calibration")
+            return
+        try:
+            sequence = with_calibration(self.sequence, path)
+        except InputError as exc:
+            self.work_failed(str(exc))
+            return
+        self.remember(path)
+        self.load(self.folder, frame=self.state.scene.sample.frame, sequence=sequence)
 
     def choose_trace(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a saved refinement trace", "", "Trace (*.npz)")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -270,3 +271,22 @@ def open_sequence(folder: str | Path, detector: DetectorConfig | None = None) ->
         return MultiviewSequence(folder.name, folder, [p.name for p in samples], read_frame)
     raise InputError(folder, "not a sample or sequence: expected sample.json/keypoints.json (native layout), "
                              "images/<cam>/ or videos/<cam>.mp4 with a calibration, or sample folders")
+
+
+def with_calibration(sequence: MultiviewSequence, path: str | Path) -> MultiviewSequence:
+    """The same frames seen through the cameras of another calibration file, matched to the views by name: to
+    compare calibrations of one capture, or to correct one. Problems name that file."""
+    path = Path(path)
+    cameras = {c.name: c for c in load_calibration(path)}
+
+    def read_frame(f: int) -> MultiviewSample:
+        sample = sequence[f]
+        missing = [v for v in sample.view_names if v not in cameras]
+        if missing:
+            raise InputError(path, f"no camera for view(s) {', '.join(missing)} (cameras: {', '.join(cameras)})")
+        try:
+            return replace(sample, cameras=[cameras[v] for v in sample.view_names])
+        except InputError as exc:
+            raise InputError(path, exc.problem) from exc
+
+    return MultiviewSequence(sequence.name, sequence.source, sequence.frame_names, read_frame)

@@ -571,3 +571,26 @@ def test_official_database_opens_with_its_ground_truth(window, qtbot, tmp_path):
     assert len(window.view_grid.panels[1].truth.getData()[0]) == known
     assert window.scene3d.plotter.actors["truth-joints"].GetMapper().GetInput().GetNumberOfPoints() == known
     assert np.isfinite(window.state.traces["calibrated"].metrics["mpjpe_mm"]).all()
+
+
+def test_another_calibration_file_is_used_and_estimated_again(window, qtbot, tmp_path):
+    """Dropping a calibration file onto the window re-sees the open frame through its cameras; one that lacks a
+    camera is refused by name and the previous cameras and estimates stay."""
+    from dataclasses import replace
+
+    from core.calibration import save_calibration
+
+    before = window.state.scene
+    before_trace = window.state.traces["calibrated"]
+    moved = [replace(c, t=c.t + np.array([0.05, 0, 0])) for c in before.sample.cameras]
+    save_calibration(moved[:3], tmp_path / "three.toml", "toml")
+    with qtbot.waitSignal(window.load_failed, timeout=60000) as blocker:
+        window.open_path(tmp_path / "three.toml")
+    assert "three.toml" in blocker.args[0] and "cam04" in blocker.args[0]
+    assert window.state.scene is before and window.state.traces["calibrated"] is before_trace
+    save_calibration(moved, tmp_path / "moved.toml", "toml")
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.open_path(tmp_path / "moved.toml")
+    np.testing.assert_allclose(window.state.scene.sample.cameras[1].t, moved[1].t)
+    assert window.state.traces["calibrated"] is not before_trace  # estimated again with the new cameras
+    assert str(tmp_path / "moved.toml") in window.recent_files()

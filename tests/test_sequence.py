@@ -14,7 +14,7 @@ from core.inference import evidence_keypoints, refine
 from core.joints import BODY25, COCO17, H36M17, HALPE26, convert_keypoints
 from core.model.checkpoint import load_model
 from core.resources import SAMPLE_SCENE
-from core.sequence import open_sequence
+from core.sequence import open_sequence, with_calibration
 
 from conftest import FRAMES, camera_folder, frame_keypoints
 
@@ -160,6 +160,29 @@ def test_native_sample_and_folder_of_samples(tmp_path, original):
     np.testing.assert_array_equal(sequence[1].keypoints, original.keypoints)
     with pytest.raises(IndexError):
         sequence[2]
+
+
+def test_another_calibration_file_replaces_the_cameras(tmp_path, original):
+    from dataclasses import replace
+
+    from core.calibration import is_calibration_file, save_calibration
+
+    folder = camera_folder(tmp_path, original, "images")
+    np.save(folder / "keypoints.npy", np.stack([frame_keypoints(original, f) for f in range(FRAMES)]))
+    moved = [replace(c, t=c.t + np.array([0.1, 0, 0])) for c in reversed(original.cameras)]  # another order too
+    save_calibration(moved, tmp_path / "moved.toml", "toml")
+    assert is_calibration_file(tmp_path / "moved.toml") and not is_calibration_file(folder / "keypoints.npy")
+    sequence = with_calibration(open_sequence(folder), tmp_path / "moved.toml")
+    sample = sequence[2]
+    assert sample.view_names == original.view_names and len(sequence) == FRAMES
+    np.testing.assert_allclose(sample.cameras[0].t, original.cameras[0].t + [0.1, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(sample.keypoints, frame_keypoints(original, 2))
+    save_calibration(moved[1:], tmp_path / "three.toml", "toml")
+    with pytest.raises(InputError, match="three.toml: no camera for view"):
+        with_calibration(open_sequence(folder), tmp_path / "three.toml")[0]
+    save_calibration([replace(c, width=640) for c in moved], tmp_path / "wide.toml", "toml")
+    with pytest.raises(InputError, match="wide.toml: .*image is 512x512"):
+        with_calibration(open_sequence(folder), tmp_path / "wide.toml")[0]
 
 
 def expect_refusal(folder, name: str) -> None:

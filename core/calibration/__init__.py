@@ -34,6 +34,18 @@ def detect_format(path: Path) -> Format:
     raise InputError(path, "unknown calibration format: expected .json, .toml or intri.yml/extri.yml")
 
 
+def is_calibration_file(path: Path) -> bool:
+    """Whether ``path`` is a calibration file this module reads (JSON is looked into: detector configurations and
+    other JSON files are not calibrations)."""
+    if not path.is_file() or path.suffix not in (".json", ".toml", ".yml", ".yaml"):
+        return False
+    try:
+        detect_format(path)
+    except InputError:
+        return False
+    return True
+
+
 def load_calibration(path: str | Path, fmt: Format | None = None, units: str | None = None) -> list[Camera]:
     """Read cameras from ``path``. ``units`` ('m' or 'mm') overrides unit detection where a format has it."""
     path = Path(path)
