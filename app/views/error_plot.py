@@ -18,7 +18,6 @@ class ErrorPlot(pg.PlotWidget):
         super().__init__()
         self.state = state
         self.setBackground("#202124")
-        self.showGrid(x=True, y=True, alpha=0.3)
         self.setLabel("bottom", "iteration")
         self.getAxis("bottom").setTickSpacing(1, 1)  # iterations are whole numbers
         self.addLegend(offset=(-10, 10))
