@@ -203,7 +203,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_video(args: argparse.Namespace) -> int:
     from core.errors import InputError
     from core.heatformer_db import is_heatformer_db
-    from core.sequence import open_sequence
+    from core.sequence import open_sequence, with_calibration
     from core.trace import RefinementTrace
     from core.video import refinement_frames, write_video
 
@@ -214,7 +214,10 @@ def run_video(args: argparse.Namespace) -> int:
     view = trace.view_names.index(name)
     source = Path(trace.info.get("sample_source", ""))
     if source.is_dir() or is_heatformer_db(source):
-        sample = open_sequence(source)[int(trace.info.get("sample_frame", 0))]
+        sequence = open_sequence(source)
+        if trace.info.get("sample_calibration"):  # the trace's cameras came from another calibration file
+            sequence = with_calibration(sequence, trace.info["sample_calibration"])
+        sample = sequence[int(trace.info.get("sample_frame", 0))]
         image, camera = sample.frames[view], sample.cameras[view]
         width, height = camera.width, camera.height
     else:

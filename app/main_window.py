@@ -493,16 +493,16 @@ class MainWindow(QMainWindow):
 
     # ----- loading and inference
     def load(self, folder: Path, body_model_path: Path | None | bool = False, frame: int = 0,
-             sequence: MultiviewSequence | None = None) -> None:
+             sequence: MultiviewSequence | None = None, calibration: Path | None = None) -> None:
         """Load frame ``frame`` of ``folder`` (of ``sequence``, already open, if given); ``body_model_path`` (a
-        path, or None for the free model) switches the body model, False keeps the current one. On failure the
-        current scene stays."""
+        path, or None for the free model) switches the body model, False keeps the current one; ``calibration``
+        replaces the cameras of a newly opened sequence. On failure the current scene stays."""
         self.switching_body_model = body_model_path is not False
         self.requested_folder = folder
         if self.switching_body_model:
-            worker = LoadWorker(folder, body_model_path, None, frame, sequence, self.detector)
+            worker = LoadWorker(folder, body_model_path, None, frame, sequence, self.detector, calibration)
         else:
-            worker = LoadWorker(folder, self.body_model_path, self.body, frame, sequence, self.detector)
+            worker = LoadWorker(folder, self.body_model_path, self.body, frame, sequence, self.detector, calibration)
         self._start(worker, self.loaded)
 
     def show_frame(self, frame: int) -> None:
@@ -525,7 +525,8 @@ class MainWindow(QMainWindow):
             self.work_failed(f"{paths[0]}: the trace's sample folder {source} is not available")
             return
         self.pending_traces = traces, paths
-        self.load(source, frame=frame)
+        calibration = info.get("sample_calibration")  # the trace's cameras, if they came from another file
+        self.load(source, frame=frame, calibration=Path(calibration) if calibration else None)
 
     def loaded(self, scene: LoadedScene) -> None:
         worker = self.worker

@@ -15,7 +15,7 @@ from core.detector import DetectorConfig
 from core.inference import evaluate, refine_batch
 from core.model.checkpoint import load_model
 from core.sample import MultiviewSample
-from core.sequence import MultiviewSequence, open_sequence
+from core.sequence import MultiviewSequence, open_sequence, with_calibration
 
 
 class Cancelled(Exception):
@@ -56,16 +56,20 @@ class LoadWorker(Worker):
     """Open a sample or sequence folder (or reuse the open sequence), read one frame and pose its ground truth."""
 
     def __init__(self, folder: Path, body_model_path: Path | None, body: BodyModel | None = None, frame: int = 0,
-                 sequence: MultiviewSequence | None = None, detector: DetectorConfig | None = None):
+                 sequence: MultiviewSequence | None = None, detector: DetectorConfig | None = None,
+                 calibration: Path | None = None):
         super().__init__()
-        self.folder = folder
+        self.folder, self.calibration = folder, calibration
         self.body_model_path = body_model_path
         self.body = body
         self.frame, self.sequence, self.detector = frame, sequence, detector
 
     def work(self) -> LoadedScene:
         self.step(5, f"reading {self.folder}")
-        self.sequence = self.sequence or open_sequence(self.folder, self.detector)
+        if self.sequence is None:
+            self.sequence = open_sequence(self.folder, self.detector)
+            if self.calibration is not None:
+                self.sequence = with_calibration(self.sequence, self.calibration)
         if not 0 <= self.frame < len(self.sequence):
             raise ValueError(f"{self.folder}: no frame {self.frame} (the sequence has {len(self.sequence)})")
         self.step(20, f"reading frame {self.sequence.frame_names[self.frame]}")

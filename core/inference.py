@@ -167,7 +167,8 @@ def refine_batch(samples: list[MultiviewSample], model: HeatFormer, mode: str = 
                          "meshes": time.perf_counter() - start}
         trace.info.update(device=str(device), checkpoint=model.identity, trained=model.trained,
                           checkpoint_description=model.description, body_model=body.identity, sample=sample.name,
-                          sample_source=sample.source, sample_frame=sample.frame, config=model.config.to_json(),
+                          sample_source=sample.source, sample_frame=sample.frame,
+                          sample_calibration=sample.calibration, config=model.config.to_json(),
                           batch_size=count)
         traces.append(trace)
     report(100, f"{mode}: done")

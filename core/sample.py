@@ -47,6 +47,7 @@ class MultiviewSample:
     ground_truth: GroundTruth | None = None
     source: str = ""  # the folder it was read from: ``open_sequence(source)[frame]`` reads it again
     frame: int = 0
+    calibration: str = ""  # another calibration file its cameras come from (core.sequence.with_calibration)
 
     def __post_init__(self):
         views = len(self.cameras)

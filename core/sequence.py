@@ -285,7 +285,7 @@ def with_calibration(sequence: MultiviewSequence, path: str | Path) -> Multiview
         if missing:
             raise InputError(path, f"no camera for view(s) {', '.join(missing)} (cameras: {', '.join(cameras)})")
         try:
-            return replace(sample, cameras=[cameras[v] for v in sample.view_names])
+            return replace(sample, cameras=[cameras[v] for v in sample.view_names], calibration=str(path))
         except InputError as exc:
             raise InputError(path, exc.problem) from exc
 

@@ -594,3 +594,10 @@ def test_another_calibration_file_is_used_and_estimated_again(window, qtbot, tmp
     np.testing.assert_allclose(window.state.scene.sample.cameras[1].t, moved[1].t)
     assert window.state.traces["calibrated"] is not before_trace  # estimated again with the new cameras
     assert str(tmp_path / "moved.toml") in window.recent_files()
+    window.state.traces["calibrated"].save(tmp_path / "moved.npz")  # reopened, it brings its cameras back
+    with qtbot.waitSignal(window.ready, timeout=60000):
+        window.load(SAMPLE_SCENE)
+    np.testing.assert_allclose(window.state.scene.sample.cameras[1].t, before.sample.cameras[1].t)
+    with qtbot.waitSignal(window.ready, timeout=60000):
+        window.open_traces([tmp_path / "moved.npz"])
+    np.testing.assert_allclose(window.state.scene.sample.cameras[1].t, moved[1].t)

@@ -177,6 +177,7 @@ def test_another_calibration_file_replaces_the_cameras(tmp_path, original):
     assert sample.view_names == original.view_names and len(sequence) == FRAMES
     np.testing.assert_allclose(sample.cameras[0].t, original.cameras[0].t + [0.1, 0, 0], atol=1e-9)
     np.testing.assert_allclose(sample.keypoints, frame_keypoints(original, 2))
+    assert sample.calibration == str(tmp_path / "moved.toml")  # traces record it, to see their frame again
     save_calibration(moved[1:], tmp_path / "three.toml", "toml")
     with pytest.raises(InputError, match="three.toml: no camera for view"):
         with_calibration(open_sequence(folder), tmp_path / "three.toml")[0]
@@ -282,6 +283,17 @@ def test_infer_and_video_commands_on_a_frame_range(tmp_path, original):
     assert saved.info["sample_frame"] == 2 and saved.info["batch_size"] == 2
     video = main("video", "--trace", str(tmp_path / "run.000002.npz"), "--out", str(tmp_path / "f2.gif"))
     assert video.returncode == 0 and (tmp_path / "f2.gif").stat().st_size > 0, video.stderr
+    from core.calibration import save_calibration
+
+    save_calibration(original.cameras, tmp_path / "other.toml", "toml")
+    other = main("infer", "--data", str(folder), "--calibration", str(tmp_path / "other.toml"), "--frames", "0", "0",
+                 "--iterations", "1", "--device", "cpu", "--out", str(tmp_path / "other.npz"))
+    assert other.returncode == 0, other.stderr
+    recorded = RefinementTrace.load(tmp_path / "other.000000.npz").info["sample_calibration"]
+    assert recorded == str(tmp_path / "other.toml")
+    (tmp_path / "other.toml").unlink()  # the trace's frame cannot be seen through it any more: said, not guessed
+    gone = main("video", "--trace", str(tmp_path / "other.000000.npz"), "--out", str(tmp_path / "o.gif"))
+    assert gone.returncode != 0 and "other.toml" in gone.stderr
     outside = main("infer", "--data", str(folder), "--frames", "2", "3", "--out", str(tmp_path / "x.npz"))
     assert outside.returncode == 2 and "outside this sequence's 0..2" in outside.stderr
 

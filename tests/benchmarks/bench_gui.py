@@ -3,9 +3,9 @@
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python tests/benchmarks/bench_gui.py [--steps 200]
 
 A step sets the iteration on the state object and processes Qt's events until every view has redrawn (the 3D
-view renders in the same pass of the event loop). Prints the median and 95th percentile in milliseconds against the 16 ms target, for
-the whole window and again with the 3D dock hidden, and the time of one 3D render alone (under Xvfb, OpenGL is
-Mesa's software renderer on the CPU).
+view renders in the same pass of the event loop). Prints the median and 95th percentile in milliseconds against
+the 16 ms target, for the whole window and again with the 3D dock hidden, and the time of one 3D render alone
+(under Xvfb, OpenGL is Mesa's software renderer on the CPU).
 """
 from __future__ import annotations
 
