@@ -118,11 +118,10 @@ def run_infer(args: argparse.Namespace) -> int:
     from core.inference import evaluate, refine_batch
     from core.model.checkpoint import load_model
     from core.resources import resolve_body_model_path, resolve_checkpoint_path
-    from core.sequence import open_sequence, with_calibration
+    from core.sequence import open_sequence
 
-    sequence = open_sequence(args.data, DetectorConfig.load(args.detector) if args.detector else None)
-    if args.calibration is not None:
-        sequence = with_calibration(sequence, args.calibration)
+    sequence = open_sequence(args.data, DetectorConfig.load(args.detector) if args.detector else None,
+                             args.calibration)
     first, last = args.frames or (0, len(sequence) - 1)
     if not 0 <= first <= last < len(sequence):
         raise InputError(args.data, f"frames {first}..{last} are outside this sequence's 0..{len(sequence) - 1}")
@@ -203,7 +202,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_video(args: argparse.Namespace) -> int:
     from core.errors import InputError
     from core.heatformer_db import is_heatformer_db
-    from core.sequence import open_sequence, with_calibration
+    from core.sequence import open_sequence
     from core.trace import RefinementTrace
     from core.video import refinement_frames, write_video
 
@@ -214,10 +213,9 @@ def run_video(args: argparse.Namespace) -> int:
     view = trace.view_names.index(name)
     source = Path(trace.info.get("sample_source", ""))
     if source.is_dir() or is_heatformer_db(source):
-        sequence = open_sequence(source)
-        if trace.info.get("sample_calibration"):  # the trace's cameras came from another calibration file
-            sequence = with_calibration(sequence, trace.info["sample_calibration"])
-        sample = sequence[int(trace.info.get("sample_frame", 0))]
+        # the trace's cameras may have come from another calibration file
+        sample = open_sequence(source, calibration=trace.info.get("sample_calibration"))[
+            int(trace.info.get("sample_frame", 0))]
         image, camera = sample.frames[view], sample.cameras[view]
         width, height = camera.width, camera.height
     else:

@@ -15,7 +15,7 @@ from core.detector import DetectorConfig
 from core.inference import evaluate, refine_batch
 from core.model.checkpoint import load_model
 from core.sample import MultiviewSample
-from core.sequence import MultiviewSequence, open_sequence, with_calibration
+from core.sequence import MultiviewSequence, open_sequence
 
 
 class Cancelled(Exception):
@@ -66,10 +66,7 @@ class LoadWorker(Worker):
 
     def work(self) -> LoadedScene:
         self.step(5, f"reading {self.folder}")
-        if self.sequence is None:
-            self.sequence = open_sequence(self.folder, self.detector)
-            if self.calibration is not None:
-                self.sequence = with_calibration(self.sequence, self.calibration)
+        self.sequence = self.sequence or open_sequence(self.folder, self.detector, self.calibration)
         if not 0 <= self.frame < len(self.sequence):
             raise ValueError(f"{self.folder}: no frame {self.frame} (the sequence has {len(self.sequence)})")
         self.step(20, f"reading frame {self.sequence.frame_names[self.frame]}")

@@ -94,10 +94,9 @@ def _default_roots(db_path: Path) -> list[Path]:
     return [here, here.parent / "dataset", here.parent, here.parent.parent]
 
 
-def _frame(finder: ImageFinder, stored: str, camera: Camera) -> np.ndarray | None:
-    """The image, cropped to the calibrated size where it is a few rows or columns larger (Human3.6M's 1000x1002
-    frames, cropped to 1000x1000 as the official code does); None when it is not on this disk."""
-    path = finder(stored)
+def _frame(path: Path | None, camera: Camera) -> np.ndarray | None:
+    """The image at ``path``, cropped to the calibrated size where it is a few rows or columns larger (Human3.6M's
+    1000x1002 frames, cropped to 1000x1000 as the official code does); None when it is not on this disk."""
     if path is None:
         return None
     image = read_image(path)
@@ -200,7 +199,7 @@ def _open_h36m(path: Path, db, finder: ImageFinder, tracker) -> MultiviewSequenc
             raise InputError(joint_path, f"joints of frame {frame} have shape {world.shape}, expected (17, 3)")
         used = [subject_cameras[v] for v in views]
         indices = [frames.views[key][v] for v in views]
-        sample = {"name": frame_name(key), "cameras": used, "frames": [_frame(finder, names[i], c)
+        sample = {"name": frame_name(key), "cameras": used, "frames": [_frame(finder(names[i]), c)
                                                                       for i, c in zip(indices, used)],
                   "keypoints": keypoints[indices], "joint_set": H36M17.name, "source": str(path), "frame": f,
                   "ground_truth": GroundTruth(joints3d=world, joint_set=H36M17.name)}
@@ -283,7 +282,7 @@ def _open_mpi(path: Path, db, finder: ImageFinder, tracker) -> MultiviewSequence
                 raise InputError(j3d_path, f"joints for {entry} have shape {joints.shape}, expected (49, 3)")
             world.append((joints[SPIN49_TO_H36M17, :3] - cam.t) @ cam.R)  # camera -> world: R^T (x - t)
         sample = {"name": frame_name(key), "cameras": used,
-                  "frames": [_frame(finder, names[i], c) for i, c in zip(indices, used)],
+                  "frames": [_frame(p, c) for p, c in zip(images, used)],
                   "keypoints": keypoints[indices], "joint_set": H36M17.name, "source": str(path), "frame": f,
                   "ground_truth": GroundTruth(joints3d=np.mean(world, axis=0), joint_set=H36M17.name)}
         return MultiviewSample(**_detected(sample, tracker, f))

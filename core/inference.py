@@ -273,22 +273,18 @@ def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None
         def predicted(points_world, root_world, rotation):  # display world -> camera axes, root-relative
             return np.einsum("...ba,...nb->...na", rotation, points_world - root_world[..., None, :])
 
-        known = np.isfinite(gt.joints3d).all(axis=1)  # a database may lack some joints (NaN)
-        truth_root = gt.joints3d[ROOT]
-        truth_joints = in_cameras(gt.joints3d[known], truth_root)
-        pred_root = trace.joints3d[..., ROOT, :]
-        pred_joints = predicted(trace.joints3d[..., known, :], pred_root, trace.display_rotation)
+        known = gt.known_joints  # errors over the joints the ground truth has
+        truth_root, truth = gt.joints3d[ROOT], gt.joints3d[known]
+        truth_joints = in_cameras(truth, truth_root)
+        pred_root, pred = trace.joints3d[..., ROOT, :], trace.joints3d[..., known, :]
+        pred_joints = predicted(pred, pred_root, trace.display_rotation)
         metrics["mpjpe_mm"] = (np.linalg.norm(pred_joints - truth_joints[None], axis=-1).mean(-1) * MM).mean(1)
-        metrics["pa_mpjpe_mm"] = pa_mpjpe(trace.joints3d[..., known, :],
-                                          np.broadcast_to(gt.joints3d[known], trace.joints3d[..., known, :].shape)
-                                          ).mean(1)
+        metrics["pa_mpjpe_mm"] = pa_mpjpe(pred, np.broadcast_to(truth, pred.shape)).mean(1)
         first = trace.display_rotation[:, 0]
-        fused_root = trace.fused_joints3d[:, ROOT]
-        fused_joints = predicted(trace.fused_joints3d[:, known], fused_root, first)
+        fused_root, fused = trace.fused_joints3d[:, ROOT], trace.fused_joints3d[:, known]
+        fused_joints = predicted(fused, fused_root, first)
         metrics["fused_mpjpe_mm"] = np.linalg.norm(fused_joints - truth_joints[0][None], axis=-1).mean(-1) * MM
-        metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(trace.fused_joints3d[:, known],
-                                                np.broadcast_to(gt.joints3d[known],
-                                                                trace.fused_joints3d[:, known].shape))
+        metrics["fused_pa_mpjpe_mm"] = pa_mpjpe(fused, np.broadcast_to(truth, fused.shape))
         truth_vertices = ground_truth_vertices(gt, body) if body is not None and gt.smpl_fits(body.identity) \
             else None
         if truth_vertices is not None and truth_vertices.shape[0] == trace.vertices.shape[2]:

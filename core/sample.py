@@ -24,6 +24,11 @@ class GroundTruth:
     occluded: np.ndarray | None = None  # (V, J) bool: joint hidden by an occluder in that view
 
     @property
+    def known_joints(self) -> np.ndarray:
+        """(J,) bool: the joints with finite coordinates (a database may lack some: NaN); none without joints3d."""
+        return np.zeros(0, bool) if self.joints3d is None else np.isfinite(self.joints3d).all(axis=1)
+
+    @property
     def has_smpl(self) -> bool:
         return self.body_pose is not None and self.betas is not None and self.global_orient is not None
 

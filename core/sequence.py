@@ -247,10 +247,14 @@ def _camera_layout(folder: Path, detector: DetectorConfig | None) -> MultiviewSe
     return MultiviewSequence(folder.name, folder, names, read_frame)
 
 
-def open_sequence(folder: str | Path, detector: DetectorConfig | None = None) -> MultiviewSequence:
+def open_sequence(folder: str | Path, detector: DetectorConfig | None = None,
+                  calibration: str | Path | None = None) -> MultiviewSequence:
     """Open ``folder`` in whichever layout it has, or an official HeatFormer database file (core.heatformer_db);
-    problems are reported with the file or folder they concern.
+    problems are reported with the file or folder they concern. ``calibration``: another calibration file's
+    cameras replace the data's own (`with_calibration`).
     ``detector`` makes the keypoints of image and video layouts that have no 2D evidence of their own."""
+    if calibration:
+        return with_calibration(open_sequence(folder, detector), calibration)
     folder = Path(folder)
     if is_heatformer_db(folder):
         return open_heatformer_db(folder, detector=detector)

@@ -131,8 +131,8 @@ class Scene3D(QWidget):
             self.truth_actors.append(plotter.add_mesh(self.truth_mesh, color=TRUTH_COLOR, smooth_shading=True,
                                                       opacity=0.5, name="truth"))
         gt = sample.ground_truth
-        known = np.isfinite(gt.joints3d).all(axis=1) if gt is not None and gt.joints3d is not None else [False]
-        if np.any(known):  # a database may lack some joints (NaN)
+        known = gt.known_joints if gt is not None else np.zeros(0, bool)
+        if known.any():
             self.truth_actors.append(plotter.add_points(gt.joints3d[known].astype(np.float32), color=TRUTH_JOINT_COLOR,
                                                         point_size=10, render_points_as_spheres=True,
                                                         name="truth-joints"))

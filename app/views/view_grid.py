@@ -177,7 +177,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             self.truth.setData([], [])
             self.occluded.setData([], [])
             return
-        known = np.isfinite(gt.joints3d).all(axis=1)  # a database may lack some joints (NaN)
+        known = gt.known_joints
         uv, _ = project_points(gt.joints3d[known], sample.cameras[self.index])
         self.truth.setData(uv[:, 0], uv[:, 1])
         hidden = gt.occluded[self.index][known] if gt.occluded is not None else np.zeros(len(uv), bool)
