@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="camera rigs to draw from, one per batch (default: ring)")
     train.add_argument("--views", type=int, nargs=2, default=(3, 5), metavar=("MIN", "MAX"),
                        help="views per batch, drawn in this range (2-8; default 3 5)")
+    train.add_argument("--refine-orientation", action="store_true",
+                       help="let the decoder refine the global orientation at every iteration as well (a new "
+                            "head; with --init, it starts at zero)")
     return parser
 
 
@@ -234,6 +237,7 @@ def run_video(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
     from core.resources import resolve_body_model_path
+    from core.model.config import preset
     from core.training import TrainingConfig, train
 
     if not 2 <= args.views[0] <= args.views[1] <= 8:
@@ -241,7 +245,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             rigs=tuple(args.rigs), views=tuple(args.views))
     body = BodyModel(resolve_body_model_path(args.body_model))
-    train(args.out, config, body, device=args.device, resume=args.resume, init=args.init)
+    model_config = preset("compact", refine_orientation=args.refine_orientation)
+    train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init)
     print(f"wrote {args.out}")
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +29,8 @@ from core.render import render
 from core.rotations import axis_angle_to_matrix
 from core.synthetic import generate_sample, rig_preset
 
+# Switches that only add zero-initialised heads: fine-tuning (`init`) may turn them on.
+GROWABLE = {"refine_orientation": False}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 
@@ -132,8 +134,9 @@ def compute_losses(model: HeatFormer, states, prepared: PreparedInput, targets: 
         b, v = state.betas.shape[:2]
         error2d = ((state.heatmap_joints - targets.joints2d).abs() * visible).sum()
         terms["joints2d"] = terms["joints2d"] + w * error2d / (visible.sum() * 2 * height).clamp_min(1)
+        if k == 0 or model.config.refine_orientation:
+            terms["orient"] = terms["orient"] + w * ((state.global_orient - targets.orient) ** 2).mean()
         if k == 0:
-            terms["orient"] = terms["orient"] + ((state.global_orient - targets.orient) ** 2).mean()
             continue
         terms["joints3d"] = terms["joints3d"] + w * (state.joints - targets.joints3d).abs().mean()
         terms["pose"] = terms["pose"] + w * ((state.body_pose - targets.pose[:, None]) ** 2).mean()
@@ -158,9 +161,11 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
     model = HeatFormer(model_config, body.to(device)).to(device).train()
     if init is not None:
         start = load_model(init, body)
-        if start.config != model_config:
+        if replace(start.config, **GROWABLE) != replace(model_config, **GROWABLE):
             raise InputError(init, "the checkpoint's network configuration differs from the one being trained")
-        model.load_state_dict(start.state_dict())
+        added = model.load_state_dict(start.state_dict(), strict=False).missing_keys
+        if added:
+            log(f"new, zero-initialised: {', '.join(added)}")
         log(f"starting from the weights of {start.identity}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     milestones = [int(config.steps * f) for f in config.milestones]

@@ -80,3 +80,45 @@ def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
     tuned = dict(load_model(out, body).named_parameters())
     for name, value in shipped.named_parameters():  # a zero learning rate: exactly the weights it started from
         assert torch.equal(value, tuned[name]), name  # (batch-norm statistics do move in training mode)
+
+
+def test_fine_tuning_may_grow_the_orientation_head_but_no_other_change(body, tmp_path):
+    """`init` into a network with `refine_orientation` adds its zero head: at first the same function as the
+    network without it (every iteration keeps the head's orientation); a learning rate moves it, and the
+    iterations then change the orientation. Any other difference of configuration is refused."""
+    from dataclasses import replace
+
+    import pytest
+
+    from core.errors import InputError
+    from core.inference import prepare, refine
+    from core.model.config import preset
+    from core.model.network import HeatFormer
+    from core.resources import DEFAULT_CHECKPOINT, SAMPLE_SCENE
+    from core.dataset_io import read_sample
+
+    sample = read_sample(SAMPLE_SCENE)
+    shipped = load_model(DEFAULT_CHECKPOINT, body)
+    grown = preset("compact", refine_orientation=True)
+    out = tmp_path / "grown.pt"
+    train(out, replace(small_config(1), lr=0.0), body, grown, device="cpu", log=lambda _: None,
+          init=DEFAULT_CHECKPOINT)
+    same = load_model(out, body)
+    assert same.config.refine_orientation and not same.orient_head.weight.any()
+    plain = HeatFormer(shipped.config, body)  # the same weights without the head (batch norm moved in training)
+    plain.load_state_dict({k: v for k, v in same.state_dict().items() if not k.startswith("orient_head.")})
+    prepared = prepare(sample, same, "calibrated", torch.device("cpu"))
+    with torch.no_grad():
+        before, after = (m.eval()(prepared.images, prepared.heatmaps, prepared.geometry, 3) for m in (plain, same))
+    for old, new in zip(before, after):
+        torch.testing.assert_close(new.joints, old.joints)
+        torch.testing.assert_close(new.global_orient, after[0].global_orient)  # as the orientation head gave it
+
+    train(out, replace(small_config(3), lr=1e-3), body, grown, device="cpu", log=lambda _: None,
+          init=DEFAULT_CHECKPOINT)
+    moved = refine(sample, load_model(out, body), "calibrated", 3, device="cpu")
+    assert not np.allclose(moved.global_orient[1:], moved.global_orient[:1], atol=1e-4)
+
+    with pytest.raises(InputError, match="configuration differs"):
+        train(tmp_path / "other.pt", small_config(1), body, preset("compact", decoder_depth=1), device="cpu",
+              log=lambda _: None, init=DEFAULT_CHECKPOINT)

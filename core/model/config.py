@@ -37,6 +37,9 @@ class HeatFormerConfig:
     decoder_head_dim: int = 32
     decoder_mlp: int = 256
     query: Literal["spatial", "pooled"] = "spatial"  # paper's Fig. 9: all patch tokens vs one pooled per view
+    # The paper keeps the global orientation of the orientation head for every iteration. Ours can also let the
+    # decoder add a residual to it at each iteration: with our small head, orientation is the largest error.
+    refine_orientation: bool = False
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1

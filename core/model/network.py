@@ -3,7 +3,8 @@
 Iteration 0: mean body pose and shape with a global orientation and camera estimated per view. Iteration k:
 render the current estimate's joints as heatmaps in every view, encode them with the HeatEncoder, let the decoder
 compare them (queries) with the input heatmaps and the image (keys/values) across all views, and add the decoded
-residuals to the body pose (6D) and shape. `forward` returns every iteration's state.
+residuals to the body pose (6D) and shape (and, with `refine_orientation`, to the global orientation).
+`forward` returns every iteration's state.
 """
 from __future__ import annotations
 
@@ -93,6 +94,11 @@ class HeatFormer(nn.Module):
         for head in (self.pose_head, self.shape_head):
             nn.init.normal_(head.weight, std=1e-3)
             nn.init.zeros_(head.bias)
+        if config.refine_orientation:
+            # Zero: a network fine-tuned with this head starts as the same function as without it.
+            self.orient_head = nn.Linear(dim, 6)
+            nn.init.zeros_(self.orient_head.weight)
+            nn.init.zeros_(self.orient_head.bias)
         self.init_orient = nn.Parameter(matrix_to_rot6d(FACING_CAMERA))
         self.init_pose = nn.Parameter(matrix_to_rot6d(torch.eye(3).expand(23, 3, 3)).clone())
         self.init_betas = nn.Parameter(torch.zeros(body.num_betas))
@@ -168,6 +174,8 @@ class HeatFormer(nn.Module):
                 per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)
                 pose6d = pose6d + self.pose_head(per_view).unflatten(-1, (23, 6))
                 betas = betas + self.shape_head(per_view)
+                if self.config.refine_orientation:
+                    orient6d = orient6d + self.orient_head(per_view)
             with self._stage("body + heatmap rendering"):
                 states.append(self.state(geometry, orient6d, pose6d, betas, cam))
         return states
