@@ -20,7 +20,9 @@ class ErrorPlot(pg.PlotWidget):
         self.setBackground("#202124")
         self.setLabel("bottom", "iteration")
         self.getAxis("bottom").setTickSpacing(1, 1)  # iterations are whole numbers
-        self.addLegend(offset=(-10, 10))
+        # Three rows at most, over a dimmed backdrop: in one column the six curves of "both" modes hid the last
+        # iterations' markers under the legend.
+        self.addLegend(offset=(-10, 10), colCount=3, brush=pg.mkBrush(32, 33, 36, 200))
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffffff", width=1.5))
         self.addItem(self.marker)
         # The numbers float over the plot's top left corner, outside its layout: a changing title would lay the
