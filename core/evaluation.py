@@ -18,6 +18,8 @@ from core.model.network import ROOT
 from core.sample import MultiviewSample
 
 METRICS = (("mpjpe_mm", "MPJPE"), ("pa_mpjpe_mm", "PA-MPJPE"), ("mpvpe_mm", "MPVPE"))
+# the per-iteration tables add the global orientation's error, when the ground truth has SMPL parameters
+PER_ITERATION = METRICS + (("orient_error_deg", "orientation error (°)"),)
 
 
 @dataclass
@@ -113,13 +115,14 @@ def report(results: dict[str, ModeResults], title: str, fits: BaselineResults | 
     lines = [f"# {title}", ""]
     first = next(iter(results.values()))
     count, occluded = len(first.occluded), int(np.sum(first.occluded))
-    lines += [f"{count} samples ({count - occluded} clean, {occluded} with occluded joints). Means in mm.", ""]
+    lines += [f"{count} samples ({count - occluded} clean, {occluded} with occluded joints). Means in mm "
+              "(orientation in degrees).", ""]
     for mode, res in results.items():
         iterations = len(res.metrics["mpjpe_mm"][0])
         lines += [f"## Per iteration, {mode} (view-dependent estimates)", "",
-                  "| iteration | " + " | ".join(label for key, label in METRICS if key in res.metrics) + " |",
-                  "|---|" + "---|" * sum(key in res.metrics for key, _ in METRICS)]
-        means = {key: _mean(res.metrics[key]) for key, _ in METRICS if key in res.metrics}
+                  "| iteration | " + " | ".join(label for key, label in PER_ITERATION if key in res.metrics) + " |",
+                  "|---|" + "---|" * sum(key in res.metrics for key, _ in PER_ITERATION)]
+        means = {key: _mean(res.metrics[key]) for key, _ in PER_ITERATION if key in res.metrics}
         for k in range(iterations):
             lines.append(f"| {k} | " + " | ".join(f"{means[key][k]:.1f}" for key in means) + " |")
         lines.append("")
