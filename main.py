@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="camera rigs to draw from, one per batch (default: ring)")
     train.add_argument("--views", type=int, nargs=2, default=(3, 5), metavar=("MIN", "MAX"),
                        help="views per batch, drawn in this range (2-8; default 3 5)")
+    train.add_argument("--iterations", type=int, default=3,
+                       help="decoder iterations per training sample, 1-8; inference runs as many by default")
     train.add_argument("--refine-orientation", action="store_true",
                        help="let the decoder refine the global orientation at every iteration as well (a new "
                             "head; with --init, it starts at zero)")
@@ -242,8 +244,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     if not 2 <= args.views[0] <= args.views[1] <= 8:
         raise SystemExit("train: --views needs 2 <= MIN <= MAX <= 8")
+    if not 1 <= args.iterations <= 8:
+        raise SystemExit("train: --iterations must be between 1 and 8")
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                            rigs=tuple(args.rigs), views=tuple(args.views))
+                            rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init)

@@ -29,8 +29,9 @@ from core.render import render
 from core.rotations import axis_angle_to_matrix
 from core.synthetic import generate_sample, rig_preset
 
-# Switches that only add zero-initialised heads: fine-tuning (`init`) may turn them on.
-GROWABLE = {"refine_orientation": False}
+# What fine-tuning (`init`) may change in a checkpoint's configuration: switches that only add zero-initialised
+# heads, and the number of iterations trained (values here only stand in for any).
+FINE_TUNABLE = {"refine_orientation": False, "iterations": 3}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 
@@ -158,10 +159,11 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
     and schedule: fine-tuning). Losses go to ``out`` + '.log.jsonl'."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(config.seed)
+    model_config = replace(model_config, iterations=config.iterations)  # inference runs as many by default
     model = HeatFormer(model_config, body.to(device)).to(device).train()
     if init is not None:
         start = load_model(init, body)
-        if replace(start.config, **GROWABLE) != replace(model_config, **GROWABLE):
+        if replace(start.config, **FINE_TUNABLE) != replace(model_config, **FINE_TUNABLE):
             raise InputError(init, "the checkpoint's network configuration differs from the one being trained")
         added = model.load_state_dict(start.state_dict(), strict=False).missing_keys
         if added:

@@ -82,7 +82,7 @@ def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
         assert torch.equal(value, tuned[name]), name  # (batch-norm statistics do move in training mode)
 
 
-def test_fine_tuning_may_grow_the_orientation_head_but_no_other_change(body, tmp_path):
+def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other_change(body, tmp_path):
     """`init` into a network with `refine_orientation` adds its zero head: at first the same function as the
     network without it (every iteration keeps the head's orientation); a learning rate moves it, and the
     iterations then change the orientation. Any other difference of configuration is refused."""
@@ -118,6 +118,10 @@ def test_fine_tuning_may_grow_the_orientation_head_but_no_other_change(body, tmp
           init=DEFAULT_CHECKPOINT)
     moved = refine(sample, load_model(out, body), "calibrated", 3, device="cpu")
     assert not np.allclose(moved.global_orient[1:], moved.global_orient[:1], atol=1e-4)
+
+    longer = replace(small_config(1), iterations=4, lr=0.0)  # iterations too may change in fine-tuning
+    train(out, longer, body, grown, device="cpu", log=lambda _: None, init=DEFAULT_CHECKPOINT)
+    assert load_model(out, body).config.iterations == 4
 
     with pytest.raises(InputError, match="configuration differs"):
         train(tmp_path / "other.pt", small_config(1), body, preset("compact", decoder_depth=1), device="cpu",
