@@ -165,9 +165,12 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
         start = load_model(init, body)
         if replace(start.config, **FINE_TUNABLE) != replace(model_config, **FINE_TUNABLE):
             raise InputError(init, "the checkpoint's network configuration differs from the one being trained")
-        added = model.load_state_dict(start.state_dict(), strict=False).missing_keys
-        if added:
-            log(f"new, zero-initialised: {', '.join(added)}")
+        loaded = model.load_state_dict(start.state_dict(), strict=False)
+        if loaded.unexpected_keys:  # a head would be dropped (a switch turned off)
+            raise InputError(init, "the checkpoint has weights the network being trained lacks: "
+                             + ", ".join(loaded.unexpected_keys))
+        if loaded.missing_keys:
+            log(f"new, zero-initialised: {', '.join(loaded.missing_keys)}")
         log(f"starting from the weights of {start.identity}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     milestones = [int(config.steps * f) for f in config.milestones]

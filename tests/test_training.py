@@ -123,6 +123,8 @@ def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other
     train(out, longer, body, grown, device="cpu", log=lambda _: None, init=DEFAULT_CHECKPOINT)
     assert load_model(out, body).config.iterations == 4
 
+    with pytest.raises(InputError, match="lacks: orient_head"):  # no fine-tuning drops a head
+        train(tmp_path / "shrunk.pt", small_config(1), body, device="cpu", log=lambda _: None, init=out)
     with pytest.raises(InputError, match="configuration differs"):
         train(tmp_path / "other.pt", small_config(1), body, preset("compact", decoder_depth=1), device="cpu",
               log=lambda _: None, init=DEFAULT_CHECKPOINT)
