@@ -76,7 +76,8 @@ def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
 
     shipped = load_model(DEFAULT_CHECKPOINT, body)
     out = tmp_path / "tuned.pt"
-    train(out, replace(small_config(1), lr=0.0), body, device="cpu", log=lambda _: None, init=DEFAULT_CHECKPOINT)
+    train(out, replace(small_config(1), lr=0.0), body, shipped.config, device="cpu", log=lambda _: None,
+          init=DEFAULT_CHECKPOINT)
     tuned = dict(load_model(out, body).named_parameters())
     for name, value in shipped.named_parameters():  # a zero learning rate: exactly the weights it started from
         assert torch.equal(value, tuned[name]), name  # (batch-norm statistics do move in training mode)
@@ -90,23 +91,23 @@ def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other
 
     import pytest
 
+    from core.dataset_io import read_sample
     from core.errors import InputError
     from core.inference import prepare, refine
-    from core.model.config import preset
+    from core.model.config import COMPACT, preset
     from core.model.network import HeatFormer
-    from core.resources import DEFAULT_CHECKPOINT, SAMPLE_SCENE
-    from core.dataset_io import read_sample
+    from core.resources import SAMPLE_SCENE
 
     sample = read_sample(SAMPLE_SCENE)
-    shipped = load_model(DEFAULT_CHECKPOINT, body)
+    base = tmp_path / "base.pt"  # a checkpoint without the head
+    train(base, small_config(1), body, COMPACT, device="cpu", log=lambda _: None)
     grown = preset("compact", refine_orientation=True)
     out = tmp_path / "grown.pt"
-    train(out, replace(small_config(1), lr=0.0), body, grown, device="cpu", log=lambda _: None,
-          init=DEFAULT_CHECKPOINT)
+    train(out, replace(small_config(1), lr=0.0), body, grown, device="cpu", log=lambda _: None, init=base)
     same = load_model(out, body)
     assert same.config.refine_orientation and not same.orient_head.weight.any()
-    plain = HeatFormer(shipped.config, body)  # the same weights without the head (batch norm moved in training)
-    plain.load_state_dict({k: v for k, v in same.state_dict().items() if not k.startswith("orient_head.")})
+    plain = HeatFormer(load_model(base, body).config, body)  # the same weights without the head (batch norm
+    plain.load_state_dict({k: v for k, v in same.state_dict().items() if not k.startswith("orient_head.")})  # moved)
     prepared = prepare(sample, same, "calibrated", torch.device("cpu"))
     with torch.no_grad():
         before, after = (m.eval()(prepared.images, prepared.heatmaps, prepared.geometry, 3) for m in (plain, same))
@@ -114,17 +115,16 @@ def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other
         torch.testing.assert_close(new.joints, old.joints)
         torch.testing.assert_close(new.global_orient, after[0].global_orient)  # as the orientation head gave it
 
-    train(out, replace(small_config(3), lr=1e-3), body, grown, device="cpu", log=lambda _: None,
-          init=DEFAULT_CHECKPOINT)
+    train(out, replace(small_config(3), lr=1e-3), body, grown, device="cpu", log=lambda _: None, init=base)
     moved = refine(sample, load_model(out, body), "calibrated", 3, device="cpu")
     assert not np.allclose(moved.global_orient[1:], moved.global_orient[:1], atol=1e-4)
 
     longer = replace(small_config(1), iterations=4, lr=0.0)  # iterations too may change in fine-tuning
-    train(out, longer, body, grown, device="cpu", log=lambda _: None, init=DEFAULT_CHECKPOINT)
+    train(out, longer, body, grown, device="cpu", log=lambda _: None, init=base)
     assert load_model(out, body).config.iterations == 4
 
     with pytest.raises(InputError, match="lacks: orient_head"):  # no fine-tuning drops a head
-        train(tmp_path / "shrunk.pt", small_config(1), body, device="cpu", log=lambda _: None, init=out)
+        train(tmp_path / "shrunk.pt", small_config(1), body, COMPACT, device="cpu", log=lambda _: None, init=out)
     with pytest.raises(InputError, match="configuration differs"):
         train(tmp_path / "other.pt", small_config(1), body, preset("compact", decoder_depth=1), device="cpu",
-              log=lambda _: None, init=DEFAULT_CHECKPOINT)
+              log=lambda _: None, init=base)
