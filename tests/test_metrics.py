@@ -68,7 +68,9 @@ def test_orientation_error_is_the_angle_to_the_truth_in_each_camera_frame():
     truth = axis_angle_to_matrix(torch.as_tensor(sample.ground_truth.global_orient, dtype=torch.float64)).numpy()
     in_camera = np.stack([c.R @ truth for c in sample.cameras])  # (V, 3, 3)
     turn = axis_angle_to_matrix(torch.tensor([0.0, np.radians(10.0), 0.0], dtype=torch.float64)).numpy()
-    trace = fake_trace(sample, np.zeros((2, 4, 17, 3)), np.broadcast_to(np.eye(3), (2, 4, 3, 3)), np.zeros(3))
+    joints = sample.ground_truth.joints3d
+    trace = fake_trace(sample, np.broadcast_to(joints, (2, 4, 17, 3)), np.broadcast_to(np.eye(3), (2, 4, 3, 3)),
+                       np.zeros(3))
     trace.global_orient = matrix_to_axis_angle(torch.as_tensor(np.stack([in_camera, in_camera @ turn]))).numpy()
     evaluate(trace, sample)
     np.testing.assert_allclose(trace.metrics["orient_error_deg"], [0.0, 10.0], atol=1e-3)
