@@ -105,7 +105,7 @@ def test_body_model_choice_is_validated_and_remembered(window, qtbot, settings, 
 
 def test_both_modes_are_estimated_and_labelled(window, qtbot):
     assert set(window.state.traces) == {"calibrated", "uncalibrated"}
-    assert window.state.iteration == window.state.max_iteration == 3
+    assert window.state.iteration == window.state.max_iteration == window.model.config.iterations  # as trained
     title = window.view_grid.panels[0].plot.titleLabel.text
     assert "cam01" in title and "reprojects within" in title
     label = window.model_label.text()
