@@ -204,14 +204,14 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
         offset = (R[0].T @ (depth - cameras[0].t))[None, None, None]
         placement = ("uncalibrated: estimates aligned rigidly to view 1's and shown through camera 1's pose "
                      "(no extrinsics were used to estimate them)")
+    to_world = np.broadcast_to(to_world, (n_iter, views, 3, 3))
     # points @ to_world^T in float32: einsum over float64 rotations took a tenth of refine()
-    to_world_t = np.swapaxes(np.broadcast_to(to_world, (n_iter, views, 3, 3)), -1, -2).astype(np.float32)
-    vertices = verts_cam @ to_world_t + offset.astype(np.float32)
-    joints3d = joints_cam @ to_world_t + offset.astype(np.float32)
+    to_world_t, offset32 = np.swapaxes(to_world, -1, -2).astype(np.float32), offset.astype(np.float32)
+    vertices = verts_cam @ to_world_t + offset32
+    joints3d = joints_cam @ to_world_t + offset32
 
     # Averaged estimate (the paper's Table 16): pose and shape averaged over views, orientation averaged in world.
-    world_orient = np.einsum("kvab,kvbc->kvac", np.broadcast_to(to_world, (n_iter, views, 3, 3)),
-                             global_orient.cpu().numpy())
+    world_orient = np.einsum("kvab,kvbc->kvac", to_world, global_orient.cpu().numpy())
     mean_orient = torch.as_tensor(_rotation_mean(world_orient, 1), dtype=torch.float32)
     mean_pose = torch.as_tensor(_rotation_mean(body_pose.cpu().numpy(), 1), dtype=torch.float32)
     fused = body.posed(mean_orient[:, None].to(betas.device), mean_pose.to(betas.device), betas.mean(1))
@@ -233,7 +233,7 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
         body_pose=matrix_to_axis_angle(body_pose).flatten(2).cpu().numpy(),
         betas=betas.cpu().numpy(),
         vertices=vertices, joints3d=joints3d,
-        display_rotation=np.broadcast_to(to_world, (n_iter, views, 3, 3)).astype(np.float32),
+        display_rotation=to_world.astype(np.float32),
         joints2d=joints2d.astype(np.float32), vertices2d=vertices2d.astype(np.float32),
         heatmaps=torch.stack([s.heatmaps[0] for s in states]).half().cpu().numpy(),  # torch converts faster
         input_heatmaps=prepared.heatmaps[0].half().cpu().numpy(),

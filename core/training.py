@@ -168,7 +168,8 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
         loaded = model.load_state_dict(start.state_dict(), strict=False)
         if loaded.unexpected_keys:  # a head would be dropped (a switch turned off)
             raise InputError(init, "the checkpoint has weights the network being trained lacks: "
-                             + ", ".join(loaded.unexpected_keys))
+                             + ", ".join(loaded.unexpected_keys)
+                             + " (train with the switch that made them on, such as refine_orientation)")
         if loaded.missing_keys:
             log(f"new, zero-initialised: {', '.join(loaded.missing_keys)}")
         log(f"starting from the weights of {start.identity}")
