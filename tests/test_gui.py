@@ -138,9 +138,11 @@ def test_slider_moves_every_view_to_that_iteration(window):
 
 def test_selected_joint_is_highlighted_everywhere(window):
     assert not window.scene3d.joint_mark_actor.GetVisibility()
+    assert not any(panel.highlight.isVisible() for panel in window.view_grid.panels)  # empty overlays hidden
     window.state.select_joint(13)
     trace = window.state.trace
     for v, panel in enumerate(window.view_grid.panels):
+        assert panel.highlight.isVisible()
         x, y = panel.highlight.getData()
         np.testing.assert_allclose([x[0], y[0]], trace.joints2d[window.state.iteration, v, 13], atol=1e-4)
         np.testing.assert_allclose(panel.input_heat.image, trace.input_heatmaps[v, 13], atol=1e-3)
@@ -177,6 +179,7 @@ def test_both_modes_overlaid(window):
     assert "uncalibrated dashed" in window.model_label.text()
     state.set_mode("calibrated")
     assert scene.comparison_meshes == [] and not np.stack(panel.comparison_points.getData(), 1).size
+    assert not panel.comparison_points.isVisible() and not panel.comparison_bones.isVisible()
 
 
 def test_projected_mesh_ground_truth_and_occlusion_in_the_panels(window):

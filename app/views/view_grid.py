@@ -51,6 +51,14 @@ def mask_lut(color: str) -> np.ndarray:
     return lut
 
 
+def has_points(item: pg.ScatterPlotItem | pg.PlotCurveItem) -> bool:
+    """Whether a point or curve item holds any data: pyqtgraph paints empty ones too (about a millisecond a slider
+    step for the four panels' unused overlays), so they are hidden while empty."""
+    if isinstance(item, pg.ScatterPlotItem):
+        return len(item.data) > 0
+    return item.xData is not None and len(item.xData) > 0
+
+
 class ViewPanel(pg.GraphicsLayoutWidget):
     """One camera's view of the current mode's estimate or, given ``fixed_mode``, always of that mode's (the right
     half of "side by side"; such a panel follows the state only while ``active``)."""
@@ -86,6 +94,11 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.truth = pg.ScatterPlotItem(size=9, symbol="+", pen=pg.mkPen(TRUTH_JOINT_COLOR, width=2))
         self.occluded = pg.ScatterPlotItem(size=12, symbol="x", pen=pg.mkPen("#ff3030", width=2.5))
         self.highlight = pg.ScatterPlotItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
+        # the point and line overlays by the layer that shows them (the highlight by none: it marks the selection)
+        self.point_layers = {
+            "evidence": (self.evidence, self.evidence_bones), "ground truth": (self.truth, self.occluded),
+            "estimate joints": (self.estimate, self.estimate_bones, self.comparison_points, self.comparison_bones),
+            None: (self.highlight,)}
         self.silhouettes: dict[tuple[int, int], tuple[np.ndarray, tuple]] = {}  # (id(trace), iteration) -> mask
         self.input_key: tuple[int, int] | None = None  # (id(trace), joint) the input heatmaps are drawn for
         for item in (self.image, self.silhouette, self.input_heat, self.estimate_heat, self.difference_heat, self.crop,
@@ -278,6 +291,14 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             self.highlight.setData([positions[joint, 0]], [positions[joint, 1]])
         else:
             self.highlight.setData([], [])
+        self._show_points()
+
+    def _show_points(self) -> None:
+        """Each point and line overlay shown while its layer is on and it has something to draw."""
+        layers = self.state.layers
+        for layer, items in self.point_layers.items():
+            for item in items:
+                item.setVisible((layer is None or layers[layer]) and has_points(item))
 
     def apply_layers(self) -> None:
         if not self.active:
@@ -291,13 +312,8 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.difference_heat.setVisible(layers["heatmap difference"] and has_trace)
         self.crop.setVisible(has_trace and (layers["input heatmaps"] or layers["estimate heatmaps"]
                                             or layers["heatmap difference"]))
-        for item in (self.evidence, self.evidence_bones):
-            item.setVisible(layers["evidence"])
-        for item in (self.estimate, self.estimate_bones, self.comparison_points, self.comparison_bones):
-            item.setVisible(layers["estimate joints"] and has_trace)
+        self._show_points()
         self.silhouette.setVisible(layers["projected mesh"] and has_trace)
-        for item in (self.truth, self.occluded):
-            item.setVisible(layers["ground truth"])
 
 
 class ViewGrid(QWidget):
