@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="views per batch, drawn in this range (2-8; default 3 5)")
     train.add_argument("--iterations", type=int, default=3,
                        help="decoder iterations per training sample, 1-8; inference runs as many by default")
+    train.add_argument("--workers", type=int, default=0,
+                       help="processes that draw the synthetic batches while the network trains (default 0: "
+                            "between steps; the batches are the same either way)")
     train.add_argument("--refine-orientation", action="store_true",
                        help="let the decoder refine the global orientation at every iteration as well (a new "
                             "head; with --init, it starts at zero)")
@@ -250,7 +253,10 @@ def run_train(args: argparse.Namespace) -> int:
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation)
-    train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init)
+    if args.workers < 0:
+        raise SystemExit("train: --workers must be 0 or more")
+    train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
+          workers=args.workers)
     print(f"wrote {args.out}")
     return 0
 

@@ -7,10 +7,11 @@ supervised, later ones more, so that each decoder pass is trained to improve on 
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -86,8 +87,7 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
     """A batch of fresh synthetic samples, prepared exactly as at inference, with their targets."""
     body = model.body
     views = int(rng.integers(config.views[0], config.views[1] + 1))
-    # one rig: no draw, so that the random stream (and the shipped checkpoint's command) stays as it was
-    name = config.rigs[0] if len(config.rigs) == 1 else str(rng.choice(config.rigs))
+    name = str(rng.choice(config.rigs))
     rig = rig_preset(name, views=views, width=config.image_size[0])
     items, truths = [], []
     while len(items) < config.batch_size:
@@ -123,6 +123,35 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
     return prepared, targets
 
 
+class SyntheticBatches(torch.utils.data.Dataset):
+    """Batch ``step`` of a run, drawn on the CPU from its own generator seeded by (seed, step): the same batches
+    however many worker processes make them, and again after a resume. ``model`` supplies the configuration and
+    body model (its weights are not used), so it must be on the CPU."""
+
+    def __init__(self, model: HeatFormer, config: TrainingConfig, vertex_index: torch.Tensor):
+        self.model, self.config, self.vertex_index = model, config, vertex_index.cpu()
+
+    def __len__(self) -> int:
+        return self.config.steps
+
+    def __getitem__(self, step: int) -> tuple[str, PreparedInput, Targets]:
+        rng = np.random.default_rng([self.config.seed, step])
+        mode = "calibrated" if rng.random() < 0.6 else "uncalibrated"
+        with torch.no_grad():
+            prepared, targets = make_batch(self.model, rng, self.config, mode, self.vertex_index,
+                                           torch.device("cpu"))
+        return mode, prepared, targets
+
+
+def moved(value, device: torch.device):
+    """``value`` with every tensor in it (through nested dataclasses) on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if is_dataclass(value):
+        return replace(value, **{f.name: moved(getattr(value, f.name), device) for f in fields(value) if f.init})
+    return value
+
+
 def compute_losses(model: HeatFormer, states, prepared: PreparedInput, targets: Targets, vertex_index,
                    weights: LossWeights) -> dict[str, torch.Tensor]:
     body = model.body
@@ -153,10 +182,11 @@ def compute_losses(model: HeatFormer, states, prepared: PreparedInput, targets: 
 
 def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: HeatFormerConfig = COMPACT,
           device: str | None = None, resume: bool = False, log: Callable[[str], None] = print,
-          should_stop: Callable[[], bool] = lambda: False, init: Path | None = None) -> HeatFormer:
+          should_stop: Callable[[], bool] = lambda: False, init: Path | None = None, workers: int = 0) -> HeatFormer:
     """Train and save to ``out`` (our checkpoint format) every `save_every` steps and at the end; ``resume``
     continues from ``out``'s training state; ``init`` starts from a checkpoint's weights (with a fresh optimiser
-    and schedule: fine-tuning). Losses go to ``out`` + '.log.jsonl'."""
+    and schedule: fine-tuning). ``workers`` processes draw the batches while the network trains (0: between
+    steps, in this process); the batches are the same either way. Losses go to ``out`` + '.log.jsonl'."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(config.seed)
     model_config = replace(model_config, iterations=config.iterations)  # inference runs as many by default
@@ -176,14 +206,14 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     milestones = [int(config.steps * f) for f in config.milestones]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.2)
-    step, rng = 0, np.random.default_rng(config.seed)
+    step = 0
     state_path = out.with_suffix(".training.pt")
     if resume and state_path.exists():
         saved = torch.load(state_path, map_location=device, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        step, rng = saved["step"], saved["rng"]
+        step = saved["step"]
         log(f"resumed at step {step}")
     vertex_index = torch.arange(0, body.num_vertices, 16, device=device)
     log_path = out.with_suffix(".log.jsonl")
@@ -196,13 +226,17 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
                                                                "device": str(device)}})
         with atomic_path(state_path) as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "step": step, "rng": rng}, tmp)
+                        "scheduler": scheduler.state_dict(), "step": step}, tmp)
         model.train()
 
-    while step < config.steps and not should_stop():
-        mode = "calibrated" if rng.random() < 0.6 else "uncalibrated"
-        with torch.no_grad():
-            prepared, targets = make_batch(model, rng, config, mode, vertex_index, device)
+    # the batch makers need the body model and configuration on the CPU: a copy when the network is elsewhere
+    maker = model if device.type == "cpu" else copy.deepcopy(model).cpu()
+    batches = torch.utils.data.DataLoader(SyntheticBatches(maker, config, vertex_index), batch_size=None,
+                                          sampler=range(step, config.steps), num_workers=workers)
+    for mode, prepared, targets in batches:
+        if should_stop():
+            break
+        prepared, targets = moved(prepared, device), moved(targets, device)
         states = model(prepared.images, prepared.heatmaps, prepared.geometry, config.iterations)
         losses = compute_losses(model, states, prepared, targets, vertex_index, config.weights)
         if not math.isfinite(losses["total"].item()):

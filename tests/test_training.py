@@ -25,6 +25,23 @@ def test_training_steps_save_a_loadable_checkpoint_and_resume(body, tmp_path):
     assert [entry["step"] for entry in lines] == [1, 2, 3]  # resumed at step 2, not restarted
 
 
+def test_worker_processes_draw_the_same_batches(body, tmp_path):
+    """Batch k depends on the seed and k only: training with batches drawn by two worker processes ends at the
+    same weights as training with batches drawn between steps."""
+    weights = []
+    for workers in (0, 2):
+        out = tmp_path / f"workers{workers}.pt"
+        train(out, small_config(3), body, device="cpu", log=lambda _: None, workers=workers)
+        weights.append(load_model(out, body).state_dict())
+        lines = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+        assert [entry["step"] for entry in lines] == [1, 2, 3]
+    train(tmp_path / "start.pt", small_config(0), body, device="cpu", log=lambda _: None)
+    start = load_model(tmp_path / "start.pt", body).state_dict()
+    assert any(not torch.equal(tensor, start[name]) for name, tensor in weights[0].items())  # they did train
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(weights[1][name], tensor, msg=name)
+
+
 def test_the_truth_scores_zero_and_an_untrained_model_does_not(body):
     """Targets and predictions live in the same frames: predicting the ground-truth parameters gives (almost)
     zero 3D, pose, shape and vertex losses, while random weights do not."""
