@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from core.model.checkpoint import load_model
@@ -145,3 +146,12 @@ def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other
     with pytest.raises(InputError, match="configuration differs"):
         train(tmp_path / "other.pt", small_config(1), body, preset("compact", decoder_depth=1), device="cpu",
               log=lambda _: None, init=base)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_training_on_cuda_with_batches_from_a_worker(body, tmp_path):
+    out = tmp_path / "cuda.pt"
+    train(out, small_config(2), body, device="cuda", log=lambda _: None, workers=1)
+    lines = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in lines] == [1, 2] and all(np.isfinite(e["total"]) for e in lines)
+    assert load_model(out, body).trained
