@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--refine-orientation", action="store_true",
                        help="let the decoder refine the global orientation at every iteration as well (a new "
                             "head; with --init, it starts at zero)")
+    train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
+                       help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
+                            "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
     return parser
 
 
@@ -239,6 +242,26 @@ def run_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loss_weights(items: list[str]):
+    """``--weight LOSS=W`` options as LossWeights, the rest at their defaults."""
+    from dataclasses import fields
+
+    from core.training import LossWeights
+
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in {f.name for f in fields(LossWeights)}:
+            raise SystemExit(f"train: --weight {item}: no loss named {name!r}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise SystemExit(f"train: --weight {item}: {value!r} is not a number") from None
+        if not 0 <= weights[name] < float("inf"):
+            raise SystemExit(f"train: --weight {item}: a weight must be finite and not negative")
+    return LossWeights(**weights)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
     from core.resources import resolve_body_model_path
@@ -249,12 +272,13 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit("train: --views needs 2 <= MIN <= MAX <= 8")
     if not 1 <= args.iterations <= 8:
         raise SystemExit("train: --iterations must be between 1 and 8")
-    config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                            rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations)
-    body = BodyModel(resolve_body_model_path(args.body_model))
-    model_config = preset("compact", refine_orientation=args.refine_orientation)
     if args.workers < 0:
         raise SystemExit("train: --workers must be 0 or more")
+    config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                            rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
+                            weights=_loss_weights(args.weight))
+    body = BodyModel(resolve_body_model_path(args.body_model))
+    model_config = preset("compact", refine_orientation=args.refine_orientation)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)
     print(f"wrote {args.out}")

@@ -1,4 +1,7 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +158,18 @@ def test_training_on_cuda_with_batches_from_a_worker(body, tmp_path):
     lines = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in lines] == [1, 2] and all(np.isfinite(e["total"]) for e in lines)
     assert load_model(out, body).trained
+
+
+def test_train_command_takes_loss_weights_and_names_a_wrong_one(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, str(root / "main.py"), "train", "--out", str(tmp_path / "w.pt"), "--steps", "1",
+               "--batch-size", "1", "--views", "2", "2", "--iterations", "1", "--device", "cpu"]
+    result = subprocess.run(command + ["--weight", "orient=1.5", "--weight", "betas=0"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    weights = torch.load(tmp_path / "w.pt", weights_only=False)["training"]["weights"]
+    assert weights["orient"] == 1.5 and weights["betas"] == 0 and weights["joints3d"] == 1.0
+    for bad, message in (("elbow=1", "no loss named 'elbow'"), ("orient=x", "'x' is not a number"),
+                         ("pose=-1", "finite and not negative")):
+        result = subprocess.run(command + ["--weight", bad], capture_output=True, text=True, timeout=300)
+        assert result.returncode != 0 and message in result.stderr
