@@ -219,6 +219,18 @@ def test_a_camera_can_be_hidden_everywhere(window):
     assert window.view_grid.panels[1].isVisible() and scene.view_actors[1].GetVisibility()
 
 
+def test_reset_view_fills_the_3d_view_with_the_cameras_and_the_person(window):
+    scene3d = window.scene3d
+    scene3d.look_through(1)  # somewhere else first
+    scene3d.reset_view()
+    cameras = np.array([c.center for c in window.state.scene.sample.cameras])
+    view = scene3d.view_coordinates(np.vstack([cameras, window.state.scene.sample.ground_truth.joints3d]))
+    assert (np.abs(view) < 0.95).all()  # everything inside, with a margin
+    span = view.max(0) - view.min(0)
+    assert span.max() > 1.5  # at least three quarters of the view's width or height
+    np.testing.assert_allclose((view.max(0) + view.min(0)) / 2, 0, atol=0.1)  # centred
+
+
 def test_look_through_a_camera(window):
     camera = window.state.scene.sample.cameras[2]
     window.scene3d.look_through(2)

@@ -222,17 +222,50 @@ class Scene3D(QWidget):
             self.plotter.update()  # one render, at Qt's next paint
 
     def reset_view(self) -> None:
-        """An oblique view framing the cameras and the person (the floor may run off the edges)."""
+        """An oblique view filled by the cameras and the person (the floor may run off the edges)."""
         self.plotter.camera_position = "iso"
         scene = self.state.scene
         if scene is None:
             self.plotter.reset_camera()
         else:
-            points = [c.center for c in scene.sample.cameras] + [np.array([*self.floor_centre[:2], 0.0]),
-                                                                 np.array([*self.floor_centre[:2], 1.8])]
-            low, high = np.min(points, 0) - 0.3, np.max(points, 0) + 0.3
+            points = np.array([c.center for c in scene.sample.cameras] + [[*self.floor_centre[:2], 0.0],
+                                                                          [*self.floor_centre[:2], 1.8]])
+            low, high = points.min(0) - 0.3, points.max(0) + 0.3
             self.plotter.reset_camera(bounds=[low[0], high[0], low[1], high[1], low[2], high[2]])
+            self.fill_view(points)
         self.plotter.update()
+
+    def view_coordinates(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) world points -> (N, 2) normalised view coordinates, -1..1 across the 3D view."""
+        renderer = self.plotter.renderer
+        out = []
+        for point in points:
+            renderer.SetWorldPoint(*point, 1.0)
+            renderer.WorldToView()
+            out.append(renderer.GetViewPoint()[:2])
+        return np.array(out)
+
+    def fill_view(self, points: np.ndarray, fill: float = 0.8) -> None:
+        """Centre ``points`` in the view and move the 3D camera along its axis until they span ``fill`` of it:
+        VTK's own reset frames a bounding sphere, which leaves a ring of cameras small and off-centre."""
+        camera = self.plotter.camera
+        width, height = self.plotter.renderer.GetSize()
+        if width < 2 or height < 2:
+            return
+        for _ in range(4):  # perspective: points at other depths than the focal plane's need a few rounds
+            view = self.view_coordinates(points)
+            centre, half = (view.min(0) + view.max(0)) / 2, (view.max(0) - view.min(0)) / 2
+            direction = np.subtract(camera.GetFocalPoint(), camera.GetPosition())
+            up = np.asarray(camera.GetViewUp())
+            right = np.cross(direction, up)
+            right /= np.linalg.norm(right)
+            up = np.cross(right, direction / np.linalg.norm(direction))
+            half_height = camera.GetDistance() * np.tan(np.radians(camera.GetViewAngle()) / 2)
+            shift = right * centre[0] * half_height * width / height + up * centre[1] * half_height
+            camera.SetFocalPoint(*(np.asarray(camera.GetFocalPoint()) + shift))
+            camera.SetPosition(*(np.asarray(camera.GetPosition()) + shift))
+            camera.Dolly(fill / max(half.max(), 1e-3))
+        self.plotter.renderer.ResetCameraClippingRange()
 
     def look_through(self, index: int) -> None:
         """Put the 3D camera at camera ``index``'s pose with its vertical field of view (distortion ignored)."""
