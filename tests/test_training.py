@@ -16,16 +16,21 @@ def small_config(steps):
                           log_every=1, save_every=100)
 
 
+def loss_log(checkpoint: Path) -> list[dict]:
+    """The entries train() logged beside ``checkpoint``."""
+    return [json.loads(line) for line in checkpoint.with_suffix(".log.jsonl").read_text().splitlines()]
+
+
 def test_training_steps_save_a_loadable_checkpoint_and_resume(body, tmp_path):
     out = tmp_path / "model.pt"
     train(out, small_config(2), body, device="cpu", log=lambda _: None)
     model = load_model(out, body)
     assert model.trained and model.description == DESCRIPTION
-    lines = [json.loads(line) for line in (tmp_path / "model.log.jsonl").read_text().splitlines()]
+    lines = loss_log(tmp_path / "model.pt")
     assert [entry["step"] for entry in lines] == [1, 2]
     assert all(np.isfinite(entry["total"]) for entry in lines)
     train(out, small_config(3), body, device="cpu", resume=True, log=lambda _: None)
-    lines = [json.loads(line) for line in (tmp_path / "model.log.jsonl").read_text().splitlines()]
+    lines = loss_log(tmp_path / "model.pt")
     assert [entry["step"] for entry in lines] == [1, 2, 3]  # resumed at step 2, not restarted
 
 
@@ -37,7 +42,7 @@ def test_worker_processes_draw_the_same_batches(body, tmp_path):
         out = tmp_path / f"workers{workers}.pt"
         train(out, small_config(3), body, device="cpu", log=lambda _: None, workers=workers)
         weights.append(load_model(out, body).state_dict())
-        lines = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+        lines = loss_log(out)
         assert [entry["step"] for entry in lines] == [1, 2, 3]
     train(tmp_path / "start.pt", small_config(0), body, device="cpu", log=lambda _: None)
     start = load_model(tmp_path / "start.pt", body).state_dict()
@@ -155,7 +160,7 @@ def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other
 def test_training_on_cuda_with_batches_from_a_worker(body, tmp_path):
     out = tmp_path / "cuda.pt"
     train(out, small_config(2), body, device="cuda", log=lambda _: None, workers=1)
-    lines = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    lines = loss_log(out)
     assert [entry["step"] for entry in lines] == [1, 2] and all(np.isfinite(e["total"]) for e in lines)
     assert load_model(out, body).trained
 

@@ -24,6 +24,16 @@ from PyQt6.QtWidgets import QApplication  # noqa: E402
 TARGET_MS = 16.0
 
 
+def median_render_ms(render_window, runs: int = 30) -> float:
+    """Median milliseconds of one Render() of a VTK window, as it stands."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        render_window.Render()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
@@ -70,27 +80,18 @@ def main() -> None:
               f"{statistics.median(updates) * 1000:.1f} ms, the rest painting")
     window.scene_dock.show()
     app.processEvents()
-    renders = []
-    for _ in range(30):
-        start = time.perf_counter()
-        scene3d.plotter.ren_win.Render()
-        renders.append(time.perf_counter() - start)
-    print(f"one render of the 3D view alone: median {statistics.median(renders) * 1000:.1f} ms")
+    print(f"one render of the 3D view alone: median {median_render_ms(scene3d.plotter.ren_win):.1f} ms")
     # What a frame costs with nothing in it (clearing, VTK's framebuffer blits, the swap to the window): under
     # software OpenGL this floor grows with the view's pixels, whatever the scene holds.
     actors = list(scene3d.plotter.renderer.actors.values())
     shown = [actor.GetVisibility() for actor in actors]
     for actor in actors:
         actor.SetVisibility(False)
-    empty = []
-    for _ in range(30):
-        start = time.perf_counter()
-        scene3d.plotter.ren_win.Render()
-        empty.append(time.perf_counter() - start)
+    empty_ms = median_render_ms(scene3d.plotter.ren_win)
     for actor, visible in zip(actors, shown):
         actor.SetVisibility(visible)
     width, height = scene3d.plotter.ren_win.GetSize()
-    print(f"one render of the empty 3D view ({width}x{height} pixels): median {statistics.median(empty) * 1000:.1f} ms")
+    print(f"one render of the empty 3D view ({width}x{height} pixels): median {empty_ms:.1f} ms")
     window.close()
 
 
