@@ -617,9 +617,13 @@ class MainWindow(QMainWindow):
             self.model_label.setText("no estimate yet")
             return
         info = trace.info
-        timing = f"network {trace.timings.get('network', float('nan')) * 1000:.0f} ms on {info.get('device')}"
+        description = info.get("checkpoint_description") or ""
+        timing = (f"network {trace.timings.get('network', float('nan')) * 1000:.0f} ms on {info.get('device')} · "
+                  f"body model {info.get('body_model')}")
         if info.get("trained"):
-            text = f"{info.get('checkpoint')} ({info.get('checkpoint_description')}) · {timing}"
+            # the description's first clause (what the weights saw) here, the whole of it in the tooltip: the
+            # label shares the status bar with the progress messages
+            text = f"{info.get('checkpoint')} ({description.split(' (')[0]}) · {timing}"
             style = ""
         else:
             text = f"{UNTRAINED_NOTE} · {timing}"
@@ -632,4 +636,4 @@ class MainWindow(QMainWindow):
             text += " · 3D uncalibrated: views aligned rigidly to view 1 for display"
         self.model_label.setText(text)
         self.model_label.setStyleSheet(style)
-        self.model_label.setToolTip(info.get("placement", ""))
+        self.model_label.setToolTip(f"{info.get('checkpoint')}: {description}\n{info.get('placement', '')}")

@@ -110,6 +110,8 @@ def test_both_modes_are_estimated_and_labelled(window, qtbot):
     assert "cam01" in title and "reprojects within" in title
     label = window.model_label.text()
     assert "heatformer_compact.pt@" in label and "synthetic" in label  # the shipped weights say what they are
+    assert "on cpu" in label and f"body model {window.state.scene.body_identity}" in label
+    assert window.model.description in window.model_label.toolTip()  # the whole of what the weights saw
     window.state.set_mode("uncalibrated")
     assert "aligned rigidly" in window.model_label.text()
     window.checkpoint, window.model = None, None  # random weights are never presented as a result
@@ -180,6 +182,34 @@ def test_both_modes_overlaid(window):
     state.set_mode("calibrated")
     assert scene.comparison_meshes == [] and not np.stack(panel.comparison_points.getData(), 1).size
     assert not panel.comparison_points.isVisible() and not panel.comparison_bones.isVisible()
+
+
+def test_error_plot_without_ground_truth_shows_reprojection_and_heatmap_errors(window, qtbot, tmp_path):
+    from conftest import FRAMES, camera_folder, frame_keypoints
+
+    plot = window.error_plot
+    assert set(plot.curves) == {f"{m}:{k}" for m in ("calibrated", "uncalibrated")
+                                for k in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm")}
+    assert not plot.plotItem.getAxis("right").isVisible()  # errors against the truth share one scale
+    original = window.state.scene.sample
+    folder = camera_folder(tmp_path, original, "images")
+    np.save(folder / "keypoints.npy", np.stack([frame_keypoints(original, f) for f in range(FRAMES)]))
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.load(folder)
+    assert window.state.scene.sample.ground_truth is None
+    assert set(plot.curves) == {f"{m}:{k}" for m in ("calibrated", "uncalibrated")
+                                for k in ("reprojection_px", "heatmap_mse")}
+    trace = window.state.traces["uncalibrated"]
+    np.testing.assert_allclose(plot.curves["uncalibrated:heatmap_mse"].getData()[1], trace.metrics["heatmap_mse"])
+    np.testing.assert_allclose(plot.curves["uncalibrated:reprojection_px"].getData()[1],
+                               trace.metrics["reprojection_px"])
+    assert plot.curves["calibrated:heatmap_mse"] in plot.right_view.addedItems  # on its own scale, at the right
+    assert plot.plotItem.getAxis("right").isVisible()
+    window.state.set_iteration(1)
+    assert f"heatmap {trace.metrics['heatmap_mse'][1]:.3g}" in plot.numbers.text
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.load(SAMPLE_SCENE)
+    assert not plot.right_view.addedItems and not plot.plotItem.getAxis("right").isVisible()
 
 
 def test_projected_mesh_ground_truth_and_occlusion_in_the_panels(window):

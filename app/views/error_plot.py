@@ -1,5 +1,7 @@
 """Error against iteration (pyqtgraph): one curve per metric and mode, a marker at the current iteration, and the
-numbers of every mode at that iteration over the plot's corner."""
+numbers of every mode at that iteration over the plot's corner. Without ground truth the reprojection error (px,
+left axis) and the heatmap error (right axis: its own scale, a mean squared difference of peak-1 heatmaps) show
+how far the estimate still is from the 2D evidence."""
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -9,7 +11,8 @@ from app.state import MODES, StudioState
 
 WITH_TRUTH = {"mpjpe_mm": ("MPJPE", "#e6194b"), "pa_mpjpe_mm": ("PA-MPJPE", "#3cb44b"),
               "mpvpe_mm": ("MPVPE", "#4363d8")}
-WITHOUT_TRUTH = {"reprojection_px": ("reprojection (px)", "#f58231")}
+WITHOUT_TRUTH = {"reprojection_px": ("reprojection (px)", "#f58231"), "heatmap_mse": ("heatmap MSE", "#42d4f4")}
+RIGHT_AXIS = "heatmap_mse"  # on the right axis: its values are a thousand times smaller than pixels
 MODE_STYLE = {"calibrated": Qt.PenStyle.SolidLine, "uncalibrated": Qt.PenStyle.DashLine}
 
 
@@ -31,6 +34,14 @@ class ErrorPlot(pg.PlotWidget):
         self.numbers.setParentItem(self.plotItem.vb)
         self.numbers.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(4, 2))
         self.curves: dict[str, pg.PlotDataItem] = {}
+        # A second view box, sharing the x axis, for the heatmap error's scale; it follows the main one's size.
+        self.right_view = pg.ViewBox()
+        self.plotItem.scene().addItem(self.right_view)
+        self.plotItem.getAxis("right").linkToView(self.right_view)
+        self.plotItem.getAxis("right").setLabel("heatmap MSE")
+        self.right_view.setXLink(self.plotItem.vb)
+        self.plotItem.vb.sigResized.connect(
+            lambda: self.right_view.setGeometry(self.plotItem.vb.sceneBoundingRect()))
         state.traces_changed.connect(self.show_traces)
         state.iteration_changed.connect(self.show_iteration)
 
@@ -45,26 +56,38 @@ class ErrorPlot(pg.PlotWidget):
         parts = []
         for mode, trace in self.state.traces.items():
             if k <= trace.iterations:
-                values = [f"{label.split(' ')[0]} {trace.metrics[key][k]:.1f}"
+                values = [f"{label.split(' ')[0]} {trace.metrics[key][k]:{'.3g' if key == RIGHT_AXIS else '.1f'}}"
                           for key, (label, _) in self.metrics().items() if key in trace.metrics]
                 parts.append(f"{mode}: {', '.join(values)}")
         self.numbers.setText(f"iteration {k} · " + " | ".join(parts) if parts else "")
 
     def show_traces(self) -> None:
-        for curve in self.curves.values():
-            self.removeItem(curve)
+        for key, curve in self.curves.items():
+            if key.endswith(RIGHT_AXIS):
+                self.right_view.removeItem(curve)
+                self.plotItem.legend.removeItem(curve)
+            else:
+                self.removeItem(curve)  # and from the legend
         self.curves = {}
         traces = self.state.traces
         metrics = self.metrics()
         self.setLabel("left", "error (mm)" if metrics is WITH_TRUTH else "reprojection error (px)")
+        self.plotItem.showAxis("right", metrics is WITHOUT_TRUTH)
         for mode in MODES:
             trace = traces.get(mode)
             if trace is None:
                 continue
             for key, (label, color) in metrics.items():
-                if key in trace.metrics:
-                    curve = self.plot(range(trace.iterations + 1), trace.metrics[key], name=f"{label} · {mode}",
-                                      pen=pg.mkPen(color, width=2, style=MODE_STYLE[mode]), symbol="o",
-                                      symbolSize=6, symbolBrush=color)
-                    self.curves[f"{mode}:{key}"] = curve
+                if key not in trace.metrics:
+                    continue
+                style = dict(pen=pg.mkPen(color, width=2, style=MODE_STYLE[mode]), symbol="o", symbolSize=6,
+                             symbolBrush=color)
+                name = f"{label} · {mode}"
+                if key == RIGHT_AXIS:
+                    curve = pg.PlotDataItem(range(trace.iterations + 1), trace.metrics[key], **style)
+                    self.right_view.addItem(curve)
+                    self.plotItem.legend.addItem(curve, name)
+                else:
+                    curve = self.plot(range(trace.iterations + 1), trace.metrics[key], name=name, **style)
+                self.curves[f"{mode}:{key}"] = curve
         self.show_iteration()
