@@ -532,6 +532,8 @@ class MainWindow(QMainWindow):
         worker = self.worker
         if self.switching_body_model:
             self.settings.setValue(BODY_MODEL_SETTING, str(worker.body_model_path or ""))
+            if worker.body_model_path is not None:
+                self.remember(worker.body_model_path)
         if worker.body is not self.body:
             self.model = None  # the network holds a reference to the body model it was built with
         if worker.body is not self.body or worker.sequence is not self.sequence:
@@ -598,6 +600,8 @@ class MainWindow(QMainWindow):
     def inferred(self, traces: dict) -> None:
         if self.worker.checkpoint != self.checkpoint:
             self.frame_traces = {}  # other frames' estimates came from the previous checkpoint
+            if self.worker.checkpoint is not None:
+                self.remember(self.worker.checkpoint)
         self.model, self.checkpoint = self.worker.model, self.worker.checkpoint
         self.frame_traces[self.state.scene.sample.frame] = traces
         self.state.set_traces(traces)

@@ -92,6 +92,7 @@ def test_body_model_choice_is_validated_and_remembered(window, qtbot, settings, 
         window.use_body_model(bad)
     assert str(bad) in blocker.args[0]
     assert window.body_model_path is None and not settings.value("body_model")
+    assert str(bad) not in window.recent_files()
 
     user_file = tmp_path / "SMPL_NEUTRAL.npz"
     np_.savez(user_file, **dict(np_.load(FREE_BODY_MODEL)))
@@ -99,6 +100,7 @@ def test_body_model_choice_is_validated_and_remembered(window, qtbot, settings, 
         window.use_body_model(user_file)
     assert window.body_model_path == user_file and settings.value("body_model") == str(user_file)
     assert "SMPL_NEUTRAL.npz" in window.state.scene.body_identity
+    assert str(user_file) in window.recent_files()  # reopened from File > Open recent like the rest
     settings.sync()
     assert resolve_body_model_path(None, settings.value("body_model")) == user_file  # used at the next start
 
@@ -322,6 +324,12 @@ def test_a_wrong_checkpoint_is_refused_and_the_estimates_stay(window, qtbot, tmp
         window.run_inference(bad)
     assert str(bad) in window.last_error and "cannot read checkpoint" in window.last_error
     assert window.state.traces is before and window.checkpoint == checkpoint
+    assert str(bad) not in window.recent_files()
+    good = tmp_path / "mine.pt"
+    shutil.copy(checkpoint, good)
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.run_inference(good)
+    assert window.checkpoint == good and window.recent_files()[0] == str(good)  # a checkpoint that ran
 
 
 def test_exports_from_the_window_reload(window, tmp_path):
