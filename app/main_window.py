@@ -622,8 +622,8 @@ class MainWindow(QMainWindow):
             return
         info = trace.info
         description = info.get("checkpoint_description") or ""
-        timing = (f"network {trace.timings.get('network', float('nan')) * 1000:.0f} ms on {info.get('device')} · "
-                  f"body model {info.get('body_model')}")
+        timing = f"network {trace.timings.get('network', float('nan')) * 1000:.0f} ms on {info.get('device')} · " \
+                 f"{info.get('body_model')}"
         if info.get("trained"):
             # the description's first clause (what the weights saw) here, the whole of it in the tooltip: the
             # label shares the status bar with the progress messages
@@ -632,12 +632,11 @@ class MainWindow(QMainWindow):
         else:
             text = f"{UNTRAINED_NOTE} · {timing}"
             style = "color: #ff5555; font-weight: bold;"
+        # (the 3D view says in its corner how it places uncalibrated estimates)
         if self.state.mode == BOTH:
-            text += " · calibrated solid; uncalibrated dashed (2D) and wireframe (3D)"
+            text += " · uncalibrated dashed"
         elif self.state.mode == SIDE_BY_SIDE:
-            text += " · panels: calibrated left, uncalibrated right; 3D: uncalibrated wireframe"
-        if trace.mode == "uncalibrated" or self.state.comparison is not None:
-            text += " · 3D uncalibrated: views aligned rigidly to view 1 for display"
+            text += " · calibrated left, uncalibrated right"
         self.model_label.setText(text)
         self.model_label.setStyleSheet(style)
         self.model_label.setToolTip(f"{info.get('checkpoint')}: {description}\n{info.get('placement', '')}")

@@ -112,10 +112,11 @@ def test_both_modes_are_estimated_and_labelled(window, qtbot):
     assert "cam01" in title and "reprojects within" in title
     label = window.model_label.text()
     assert "heatformer_compact.pt@" in label and "synthetic" in label  # the shipped weights say what they are
-    assert "on cpu" in label and f"body model {window.state.scene.body_identity}" in label
+    assert "on cpu" in label and window.state.scene.body_identity in label
     assert window.model.description in window.model_label.toolTip()  # the whole of what the weights saw
     window.state.set_mode("uncalibrated")
-    assert "aligned rigidly" in window.model_label.text()
+    assert "aligned rigidly" in window.scene3d.note  # written in the 3D view's corner
+    assert window.scene3d.note in window.scene3d.plotter.actors["note"].GetText(2)  # upper left
     window.checkpoint, window.model = None, None  # random weights are never presented as a result
     with qtbot.waitSignal(window.ready, timeout=120000):
         window.run_inference()
@@ -180,9 +181,10 @@ def test_both_modes_overlaid(window):
     np.testing.assert_allclose(scene.view_meshes[2].points, calibrated.vertices[1, 2])
     title = window.error_plot.numbers.text
     assert f"{calibrated.metrics['mpjpe_mm'][1]:.1f}" in title and f"{uncalibrated.metrics['mpjpe_mm'][1]:.1f}" in title
-    assert "uncalibrated dashed" in window.model_label.text()
+    assert "uncalibrated dashed" in window.model_label.text() and "wireframes" in scene.note
     state.set_mode("calibrated")
     assert scene.comparison_meshes == [] and not np.stack(panel.comparison_points.getData(), 1).size
+    assert scene.note == "" and "note" not in scene.plotter.actors  # calibrated estimates need no note
     assert not panel.comparison_points.isVisible() and not panel.comparison_bones.isVisible()
 
 

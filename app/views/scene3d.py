@@ -81,6 +81,7 @@ class Scene3D(QWidget):
         self.joint_marks: pv.PolyData | None = None
         self.joint_mark_actor = None
         self.renderer_name = ""  # the OpenGL renderer, known once the window has shown a scene
+        self.note = ""  # the corner text, when the estimates shown need one
         state.scene_changed.connect(self.show_scene)
         state.traces_changed.connect(self.show_trace)
         state.mode_changed.connect(lambda _m: self.show_trace())
@@ -187,9 +188,22 @@ class Scene3D(QWidget):
                 self.comparison_meshes.append(mesh)
                 self.comparison_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), style="wireframe",
                                                                     opacity=0.35, name=f"comparison-{v}"))
+        self.show_note(trace, comparison)
         self.update_joint_marks(render=False)
         self.highlight_view(self.state.selected_view)
         self.apply_layers()
+
+    def show_note(self, trace, comparison) -> None:
+        """Say, in the view's corner, how uncalibrated estimates are placed: nothing put them in the world."""
+        if comparison is not None:
+            self.note = "uncalibrated (wireframes): views aligned rigidly to view 1, seen through camera 1"
+        elif trace is not None and trace.mode == "uncalibrated":
+            self.note = "uncalibrated: views aligned rigidly to view 1, seen through camera 1"
+        else:
+            self.note = ""
+        self.plotter.remove_actor("note", render=False)
+        if self.note:
+            self.plotter.add_text(self.note, position="upper_left", font_size=9, color="#e8eaed", name="note")
 
     def update_iteration(self, *_args) -> None:
         trace = self.state.trace
