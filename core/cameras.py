@@ -109,10 +109,15 @@ def project_points_torch(points_world: torch.Tensor, K: torch.Tensor, R: torch.T
     (..., 3) t and (..., 8) dist. Returns pixels (..., N, 2) and depth (..., N). Points at or behind the
     camera plane get their depth clamped to 1e-6 for the division only; callers mask with depth > 0.
     """
-    cam = points_world @ R.transpose(-1, -2) + t[..., None, :]
-    depth = cam[..., 2]
-    xy = cam[..., :2] / depth.clamp_min(1e-6)[..., None]
-    if dist is not None:
+    return project_camera_points(points_world @ R.transpose(-1, -2) + t[..., None, :], K, dist)
+
+
+def project_camera_points(points_cam: torch.Tensor, K: torch.Tensor, dist: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`project_points_torch` for points already in the camera frame (..., N, 3): pixels and depth."""
+    depth = points_cam[..., 2]
+    xy = points_cam[..., :2] / depth.clamp_min(1e-6)[..., None]
+    if dist is not None and bool(dist.any()):  # all zero: distortion is the identity, exactly (and costs a third)
         xy = distort(xy, dist)
     uv = xy @ K[..., :2, :2].transpose(-1, -2) + K[..., None, :2, 2]
     return uv, depth

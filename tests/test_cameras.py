@@ -36,6 +36,20 @@ def test_batched_torch_equals_numpy(rig):
         np.testing.assert_allclose(depth[v].numpy(), expected_depth, atol=1e-12)
 
 
+def test_zero_distortion_is_skipped_as_the_identity_it_is(rig):
+    from core.cameras import distort, project_camera_points
+
+    points = torch.as_tensor(random_points(), dtype=torch.float32) + torch.tensor([0.0, 0.0, 4.0])
+    xy = points[:, :2] / points[:, 2:]
+    zeros = torch.zeros(8)
+    torch.testing.assert_close(distort(xy, zeros), xy, rtol=0, atol=0)  # what the shortcut relies on
+    K = torch.as_tensor(rig[0].K, dtype=torch.float32)
+    skipped, _ = project_camera_points(points, K, zeros)
+    torch.testing.assert_close(skipped, project_camera_points(points, K, None)[0], rtol=0, atol=0)
+    bent, _ = project_camera_points(points, K, torch.tensor([0.1, 0, 0, 0, 0, 0, 0, 0]))
+    assert (bent - skipped).abs().max() > 1  # a coefficient that is not zero still bends the image
+
+
 def test_projection_is_differentiable(rig):
     batch = stack_cameras(rig)
     points = torch.tensor(random_points(5), dtype=torch.float32, requires_grad=True)

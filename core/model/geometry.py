@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.cameras import project_points_torch
+from core.cameras import project_camera_points
 from core.crops import crop_to_image, image_to_crop
 
 MODES = ("calibrated", "uncalibrated")
@@ -38,13 +38,17 @@ class ViewGeometry:
         """Calibrated mode: model-frame joints (B, V, J, 3) rotated into the camera -> camera-frame positions."""
         return joints - joints[..., root_index: root_index + 1, :] + self.root_cam[..., None, :]
 
+    def to_image(self, joints: torch.Tensor, cam: torch.Tensor, root_index: int) -> torch.Tensor:
+        """(B, V, J, 3) joints in camera orientation -> (B, V, J, 2) image pixels (calibrated: projected
+        directly, without the round trip through the crop)."""
+        if self.mode == "calibrated":
+            return project_camera_points(self.place(joints, root_index), self.K, self.dist)[0]
+        return self.heatmap_to_image(self.to_heatmap(joints, cam, root_index))
+
     def to_heatmap(self, joints: torch.Tensor, cam: torch.Tensor, root_index: int) -> torch.Tensor:
         """(B, V, J, 3) joints in camera orientation -> (B, V, J, 2) heatmap pixels."""
         if self.mode == "calibrated":
-            eye = torch.eye(3, dtype=joints.dtype, device=joints.device).expand_as(self.K)
-            uv, _ = project_points_torch(self.place(joints, root_index), self.K, eye,
-                                         torch.zeros_like(self.K[..., 0]), self.dist)
-            return image_to_crop(uv, self.boxes, self.heatmap_size)
+            return image_to_crop(self.to_image(joints, cam, root_index), self.boxes, self.heatmap_size)
         relative = joints - joints[..., root_index: root_index + 1, :]
         normalised = cam[..., None, :1] * relative[..., :2] + cam[..., None, 1:]
         width, height = self.heatmap_size
