@@ -105,8 +105,6 @@ class ViewPanel(pg.GraphicsLayoutWidget):
                      self.evidence_bones, self.evidence, self.truth, self.occluded, self.comparison_bones,
                      self.comparison_points, self.estimate_bones, self.estimate, self.highlight):
             self.plot.addItem(item)
-        for item in (self.image, self.input_heat):  # what an iteration step leaves as it is: repainted as pixmaps
-            item.setCacheMode(pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.set_heat_opacity(state.heat_opacity)
         self.setStyleSheet(f"border: 3px {'dashed' if fixed_mode else 'solid'} {view_color(index)};")
         self.scene().sigMouseClicked.connect(self.clicked)
