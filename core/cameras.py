@@ -117,7 +117,7 @@ def project_camera_points(points_cam: torch.Tensor, K: torch.Tensor, dist: torch
     """`project_points_torch` for points already in the camera frame (..., N, 3): pixels and depth."""
     depth = points_cam[..., 2]
     xy = points_cam[..., :2] / depth.clamp_min(1e-6)[..., None]
-    if dist is not None and bool(dist.any()):  # all zero: distortion is the identity, exactly (and costs a third)
+    if dist is not None and bool(dist.any()):  # all zero: the identity, exactly (a third of the projection time)
         xy = distort(xy, dist)
     uv = xy @ K[..., :2, :2].transpose(-1, -2) + K[..., None, :2, 2]
     return uv, depth
