@@ -622,15 +622,15 @@ class MainWindow(QMainWindow):
             return
         info = trace.info
         description = info.get("checkpoint_description") or ""
-        timing = f"network {trace.timings.get('network', float('nan')) * 1000:.0f} ms on {info.get('device')} · " \
-                 f"{info.get('body_model')}"
+        details = f"network {trace.timings.get('network', float('nan')) * 1000:.0f} ms on {info.get('device')} · " \
+                  f"{info.get('body_model')}"
         if info.get("trained"):
             # the description's first clause (what the weights saw) here, the whole of it in the tooltip: the
             # label shares the status bar with the progress messages
-            text = f"{info.get('checkpoint')} ({description.split(' (')[0]}) · {timing}"
+            text = f"{info.get('checkpoint')} ({description.split(' (')[0]}) · {details}"
             style = ""
         else:
-            text = f"{UNTRAINED_NOTE} · {timing}"
+            text = f"{UNTRAINED_NOTE} · {details}"
             style = "color: #ff5555; font-weight: bold;"
         # (the 3D view says in its corner how it places uncalibrated estimates)
         if self.state.mode == BOTH:
