@@ -153,4 +153,28 @@ def test_fast_joint_path_equals_full_forward(body):
     posed = body.posed(*rotations, betas)
     for name in ("vertices", "joints", "joints_h36m"):
         torch.testing.assert_close(getattr(posed, name), getattr(full, name), atol=1e-5, rtol=1e-5)
-    assert len(body.support) < body.num_vertices / 2
+    assert body.h36m_translation_weights.shape == (17, 24)
+
+
+def test_fast_joint_path_with_pose_correctives(tmp_path):
+    """A user's SMPL has pose blend shapes (the free model has none): the folded joint path must add them as
+    the full skinning does."""
+    from core.rotations import axis_angle_to_matrix
+
+    data = dict(np.load(FREE_BODY_MODEL))
+    rng = np.random.default_rng(3)
+    pkl = {k: data[k] for k in ("v_template", "f", "kintree_table", "weights", "shapedirs", "J_regressor")}
+    pkl["posedirs"] = rng.normal(0, 0.01, data["v_template"].shape + (207,))
+    path = tmp_path / "SMPL_NEUTRAL.pkl"
+    path.write_bytes(pickle.dumps(pkl))
+    user = BodyModel(path)
+    assert user.has_pose_correctives
+    torch.manual_seed(4)
+    go, bp, betas = torch.randn(3, 3), torch.randn(3, 69) * 0.4, torch.randn(3, 10)
+    full = user(go, bp, betas)
+    rotations = axis_angle_to_matrix(go)[:, None], axis_angle_to_matrix(bp.reshape(3, 23, 3))
+    without = BodyModel().joints_h36m(*rotations, betas)
+    same = [i for i, name in enumerate(H36M17.names) if name != "neck_nose"]  # SMPL's nose id is another vertex
+    assert (full.joints_h36m - without)[:, same].abs().max() > 1e-3  # the correctives move the joints measurably
+    torch.testing.assert_close(user.joints_h36m(*rotations, betas), full.joints_h36m, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(user.posed(*rotations, betas).vertices, full.vertices, atol=1e-5, rtol=1e-5)

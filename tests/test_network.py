@@ -121,6 +121,25 @@ def test_gradients_reach_every_trainable_module(sample, body):
     assert not without
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_heat_encoder_keeps_the_extra_token_of_full_blocks(depth):
+    """The HeatEncoder computes its last block for the extra token alone: the same feature as running every
+    token through every block and keeping that token's row."""
+    from core.model.heat_encoder import HeatEncoder
+
+    torch.manual_seed(depth)
+    encoder = HeatEncoder(dataclasses.replace(COMPACT, heat_depth=depth)).eval()
+    heatmaps = torch.rand(3, COMPACT.num_joints, 64, 48)
+    p = encoder.patch
+    patches = heatmaps.reshape(3, COMPACT.num_joints, 8, p, 6, p).permute(0, 2, 4, 1, 3, 5).reshape(144, -1, p * p)
+    x = encoder.embed(torch.cat([patches, patches.new_zeros(144, 1, p * p)], dim=1)) + encoder.position
+    for block in encoder.blocks:
+        x = block(x)
+    expected = x[:, -1].reshape(3, 8, 6, -1).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(heatmaps), expected.detach(), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("query", ["spatial", "pooled"])
 def test_query_structure_switch(sample, body, query):
     model = load_model(None, body, preset("compact", query=query))

@@ -31,6 +31,7 @@ class HeatEncoder(nn.Module):
         patches = heatmaps.reshape(b, j, rows, p, cols, p).permute(0, 2, 4, 1, 3, 5).reshape(b * rows * cols, j, p * p)
         tokens = torch.cat([patches, patches.new_zeros(patches.shape[0], 1, p * p)], dim=1)
         x = self.embed(tokens) + self.position
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x)
-        return x[:, -1].reshape(b, rows, cols, -1).permute(0, 3, 1, 2)
+        x = self.blocks[-1](x, outputs=slice(-1, None))  # the extra token's output is all that is kept
+        return x[:, 0].reshape(b, rows, cols, -1).permute(0, 3, 1, 2)

@@ -46,8 +46,15 @@ class Block(nn.Module):
         self.mlp_norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x))
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, outputs: slice | None = None
+                ) -> torch.Tensor:
+        """x (B, N, dim) -> (B, N, dim); with ``outputs``, only those tokens' rows (their self-attention still
+        reads every token), which is all a caller that keeps one token of the last block needs."""
+        normed = self.attn_norm(x)
+        if outputs is None:
+            x = x + self.attn(normed)
+        else:
+            x = x[:, outputs] + self.attn(normed[:, outputs], normed)
         if self.cross is not None:
             x = x + self.cross(self.cross_norm(x), context)
         return x + self.mlp(self.mlp_norm(x))
