@@ -151,18 +151,20 @@ class BodyModel(torch.nn.Module):
             else torch.zeros(0)
         self.register_buffer("h36m_posedirs", pose_dirs)
 
-    def _joint_transforms(self, rotations: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-        """(B, 24, 4, 4) skinning transforms of the body joints. rotations (B, 24, 3, 3), betas (B, >= nb)."""
+    def _rigid(self, rotations: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posed body joints (B, 24, 3) and their skinning transforms (B, 24, 4, 4).
+        rotations (B, 24, 3, 3), betas (B, >= nb)."""
         joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas[:, : self.num_betas])
-        return batch_rigid_transform(rotations, joints, self.smpl.parents)[1]
+        return batch_rigid_transform(rotations, joints, self.smpl.parents)
 
     def _pose_feature(self, rotations: torch.Tensor) -> torch.Tensor:
         """(B, 207) what SMPL's pose blend shapes multiply: the body joints' rotations minus the identity."""
         return (rotations[:, 1:] - torch.eye(3, dtype=rotations.dtype, device=rotations.device)).flatten(1)
 
-    def _skin(self, rotations: torch.Tensor, betas: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    def _skin(self, rotations: torch.Tensor, betas: torch.Tensor, index: torch.Tensor | None = None,
+              transforms: torch.Tensor | None = None) -> torch.Tensor:
         """Linear blend skinning of the vertices ``index`` (all if None), without translation.
-        rotations (B, 24, 3, 3), betas (B, nb) -> (B, n, 3)."""
+        rotations (B, 24, 3, 3), betas (B, nb) -> (B, n, 3); ``transforms`` from `_rigid` if already known."""
         smpl = self.smpl
         pick = (lambda t: t) if index is None else (lambda t: t[index])
         vertices = pick(smpl.v_template) + torch.einsum("vcb,nb->nvc", pick(smpl.shapedirs[:, :, : self.num_betas]),
@@ -171,31 +173,34 @@ class BodyModel(torch.nn.Module):
             posedirs = smpl.posedirs.reshape(smpl.posedirs.shape[0], -1, 3)
             posedirs = posedirs if index is None else posedirs[:, index]
             vertices = vertices + (self._pose_feature(rotations) @ posedirs.flatten(1)).reshape(vertices.shape)
-        transforms = self._joint_transforms(rotations, betas)
+        if transforms is None:
+            transforms = self._rigid(rotations, betas)[1]
         # (n, v, 3, 4): each vertex's blended transform, applied by einsum (twice as fast here as broadcasting
         # and summing; a batched matmul of n * v tiny matrices is several times slower)
         per_vertex = (pick(smpl.lbs_weights) @ transforms[..., :3, :].flatten(2)).unflatten(-1, (3, 4))
         return torch.einsum("nvab,nvb->nva", per_vertex[..., :3], vertices) + per_vertex[..., 3]
 
-    def joints_h36m(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-        """H36M-17 joints only (no translation), from the regressor folded through the skinning (see
-        `_prepare_joint_path`): the fast path for the network's iterations and the baseline's steps.
-        global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3), betas (B, nb)."""
-        rotations = torch.cat([global_orient, body_pose], dim=1)
-        transforms = self._joint_transforms(rotations, betas)
+    def _regressed_h36m(self, rotations: torch.Tensor, betas: torch.Tensor, transforms: torch.Tensor
+                        ) -> torch.Tensor:
+        """H36M-17 joints from the regressor folded through the skinning (see `_prepare_joint_path`)."""
         blended = self.h36m_rest + torch.einsum("jkcb,nb->njkc", self.h36m_shapedirs, betas[:, : self.num_betas])
         if self.has_pose_correctives:
             blended = blended + torch.einsum("jkcp,np->njkc", self.h36m_posedirs, self._pose_feature(rotations))
         return (torch.einsum("nkab,njkb->nja", transforms[..., :3, :3], blended)
                 + torch.einsum("jk,nka->nja", self.h36m_translation_weights, transforms[..., :3, 3]))
 
+    def joints_h36m(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+        """H36M-17 joints only (no translation, no mesh): the fast path for the network's iterations and the
+        baseline's steps. global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3), betas (B, nb)."""
+        rotations = torch.cat([global_orient, body_pose], dim=1)
+        return self._regressed_h36m(rotations, betas, self._rigid(rotations, betas)[1])
+
     def posed(self, global_orient: torch.Tensor, body_pose: torch.Tensor, betas: torch.Tensor) -> BodyOutput:
         """Vertices and joints from rotation matrices, without translation (and without smplx's extra work)."""
         rotations = torch.cat([global_orient, body_pose], dim=1)
-        vertices = self._skin(rotations, betas)
-        joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas[:, : self.num_betas])
-        posed_joints, _ = batch_rigid_transform(rotations, joints, self.smpl.parents)
-        return BodyOutput(vertices, posed_joints, torch.einsum("jv,nvc->njc", self.j_regressor_h36m, vertices))
+        posed_joints, transforms = self._rigid(rotations, betas)
+        vertices = self._skin(rotations, betas, transforms=transforms)
+        return BodyOutput(vertices, posed_joints, self._regressed_h36m(rotations, betas, transforms))
 
     @property
     def num_vertices(self) -> int:

@@ -90,12 +90,17 @@ def stack_cameras(cameras: list[Camera], device: torch.device | str = "cpu",
 
 
 def distort(xy: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-    """Apply OpenCV's distortion to normalised image coordinates. xy (..., N, 2), dist (..., 8) zero-padded."""
+    """Apply OpenCV's distortion to normalised image coordinates. xy (..., N, 2), dist (..., 8) zero-padded.
+    Terms whose coefficients are all zero are skipped: they would add zero, or divide by one, exactly."""
     d = dist[..., None, :]  # broadcast over points
     k1, k2, p1, p2, k3, k4, k5, k6 = d.unbind(-1)
     x, y = xy.unbind(-1)
     r2 = x * x + y * y
-    radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    if bool(dist[..., 5:].any()):  # the rational model
+        radial = radial / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    if not bool(dist[..., 2:4].any()):  # no tangential distortion
+        return xy * radial[..., None]
     x_d = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
     y_d = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
     return torch.stack([x_d, y_d], dim=-1)

@@ -50,6 +50,24 @@ def test_zero_distortion_is_skipped_as_the_identity_it_is(rig):
     assert (bent - skipped).abs().max() > 1  # a coefficient that is not zero still bends the image
 
 
+@pytest.mark.parametrize("dist", [[0.1, -0.02, 0, 0, 0.003, 0, 0, 0], [0.1, 0, 0.002, -0.001, 0, 0, 0, 0],
+                                  [0.1, 0, 0, 0, 0, 0.01, -0.02, 0.003]])
+def test_distortion_skips_only_terms_that_add_nothing(dist):
+    """Radial-only (no tangential, no rational terms) and the other partial models equal OpenCV's full formula
+    to the last bit."""
+    from core.cameras import distort
+
+    xy = torch.as_tensor(random_points(200)[:, :2], dtype=torch.float32)
+    d = torch.tensor(dist)
+    k1, k2, p1, p2, k3, k4, k5, k6 = d
+    x, y = xy.unbind(-1)
+    r2 = x * x + y * y
+    radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    full = torch.stack([x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
+                        y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y], -1)
+    torch.testing.assert_close(distort(xy, d), full, rtol=0, atol=0)
+
+
 def test_projection_is_differentiable(rig):
     batch = stack_cameras(rig)
     points = torch.tensor(random_points(5), dtype=torch.float32, requires_grad=True)
