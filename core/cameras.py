@@ -124,7 +124,8 @@ def project_camera_points(points_cam: torch.Tensor, K: torch.Tensor, dist: torch
     xy = points_cam[..., :2] / depth.clamp_min(1e-6)[..., None]
     if dist is not None and bool(dist.any()):  # all zero: the identity, exactly (a third of the projection time)
         xy = distort(xy, dist)
-    uv = xy @ K[..., :2, :2].transpose(-1, -2) + K[..., None, :2, 2]
+    # K's first two rows as an affine map, written out: a broadcast matmul of N 2-vectors took twice as long
+    uv = xy[..., :1] * K[..., None, :2, 0] + xy[..., 1:] * K[..., None, :2, 1] + K[..., None, :2, 2]
     return uv, depth
 
 

@@ -222,6 +222,7 @@ def test_eval_command_writes_tables(tmp_path):
     assert "averaged over views" in text and "heatformer_compact.pt@" in text and "synthetic" in text
     assert "2 samples (1 clean, 1 with occluded joints)" in text  # --clean 1: the first has no occluder
     assert "| SMPLify-style baseline | clean |" in text and "x faster than the baseline" in text
+    assert "| calibrated | " in text.split("## Time per sample")[1]  # network, estimate and refine() times
 
 
 def test_shipped_checkpoint_refines_held_out_samples(body):
