@@ -22,14 +22,19 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(context_dim, inner, bias=False)
         self.to_out = nn.Linear(inner, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        context = x if context is None else context
+    def _split(self, t: torch.Tensor) -> torch.Tensor:  # (B, N, H*D) -> (B, H, N, D)
+        return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
-        def split(t):  # (B, N, H*D) -> (B, H, N, D)
-            return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+    def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The context's keys and values, split into heads: made once for a context that several calls share
+        (the decoder's keys are the same at every iteration)."""
+        return self._split(self.to_k(context)), self._split(self.to_v(context))
 
-        out = F.scaled_dot_product_attention(split(self.to_q(x)), split(self.to_k(context)),
-                                             split(self.to_v(context)))
+    def forward(self, x: torch.Tensor, context: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> torch.Tensor:
+        """``context``: the tokens to attend to (x itself when None), or their `keys_values`."""
+        keys, values = context if isinstance(context, tuple) else self.keys_values(x if context is None else context)
+        out = F.scaled_dot_product_attention(self._split(self.to_q(x)), keys, values)
         return self.to_out(out.transpose(1, 2).flatten(2))
 
 
@@ -46,10 +51,11 @@ class Block(nn.Module):
         self.mlp_norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, outputs: slice | None = None
-                ) -> torch.Tensor:
-        """x (B, N, dim) -> (B, N, dim); with ``outputs``, only those tokens' rows (their self-attention still
-        reads every token), which is all a caller that keeps one token of the last block needs."""
+    def forward(self, x: torch.Tensor, context: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+                outputs: slice | None = None) -> torch.Tensor:
+        """x (B, N, dim) -> (B, N, dim); ``context`` for the cross-attention, as `Attention` takes it. With
+        ``outputs``, only those tokens' rows (their self-attention still reads every token), which is all a
+        caller that keeps one token of the last block needs."""
         normed = self.attn_norm(x)
         if outputs is None:
             x = x + self.attn(normed)

@@ -159,6 +159,8 @@ class HeatFormer(nn.Module):
 
         position = self.position(v, rows, cols, heatmaps.device)  # (V*rows*cols, C)
         keys = torch.cat([tokens(image_feat), tokens(input_feat)], dim=-1).flatten(1, 2) + position
+        with self._stage("decoder"):
+            cross_context = [block.cross.keys_values(keys) for block in self.decoder]  # the same every iteration
         with self._stage("body + heatmap rendering"):
             states = [self.state(geometry, orient6d, pose6d, betas, cam)]
         for _ in range(iterations):
@@ -169,8 +171,8 @@ class HeatFormer(nn.Module):
                 if self.config.query == "pooled":
                     queries = queries.unflatten(1, (v, rows * cols)).mean(2)  # one token per view
                 x = self.query_embed(queries)
-                for block in self.decoder:
-                    x = block(x, keys)
+                for block, context in zip(self.decoder, cross_context):
+                    x = block(x, context)
                 per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)
                 pose6d = pose6d + self.pose_head(per_view).unflatten(-1, (23, 6))
                 betas = betas + self.shape_head(per_view)
