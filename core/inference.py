@@ -222,11 +222,10 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
 
     geometry = prepared.geometry
     joints2d = torch.stack([geometry.heatmap_to_image(s.heatmap_joints)[0] for s in states]).cpu().numpy()
-    # The mesh lands in each image through the same projection as the joints: root first, so that index 0 is
-    # the root the geometry places; every iteration at once, as a batch against the geometry's batch of one.
-    with_root = torch.cat([torch.zeros_like(root), out.vertices - root], 1).unflatten(0, (n_iter, views))
+    # The mesh lands in each image through the same projection as the joints, every iteration at once (a batch
+    # against the geometry's batch of one).
     cams = torch.cat([s.cam for s in states])  # (I, V, 3)
-    vertices2d = geometry.to_image(with_root, cams, 0)[:, :, 1:].cpu().numpy()
+    vertices2d = geometry.relative_to_image((out.vertices - root).unflatten(0, (n_iter, views)), cams).cpu().numpy()
     return RefinementTrace(
         mode=mode, view_names=sample.view_names,
         global_orient=matrix_to_axis_angle(global_orient).cpu().numpy(),

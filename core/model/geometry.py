@@ -34,25 +34,29 @@ class ViewGeometry:
         if self.mode == "calibrated" and self.root_cam is None:
             raise ValueError("calibrated mode needs the fused root position in every camera")
 
-    def place(self, joints: torch.Tensor, root_index: int) -> torch.Tensor:
-        """Calibrated mode: model-frame joints (B, V, J, 3) rotated into the camera -> camera-frame positions."""
-        return joints - joints[..., root_index: root_index + 1, :] + self.root_cam[..., None, :]
-
     def to_image(self, joints: torch.Tensor, cam: torch.Tensor, root_index: int) -> torch.Tensor:
-        """(B, V, J, 3) joints in camera orientation -> (B, V, J, 2) image pixels (calibrated: projected
-        directly, without the round trip through the crop)."""
+        """(B, V, J, 3) joints in camera orientation -> (B, V, J, 2) image pixels."""
+        return self.relative_to_image(joints - joints[..., root_index: root_index + 1, :], cam)
+
+    def relative_to_image(self, relative: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+        """(B, V, N, 3) root-relative points in camera orientation -> (B, V, N, 2) image pixels (calibrated:
+        placed at the fused root and projected directly, without the round trip through the crop)."""
         if self.mode == "calibrated":
-            return project_camera_points(self.place(joints, root_index), self.K, self.dist)[0]
-        return self.heatmap_to_image(self.to_heatmap(joints, cam, root_index))
+            return project_camera_points(relative + self.root_cam[..., None, :], self.K, self.dist)[0]
+        return self.heatmap_to_image(self._weak_perspective(relative, cam))
 
     def to_heatmap(self, joints: torch.Tensor, cam: torch.Tensor, root_index: int) -> torch.Tensor:
         """(B, V, J, 3) joints in camera orientation -> (B, V, J, 2) heatmap pixels."""
-        if self.mode == "calibrated":
-            return image_to_crop(self.to_image(joints, cam, root_index), self.boxes, self.heatmap_size)
         relative = joints - joints[..., root_index: root_index + 1, :]
+        if self.mode == "calibrated":
+            return image_to_crop(self.relative_to_image(relative, cam), self.boxes, self.heatmap_size)
+        return self._weak_perspective(relative, cam)
+
+    def _weak_perspective(self, relative: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated mode: root-relative points -> heatmap pixels through the camera (s, tx, ty)."""
         normalised = cam[..., None, :1] * relative[..., :2] + cam[..., None, 1:]
         width, height = self.heatmap_size
-        return normalised * (height / 2) + joints.new_tensor([width / 2, height / 2]) - 0.5
+        return normalised * (height / 2) + relative.new_tensor([width / 2, height / 2]) - 0.5
 
     def heatmap_to_image(self, points: torch.Tensor) -> torch.Tensor:
         return crop_to_image(points, self.boxes, self.heatmap_size)
