@@ -185,7 +185,8 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
     betas = torch.stack([s.betas[0] for s in states])  # (I, V, 10)
     out = body.posed(global_orient.flatten(0, 1)[:, None], body_pose.flatten(0, 1), betas.flatten(0, 1))
     root = out.joints_h36m[:, ROOT: ROOT + 1]
-    verts_cam = (out.vertices - root).unflatten(0, (n_iter, views)).cpu().numpy()  # root-relative, camera axes
+    relative = (out.vertices - root).unflatten(0, (n_iter, views))  # root-relative, camera axes
+    verts_cam = relative.cpu().numpy()
     joints_cam = (out.joints_h36m - root).unflatten(0, (n_iter, views)).cpu().numpy()
 
     if mode == "calibrated":
@@ -225,7 +226,7 @@ def _trace_from_states(sample, model, mode, prepared: PreparedInput, states) -> 
     # The mesh lands in each image through the same projection as the joints, every iteration at once (a batch
     # against the geometry's batch of one).
     cams = torch.cat([s.cam for s in states])  # (I, V, 3)
-    vertices2d = geometry.relative_to_image((out.vertices - root).unflatten(0, (n_iter, views)), cams).cpu().numpy()
+    vertices2d = geometry.relative_to_image(relative, cams).cpu().numpy()
     return RefinementTrace(
         mode=mode, view_names=sample.view_names,
         global_orient=matrix_to_axis_angle(global_orient).cpu().numpy(),

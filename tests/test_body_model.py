@@ -153,7 +153,10 @@ def test_fast_joint_path_equals_full_forward(body):
     posed = body.posed(*rotations, betas)
     for name in ("vertices", "joints", "joints_h36m"):
         torch.testing.assert_close(getattr(posed, name), getattr(full, name), atol=1e-5, rtol=1e-5)
-    assert body.h36m_translation_weights.shape == (17, 24)
+    # each regressed joint's blend over the body joints sums to one: a translated body moves its joints with it
+    weights = body.h36m_translation_weights
+    assert weights.shape == (17, 24)
+    torch.testing.assert_close(weights.sum(1), torch.ones(17))
 
 
 def test_fast_joint_path_with_pose_correctives(tmp_path):
