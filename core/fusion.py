@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
-from core.cameras import Camera
+from core.cameras import Camera, project_points_torch, stack_cameras
 from core.joints import H36M17, JointSet
 
 
@@ -57,13 +58,16 @@ def triangulate(keypoints: np.ndarray, cameras: list[Camera], joints: JointSet =
     use = keypoints[..., 2] >= min_confidence
     normalised = np.stack([_undistorted(keypoints[v, :, :2], cam) for v, cam in enumerate(cameras)])
     thresholds = np.array([max(8.0, outlier_fraction * np.hypot(c.width, c.height)) for c in cameras])
+    cams = stack_cameras(cameras, dtype=torch.float64)
+
+    def project(points3d):  # (J, 3) -> (V, J, 2) pixels, (V, J) depth: every view in one call
+        uv, depth = project_points_torch(torch.from_numpy(np.nan_to_num(points3d)), cams["K"], cams["R"],
+                                         cams["t"], cams["dist"])
+        return uv.numpy(), depth.numpy()
 
     def errors(points3d):
-        err = np.full((views, num_joints), np.nan)
-        for v, cam in enumerate(cameras):
-            uv, depth = cam.project(np.nan_to_num(points3d))
-            err[v] = np.where(depth > 0, np.linalg.norm(uv - keypoints[v, :, :2], axis=1), np.inf)
-        return err
+        uv, depth = project(points3d)
+        return np.where(depth > 0, np.linalg.norm(uv - keypoints[..., :2], axis=-1), np.inf)
 
     for _ in range(max(views - 2, 1)):
         X = _solve(normalised, np.where(use, keypoints[..., 2], 0.0), cameras)
@@ -79,11 +83,10 @@ def triangulate(keypoints: np.ndarray, cameras: list[Camera], joints: JointSet =
 
     fused = np.zeros_like(keypoints)
     confidence = np.where(valid, (keypoints[..., 2] * use).sum(0) / np.maximum(use.sum(0), 1), 0.0)
-    for v, cam in enumerate(cameras):
-        uv, depth = cam.project(np.nan_to_num(X))
-        ok = valid & (depth > 0)
-        fused[v, ok, :2] = uv[ok]
-        fused[v, ok, 2] = confidence[ok]
+    uv, depth = project(X)
+    ok = valid & (depth > 0)
+    fused[..., :2] = np.where(ok[..., None], uv, 0.0)
+    fused[..., 2] = np.where(ok, confidence, 0.0)
     measured = keypoints[..., 2] > 0
     reprojection = np.where(measured & valid[None], errors(X), np.nan)
     return FusedEvidence(X, fused.astype(np.float32), use & valid[None], reprojection, _root(X, joints))

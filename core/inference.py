@@ -5,6 +5,7 @@ Ground truth is never read here: `evaluate` adds metrics to a finished trace, as
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -77,9 +78,10 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     if mode == "calibrated":
         fused = triangulate_sample(sample, keypoints, "calibrated mode needs at least two views")
         keypoints, root_world = fused.keypoints, fused.root
-        with np.errstate(all="ignore"):
-            consistency = [float(np.nanmedian(e)) if np.isfinite(e).any() else float("nan")
-                           for e in fused.reprojection_error]
+        errors = fused.reprojection_error
+        with warnings.catch_warnings():  # a view with no finite error has no median: NaN, without a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            consistency = np.where(np.isfinite(errors).any(1), np.nanmedian(errors, axis=1), np.nan).tolist()
     width, height = config.heatmap_size
     boxes = crop_boxes(keypoints, [c.image_size for c in sample.cameras], width / height, config.crop_scale)
     cams = stack_cameras(sample.cameras, device=device)
