@@ -20,17 +20,22 @@ def heatmap_to_image(points: torch.Tensor, image_size: tuple[int, int], heatmap_
 
 
 def render_heatmaps(joints: torch.Tensor, heatmap_size: tuple[int, int], sigma: float = 2.0,
-                    visibility: torch.Tensor | None = None) -> torch.Tensor:
+                    visibility: torch.Tensor | None = None, window: float | None = None) -> torch.Tensor:
     """Unnormalised Gaussians (peak 1) at joint positions given in heatmap pixels.
 
-    joints (..., J, 2) as (x, y); visibility (..., J) in [0, 1] scales each map (0 = empty map).
-    Returns (..., J, h, w). Differentiable in the joint positions.
+    joints (..., J, 2) as (x, y); visibility (..., J) in [0, 1] scales each map (0 = empty map); with ``window``,
+    each Gaussian is cut to the square within ``window`` sigmas of its centre (zero outside, as the official code
+    renders them with 3). Returns (..., J, h, w). Differentiable in the joint positions.
     """
     width, height = heatmap_size
     xs = torch.arange(width, dtype=joints.dtype, device=joints.device)
     ys = torch.arange(height, dtype=joints.dtype, device=joints.device)
-    gx = torch.exp(-((xs - joints[..., 0:1]) ** 2) / (2 * sigma ** 2))  # (..., J, w)
-    gy = torch.exp(-((ys - joints[..., 1:2]) ** 2) / (2 * sigma ** 2))  # (..., J, h)
+    dx, dy = xs - joints[..., 0:1], ys - joints[..., 1:2]  # (..., J, w), (..., J, h)
+    gx = torch.exp(-(dx ** 2) / (2 * sigma ** 2))
+    gy = torch.exp(-(dy ** 2) / (2 * sigma ** 2))
+    if window is not None:
+        gx = gx * (dx.abs() <= window * sigma)
+        gy = gy * (dy.abs() <= window * sigma)
     maps = gy[..., :, None] * gx[..., None, :]  # separable Gaussian, (..., J, h, w)
     if visibility is not None:
         maps = maps * visibility[..., None, None].to(maps.dtype)

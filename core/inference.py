@@ -88,7 +88,7 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     boxes_t = torch.as_tensor(boxes, dtype=torch.float32, device=device)
     points = image_to_crop(torch.as_tensor(keypoints[..., :2], device=device), boxes_t, config.heatmap_size)
     heatmaps = render_heatmaps(points, config.heatmap_size, config.sigma,
-                               torch.as_tensor(keypoints[..., 2], device=device))
+                               torch.as_tensor(keypoints[..., 2], device=device), config.heatmap_window)
     root_cam = None
     if root_world is not None:
         root_cam = torch.as_tensor(np.stack([c.R @ root_world + c.t for c in sample.cameras]), dtype=torch.float32,

@@ -29,6 +29,17 @@ def test_joint_at_the_border_decodes_without_refinement():
     assert torch.allclose(decoded, torch.tensor([[0.0, 23.0]]))
 
 
+def test_window_cuts_each_gaussian_to_a_square_of_sigmas():
+    joints = torch.tensor([[20.3, 11.6], [2.0, 30.0]])
+    full = render_heatmaps(joints, (48, 40), sigma=1.5)
+    cut = render_heatmaps(joints, (48, 40), sigma=1.5, window=3.0)
+    xs, ys = torch.arange(48.0), torch.arange(40.0)
+    for map_full, map_cut, (x, y) in zip(full, cut, joints):
+        inside = ((ys[:, None] - y).abs() <= 4.5) & ((xs[None] - x).abs() <= 4.5)
+        assert torch.equal(map_cut[inside], map_full[inside]) and (map_cut[~inside] == 0).all()
+        assert (map_full[~inside] > 0).any()  # uncut, the tails reach further
+
+
 def test_rendering_is_differentiable():
     joints = torch.tensor([[[12.3, 7.7]]], requires_grad=True)
     target = render_heatmaps(torch.tensor([[[14.0, 9.0]]]), (32, 24))

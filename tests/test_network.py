@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from core.dataset_io import read_sample
+from core.heatmaps import render_heatmaps
 from core.inference import evaluate, prepare, refine
 from core.model.checkpoint import load_model, save_checkpoint
 from core.model.config import COMPACT, preset
@@ -121,17 +122,25 @@ def test_gradients_reach_every_trainable_module(sample, body):
     assert not without
 
 
-@pytest.mark.parametrize("depth", [1, 2])
-def test_heat_encoder_keeps_the_extra_token_of_full_blocks(depth):
-    """The HeatEncoder computes its last block for the extra token alone: the same feature as running every
-    token through every block and keeping that token's row."""
+@pytest.mark.parametrize("depth,content", [(1, "random"), (2, "random"), (1, "rendered"), (2, "rendered"),
+                                           (1, "empty")])
+def test_heat_encoder_keeps_the_extra_token_of_full_blocks(depth, content):
+    """The HeatEncoder computes its last block for the extra token alone (and a one-block encoder embeds only the
+    patches with signal): the same feature as running every token through every block and keeping that token's
+    row, for dense maps, rendered ones (mostly zero patches, some joints unseen) and empty ones."""
     from core.model.heat_encoder import HeatEncoder
 
     torch.manual_seed(depth)
     encoder = HeatEncoder(dataclasses.replace(COMPACT, heat_depth=depth)).eval()
-    heatmaps = torch.rand(3, COMPACT.num_joints, 64, 48)
+    joints = torch.rand(3, COMPACT.num_joints, 2) * torch.tensor([48.0, 64.0])
+    seen = (torch.rand(3, COMPACT.num_joints) > 0.2).float()
+    heatmaps = {"random": lambda: torch.rand(3, COMPACT.num_joints, 64, 48),
+                "rendered": lambda: render_heatmaps(joints, (48, 64), COMPACT.sigma, seen, COMPACT.heatmap_window),
+                "empty": lambda: torch.zeros(3, COMPACT.num_joints, 64, 48)}[content]()
     p = encoder.patch
     patches = heatmaps.reshape(3, COMPACT.num_joints, 8, p, 6, p).permute(0, 2, 4, 1, 3, 5).reshape(144, -1, p * p)
+    if content == "rendered":
+        assert (patches == 0).all(-1).float().mean() > 0.8  # what the sparse path is for
     x = encoder.embed(torch.cat([patches, patches.new_zeros(144, 1, p * p)], dim=1)) + encoder.position
     for block in encoder.blocks:
         x = block(x)

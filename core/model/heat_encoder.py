@@ -27,11 +27,39 @@ class HeatEncoder(nn.Module):
         b, j, h, w = heatmaps.shape
         p = self.patch
         rows, cols = h // p, w // p
-        # (B, J, rows, p, cols, p) -> (B * rows * cols, J, p * p)
-        patches = heatmaps.reshape(b, j, rows, p, cols, p).permute(0, 2, 4, 1, 3, 5).reshape(b * rows * cols, j, p * p)
-        tokens = torch.cat([patches, patches.new_zeros(patches.shape[0], 1, p * p)], dim=1)
-        x = self.embed(tokens) + self.position
-        for block in self.blocks[:-1]:
-            x = block(x)
-        x = self.blocks[-1](x, outputs=slice(-1, None))  # the extra token's output is all that is kept
+        grid = heatmaps.reshape(b, j, rows, p, cols, p)
+        if len(self.blocks) == 1:
+            x = self._single_block(grid)
+        else:
+            patches = grid.permute(0, 2, 4, 1, 3, 5).reshape(b * rows * cols, j, p * p)  # a sequence per cell
+            tokens = torch.cat([patches, patches.new_zeros(patches.shape[0], 1, p * p)], dim=1)
+            x = self.embed(tokens) + self.position
+            for block in self.blocks[:-1]:
+                x = block(x)
+            x = self.blocks[-1](x, outputs=slice(-1, None))  # the extra token's output is all that is kept
         return x[:, 0].reshape(b, rows, cols, -1).permute(0, 3, 1, 2)
+
+    def _single_block(self, grid: torch.Tensor) -> torch.Tensor:
+        """The extra token's output (B * rows * cols, 1, C) of a one-block encoder; grid (B, J, rows, p, cols, p).
+
+        An all-zero patch embeds to the bias plus its joint's position, the same at every cell, and so do its
+        normed token, key and value: they are made once, and only patches with signal are embedded. Rendered
+        heatmaps are zero outside a few patches around each joint (see `HeatFormerConfig.heatmap_window`), so this
+        skips most of the encoder's work; the result equals the dense computation up to float rounding."""
+        block, attention = self.blocks[0], self.blocks[0].attn
+        b, j, rows, p, cols, _ = grid.shape
+        n = b * rows * cols
+        empty = self.embed.bias + self.position[0]  # (J + 1, C): each position's token for an all-zero patch
+        empty_normed = block.attn_norm(empty)
+        keys = attention.to_k(empty_normed).expand(n, -1, -1)
+        values = attention.to_v(empty_normed).expand(n, -1, -1)
+        signal = grid.ne(0).any(5).any(3)  # (B, J, rows, cols)
+        image, joint, row, col = signal.nonzero(as_tuple=True)
+        if len(joint):
+            patches = grid[image, joint, row, :, col, :].flatten(1)  # (M, p * p), only those with signal
+            normed = block.attn_norm(self.embed(patches) + self.position[0, joint])
+            cell = (image * rows + row) * cols + col
+            keys = keys.index_put((cell, joint), attention.to_k(normed))
+            values = values.index_put((cell, joint), attention.to_v(normed))
+        extra = empty[j:].expand(n, 1, -1)  # the extra token is an all-zero patch too
+        return block(extra, self_context=(attention.split_heads(keys), attention.split_heads(values)))

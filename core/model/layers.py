@@ -22,19 +22,19 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(context_dim, inner, bias=False)
         self.to_out = nn.Linear(inner, dim)
 
-    def _split(self, t: torch.Tensor) -> torch.Tensor:  # (B, N, H*D) -> (B, H, N, D)
+    def split_heads(self, t: torch.Tensor) -> torch.Tensor:  # (B, N, H*D) -> (B, H, N, D)
         return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
     def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The context's keys and values, split into heads: made once for a context that several calls share
         (the decoder's keys are the same at every iteration)."""
-        return self._split(self.to_k(context)), self._split(self.to_v(context))
+        return self.split_heads(self.to_k(context)), self.split_heads(self.to_v(context))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> torch.Tensor:
         """``context``: the tokens to attend to (x itself when None), or their `keys_values`."""
         keys, values = context if isinstance(context, tuple) else self.keys_values(x if context is None else context)
-        out = F.scaled_dot_product_attention(self._split(self.to_q(x)), keys, values)
+        out = F.scaled_dot_product_attention(self.split_heads(self.to_q(x)), keys, values)
         return self.to_out(out.transpose(1, 2).flatten(2))
 
 
@@ -52,12 +52,16 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
-                outputs: slice | None = None) -> torch.Tensor:
+                outputs: slice | None = None, self_context: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> torch.Tensor:
         """x (B, N, dim) -> (B, N, dim); ``context`` for the cross-attention, as `Attention` takes it. With
         ``outputs``, only those tokens' rows (their self-attention still reads every token), which is all a
-        caller that keeps one token of the last block needs."""
+        caller that keeps one token of the last block needs. With ``self_context``, the self-attention's keys and
+        values, made by the caller from the normed tokens (x then holds only the tokens whose outputs it wants)."""
         normed = self.attn_norm(x)
-        if outputs is None:
+        if self_context is not None:
+            x = x + self.attn(normed, self_context)
+        elif outputs is None:
             x = x + self.attn(normed)
         else:
             x = x[:, outputs] + self.attn(normed[:, outputs], normed)

@@ -126,7 +126,8 @@ class HeatFormer(nn.Module):
         root = joints[..., ROOT, :]
         joints = joints - root[..., None, :]
         heatmap_joints = geometry.to_heatmap(joints, cam, ROOT)
-        heatmaps = render_heatmaps(heatmap_joints, self.config.heatmap_size, self.config.sigma)
+        heatmaps = render_heatmaps(heatmap_joints, self.config.heatmap_size, self.config.sigma,
+                                   window=self.config.heatmap_window)
         return IterationState(global_orient, body_pose, betas, cam, joints, root, heatmap_joints, heatmaps)
 
     def forward(self, images: torch.Tensor, heatmaps: torch.Tensor, geometry: ViewGeometry,
