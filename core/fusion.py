@@ -65,13 +65,12 @@ def triangulate(keypoints: np.ndarray, cameras: list[Camera], joints: JointSet =
                                          cams["t"], cams["dist"])
         return uv.numpy(), depth.numpy()
 
-    def errors(points3d):
-        uv, depth = project(points3d)
+    def errors(uv, depth):  # (V, J) pixels from the keypoints, infinite behind a camera
         return np.where(depth > 0, np.linalg.norm(uv - keypoints[..., :2], axis=-1), np.inf)
 
     for _ in range(max(views - 2, 1)):
         X = _solve(normalised, np.where(use, keypoints[..., 2], 0.0), cameras)
-        err = np.where(use, errors(X), -1.0)
+        err = np.where(use, errors(*project(X)), -1.0)
         worst = err.argmax(0)
         drop = (use.sum(0) > 2) & (err[worst, np.arange(num_joints)] > thresholds[worst])
         if not drop.any():
@@ -88,7 +87,7 @@ def triangulate(keypoints: np.ndarray, cameras: list[Camera], joints: JointSet =
     fused[..., :2] = np.where(ok[..., None], uv, 0.0)
     fused[..., 2] = np.where(ok, confidence, 0.0)
     measured = keypoints[..., 2] > 0
-    reprojection = np.where(measured & valid[None], errors(X), np.nan)
+    reprojection = np.where(measured & valid[None], errors(uv, depth), np.nan)
     return FusedEvidence(X, fused.astype(np.float32), use & valid[None], reprojection, _root(X, joints))
 
 
