@@ -9,6 +9,7 @@ from PyQt6.QtCore import QPoint
 from PyQt6.QtGui import QImage, QPixmap
 from PyQt6.QtWidgets import QApplication, QWidget
 
+from app.views.caching import drawn_afresh
 from core.files import atomic_path
 from core.video import stamp, write_video
 
@@ -39,7 +40,8 @@ def grab_viewport(window, name: str = WINDOW, scale: int = 1) -> np.ndarray:
     widget = widgets[name]
     pixmap = QPixmap(widget.size() * scale)
     pixmap.setDevicePixelRatio(scale)
-    QWidget.render(widget, pixmap)  # QWidget's, not pyqtgraph's scene render: the widget as it paints itself
+    with drawn_afresh(widget):
+        QWidget.render(widget, pixmap)  # QWidget's, not pyqtgraph's scene render: the widget as it paints itself
     return qimage_to_rgb(pixmap.toImage())
 
 

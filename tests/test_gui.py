@@ -139,6 +139,10 @@ def test_slider_moves_every_view_to_that_iteration(window):
                 x, y = panel.estimate.getData()
                 np.testing.assert_allclose(np.stack([x, y], 1), trace.joints2d[k, v], atol=1e-4)
                 np.testing.assert_allclose(panel.estimate_heat.image, trace.heatmaps[k, v].max(0), atol=1e-3)
+                for heat in (panel.estimate_heat, panel.input_heat):  # over the crop the network saw
+                    placed = heat.mapRectToView(heat.boundingRect())
+                    np.testing.assert_allclose([placed.x(), placed.y(), placed.width(), placed.height()],
+                                               trace.crop_boxes[v], rtol=1e-4)
 
 
 def test_selected_joint_is_highlighted_everywhere(window):
@@ -214,6 +218,47 @@ def test_error_plot_without_ground_truth_shows_reprojection_and_heatmap_errors(w
     with qtbot.waitSignal(window.ready, timeout=120000):
         window.load(SAMPLE_SCENE)
     assert not plot.right_view.addedItems and not plot.plotItem.getAxis("right").isVisible()
+
+
+def test_error_plot_range_holds_every_curve_and_stays_while_the_marker_moves(window):
+    view = window.error_plot.plotItem.vb
+    (x0, x1), (y0, y1) = before = view.viewRange()
+    for curve in window.error_plot.curves.values():
+        x, y = curve.getData()
+        assert x0 <= x.min() and x.max() <= x1 and y0 <= y.min() and y.max() <= y1
+    window.state.set_iteration(2)
+    assert window.error_plot.marker.value() == 2 and view.viewRange() == before
+
+
+def test_cached_panel_overlays_are_redrawn_when_they_change(window):
+    """The overlays that keep their pixels between slider steps (the frame, the input heatmaps, the evidence...)
+    must still show a change of the joint selected or of the layers. Qt places a cached drawing on whole device
+    pixels, so a redrawn overlay may land up to half a pixel from where it was: a few pixels of its edges differ."""
+    from PyQt6.QtCore import QPointF
+
+    from app.capture import qimage_to_rgb
+
+    for layer in ("ground truth", "evidence", "estimate joints"):  # markers over the input heatmaps' peaks
+        window.state.set_layer(layer, False)
+    panel = window.view_grid.panels[0]
+    shown = qimage_to_rgb(panel.grab().toImage()).astype(int)
+
+    def changed() -> np.ndarray:
+        return (qimage_to_rgb(panel.grab().toImage()).astype(int) != shown).any(-1)
+
+    window.state.select_joint(13)  # the input heatmaps of that joint only, and a ring around it
+    ring = panel.mapFromScene(panel.plot.vb.mapViewToScene(QPointF(*panel.highlight.getData()[0][:1],
+                                                                     *panel.highlight.getData()[1][:1])))
+    rows, columns = np.indices(shown.shape[:2])
+    away = np.hypot(columns - ring.x(), rows - ring.y()) > 30
+    assert (changed() & away).sum() > 200  # the other joints' heatmaps are gone
+    window.state.select_joint(-1)
+    assert changed().sum() == 0
+    window.state.set_layer("evidence", True)
+    evidence = changed().sum()
+    assert evidence > 100
+    window.state.set_layer("evidence", False)
+    assert changed().sum() < evidence / 5
 
 
 def test_projected_mesh_ground_truth_and_occlusion_in_the_panels(window):
@@ -355,7 +400,9 @@ def test_exports_from_the_window_reload(window, tmp_path):
 def test_viewport_screenshots_and_videos(window, tmp_path):
     import cv2
 
-    from app.capture import SCENE_3D, record_refinement
+    from PyQt6.QtWidgets import QGraphicsItem
+
+    from app.capture import SCENE_3D, grab_viewport, record_refinement
     from core.video import count_frames
 
     window.state.set_iteration(1)
@@ -366,6 +413,11 @@ def test_viewport_screenshots_and_videos(window, tmp_path):
     save_screenshot(window, tmp_path / "cam01.png", "cam01", scale=2)
     shot = cv2.imread(str(tmp_path / "cam01.png"))
     assert shot.shape[:2] == (2 * panel.height(), 2 * panel.width()) and shot.std() > 20
+    # drawn at twice the pixels, not the overlays' cached screen-resolution pixmaps enlarged
+    scaled = grab_viewport(window, "cam01", scale=2)
+    for item in panel.scene().items():
+        item.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+    np.testing.assert_array_equal(grab_viewport(window, "cam01", scale=2), scaled)
     record_refinement(window, tmp_path / "scene.gif", SCENE_3D)
     record_refinement(window, tmp_path / "cam01.mp4", "cam01")
     frames = window.state.max_iteration + 1  # iterations 0..N
