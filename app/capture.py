@@ -2,6 +2,7 @@
 refinement recorded iteration by iteration."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ def grab_viewport(window, name: str = WINDOW, scale: int = 1) -> np.ndarray:
     widget = widgets[name]
     pixmap = QPixmap(widget.size() * scale)
     pixmap.setDevicePixelRatio(scale)
-    with drawn_afresh(widget):
+    with drawn_afresh(widget) if scale > 1 else contextlib.nullcontext():  # 1x: as on screen
         QWidget.render(widget, pixmap)  # QWidget's, not pyqtgraph's scene render: the widget as it paints itself
     return qimage_to_rgb(pixmap.toImage())
 

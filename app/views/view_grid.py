@@ -110,7 +110,6 @@ class ViewPanel(pg.GraphicsLayoutWidget):
             None: (self.highlight,)}
         self.silhouettes: dict[tuple[int, int], tuple[np.ndarray, tuple]] = {}  # (id(trace), iteration) -> mask
         self.input_key: tuple[int, int] | None = None  # (id(trace), joint) the input heatmaps are drawn for
-        self.heat_rect = QRectF()  # where the heatmaps go: the crop box of the trace shown
         for item in (self.image, self.silhouette, self.input_heat, self.estimate_heat, self.difference_heat, self.crop,
                      self.evidence_bones, self.evidence, self.truth, self.occluded, self.comparison_bones,
                      self.comparison_points, self.estimate_bones, self.estimate, self.highlight):
@@ -237,7 +236,6 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         trace = self.trace
         if trace is not None:
             x0, y0, bw, bh = (float(x) for x in trace.crop_boxes[self.index])
-            self.heat_rect = QRectF(x0, y0, bw, bh)
             self.crop.setData([x0, x0 + bw, x0 + bw, x0, x0], [y0, y0, y0 + bh, y0 + bh, y0])
         else:
             clear(self.crop)
@@ -256,7 +254,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         layers, k = self.state.layers, self.state.iteration
         input_key = (id(trace), self.state.selected_joint)
         # the crop box goes with every image: pyqtgraph places an image in a rectangle only once it has one
-        placed = dict(autoLevels=False, rect=self.heat_rect)
+        placed = dict(autoLevels=False, rect=QRectF(*(float(x) for x in trace.crop_boxes[self.index])))
         if layers["input heatmaps"] and self.input_key != input_key:
             self.input_heat.setImage(self._heat(trace.input_heatmaps[self.index]), levels=(0, 1), **placed)
             self.input_key = input_key
