@@ -183,7 +183,7 @@ def test_both_modes_overlaid(window):
     assert len(scene.comparison_meshes) == 4
     np.testing.assert_allclose(scene.comparison_meshes[2].points, uncalibrated.vertices[1, 2])
     np.testing.assert_allclose(scene.view_meshes[2].points, calibrated.vertices[1, 2])
-    title = window.error_plot.numbers.text
+    title = window.error_plot.numbers.text()
     assert f"{calibrated.metrics['mpjpe_mm'][1]:.1f}" in title and f"{uncalibrated.metrics['mpjpe_mm'][1]:.1f}" in title
     assert "uncalibrated dashed" in window.model_label.text() and "wireframes" in scene.note
     state.set_mode("calibrated")
@@ -214,7 +214,7 @@ def test_error_plot_without_ground_truth_shows_reprojection_and_heatmap_errors(w
     assert plot.curves["calibrated:heatmap_mse"] in plot.right_view.addedItems  # on its own scale, at the right
     assert plot.plotItem.getAxis("right").isVisible()
     window.state.set_iteration(1)
-    assert f"heatmap {trace.metrics['heatmap_mse'][1]:.3g}" in plot.numbers.text
+    assert f"heatmap {trace.metrics['heatmap_mse'][1]:.3g}" in plot.numbers.text()
     with qtbot.waitSignal(window.ready, timeout=120000):
         window.load(SAMPLE_SCENE)
     assert not plot.right_view.addedItems and not plot.plotItem.getAxis("right").isVisible()
@@ -260,6 +260,37 @@ def test_cached_panel_overlays_are_redrawn_when_they_change(window):
     window.state.set_layer("evidence", False)
     assert changed().sum() < evidence / 5
 
+
+def test_point_items_remember_their_bounding_rectangle_only_while_it_holds(window, qtbot):
+    """A remembered rectangle that outlived new points, a zoom or a resize would leave stale pixels behind."""
+    import pyqtgraph as pg
+
+    from app.views.caching import ScatterItem
+
+    panel = window.view_grid.panels[0]
+    items = [panel.evidence, panel.estimate, panel.truth]
+    assert all(isinstance(item, ScatterItem) for item in items)
+
+    def fresh(item) -> tuple:
+        rect = pg.ScatterPlotItem.boundingRect(item)  # pyqtgraph's own answer, worked out now
+        return rect.x(), rect.y(), rect.width(), rect.height()
+
+    def remembered(item) -> tuple:
+        rect = item.boundingRect()
+        return rect.x(), rect.y(), rect.width(), rect.height()
+
+    estimate = panel.estimate
+    remembered(estimate)
+    assert estimate.boundingRect() is estimate.boundingRect()  # kept while nothing changed
+    before = remembered(estimate)
+    window.state.set_iteration(0 if window.state.iteration else 1)  # new points
+    assert remembered(estimate) == fresh(estimate) != before
+    estimate.setSize(14)  # bigger markers: more padding
+    assert remembered(estimate) == fresh(estimate)
+    panel.plot.vb.scaleBy((0.5, 0.5))  # a zoom: the padding in data units halves
+    assert all(remembered(item) == fresh(item) for item in items)
+    panel.resize(panel.width() // 2, panel.height())
+    qtbot.waitUntil(lambda: all(remembered(item) == fresh(item) for item in items), timeout=2000)
 
 def test_projected_mesh_ground_truth_and_occlusion_in_the_panels(window):
     from core.cameras import project_points

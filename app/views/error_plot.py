@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import QGraphicsSimpleTextItem
 
 from app.state import MODES, StudioState
 from app.views.caching import cache_pixels
@@ -30,10 +32,11 @@ class ErrorPlot(pg.PlotWidget):
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffffff", width=1.5))
         self.addItem(self.marker)
         # The numbers float over the plot's top left corner, outside its layout: a changing title would lay the
-        # whole plot out and repaint it at every slider step.
-        self.numbers = pg.LabelItem(justify="left", color="#e8eaed")
-        self.numbers.setParentItem(self.plotItem.vb)
-        self.numbers.anchor(itemPos=(0, 0), parentPos=(0, 0), offset=(4, 2))
+        # whole plot out and repaint it at every slider step. Plain text: pyqtgraph's label item lays out rich
+        # text, about 0.3 ms a step against 0.03.
+        self.numbers = QGraphicsSimpleTextItem(self.plotItem.vb)
+        self.numbers.setBrush(QColor("#e8eaed"))
+        self.numbers.setPos(4, 2)
         self.curves: dict[str, pg.PlotDataItem] = {}
         # A second view box, sharing the x axis, for the heatmap error's scale; it follows the main one's size.
         self.right_view = pg.ViewBox()

@@ -6,6 +6,8 @@ Meshes are created once per trace and their points replaced in place when the it
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyvista as pv
 from pyvistaqt import QtInteractor
@@ -78,6 +80,9 @@ class Scene3D(QWidget):
         self.skeleton_actors_of_view: list[list] = []
         self.comparison_meshes: list[pv.PolyData] = []
         self.comparison_actors = []
+        # What follows the iteration: each dataset's point array (fetched once: pyvista wraps it afresh at every
+        # `.points`, about half of this update's time in a profile) and the trace's points at iteration k.
+        self.moving: list[tuple[np.ndarray, pv.PolyData, Callable[[int], np.ndarray]]] = []
         self.joint_marks: pv.PolyData | None = None
         self.joint_mark_actor = None
         self.renderer_name = ""  # the OpenGL renderer, known once the window has shown a scene
@@ -148,6 +153,7 @@ class Scene3D(QWidget):
         self.skeletons, self.skeleton_actors_of_view = [], []
         self.comparison_meshes, self.comparison_actors = [], []
         self.joint_marks, self.joint_mark_actor = None, None
+        self.moving = []
 
     def show_trace(self) -> None:
         """(Re)create the estimate meshes and skeletons for the current mode's trace (and the comparison's)."""
@@ -164,6 +170,7 @@ class Scene3D(QWidget):
             for v in range(trace.num_views):
                 mesh = pv.PolyData(trace.vertices[k, v].copy(), faces)
                 self.view_meshes.append(mesh)
+                self.follow(mesh, lambda i, v=v: trace.vertices[i, v])
                 # Flat shading: smooth shading recomputes normals through a filter each time the points move.
                 # Back faces culled: a body is closed, so only the translucent mesh's far side goes (it muddied
                 # the colours), and a frame under software OpenGL takes about a quarter less.
@@ -171,12 +178,14 @@ class Scene3D(QWidget):
                                                               culling="back", name=f"estimate-{v}"))
                 bones = skeleton(trace.joints3d[k, v], edges)
                 self.skeletons.append(bones)
+                self.follow(bones, lambda i, v=v: trace.joints3d[i, v])
                 self.skeleton_actors_of_view.append([
                     self.plotter.add_mesh(bones, color=view_color(v), line_width=3, name=f"bones-{v}"),
                     self.plotter.add_mesh(bones, color=view_color(v), style="points", point_size=9,
                                           render_points_as_spheres=True, name=f"joints-{v}")])
             self.fused_mesh = pv.PolyData(trace.fused_vertices[k].copy(), faces)
             self.fused_actor = self.plotter.add_mesh(self.fused_mesh, color=FUSED_COLOR, culling="back", name="fused")
+            self.follow(self.fused_mesh, lambda i: trace.fused_vertices[i])
             self.joint_marks = pv.PolyData(trace.joints3d[k, :, 0].copy())
             self.joint_mark_actor = self.plotter.add_mesh(self.joint_marks, color="#ffffff", style="points",
                                                           point_size=18, render_points_as_spheres=True,
@@ -186,6 +195,7 @@ class Scene3D(QWidget):
             for v in range(comparison.num_views):
                 mesh = pv.PolyData(comparison.vertices[k, v].copy(), faces)
                 self.comparison_meshes.append(mesh)
+                self.follow(mesh, lambda i, v=v: comparison.vertices[i, v])
                 self.comparison_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), style="wireframe",
                                                                     opacity=0.35, name=f"comparison-{v}"))
         self.show_note(trace, comparison)
@@ -205,22 +215,17 @@ class Scene3D(QWidget):
         if self.note:
             self.plotter.add_text(self.note, position="upper_left", font_size=9, color="#e8eaed", name="note")
 
+    def follow(self, dataset: pv.PolyData, points_at: Callable[[int], np.ndarray]) -> None:
+        """Move ``dataset``'s points to ``points_at(k)`` whenever the iteration becomes k."""
+        self.moving.append((dataset.points, dataset, points_at))
+
     def update_iteration(self, *_args) -> None:
-        trace = self.state.trace
-        if trace is None or not self.view_meshes:
+        if not self.moving:
             return
         k = self.state.iteration
-        for v, mesh in enumerate(self.view_meshes):
-            mesh.points[:] = trace.vertices[k, v]
-            mesh.Modified()
-            self.skeletons[v].points[:] = trace.joints3d[k, v]
-            self.skeletons[v].Modified()
-        comparison = self.state.comparison
-        for v, mesh in enumerate(self.comparison_meshes):
-            mesh.points[:] = comparison.vertices[k, v]
-            mesh.Modified()
-        self.fused_mesh.points[:] = trace.fused_vertices[k]
-        self.fused_mesh.Modified()
+        for points, dataset, points_at in self.moving:
+            points[:] = points_at(k)  # pyvista marks the array modified, so VTK uploads it again
+            dataset.Modified()
         self.update_joint_marks()
 
     def update_joint_marks(self, render: bool = True) -> None:

@@ -9,7 +9,7 @@ from PyQt6.QtCore import QRectF
 from PyQt6.QtWidgets import QGridLayout, QWidget
 
 from app.colors import TRUTH_JOINT_COLOR, view_color
-from app.views.caching import cache_pixels
+from app.views.caching import ScatterItem, cache_pixels
 from app.state import SIDE_BY_SIDE, LoadedScene, StudioState
 from core.cameras import project_points
 from core.joints import H36M17, convert_keypoints
@@ -92,17 +92,17 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.silhouette = pg.ImageItem(lut=mask_lut(view_color(index)), levels=(0, 1))
         self.crop = pg.PlotCurveItem(pen=pg.mkPen("#ffffff", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.evidence_bones = pg.PlotCurveItem(pen=pg.mkPen("#dddddd", width=1.5), connect="pairs")
-        self.evidence = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k", width=0.5))
+        self.evidence = ScatterItem(size=7, pen=pg.mkPen("k", width=0.5))
         self.estimate_bones = pg.PlotCurveItem(pen=pg.mkPen(view_color(index), width=2.5), connect="pairs")
-        self.estimate = pg.ScatterPlotItem(size=6, brush=pg.mkBrush(view_color(index)), pen=pg.mkPen("w", width=1))
+        self.estimate = ScatterItem(size=6, brush=pg.mkBrush(view_color(index)), pen=pg.mkPen("w", width=1))
         # "both" mode: the uncalibrated estimate, dashed and hollow, over the calibrated one
         self.comparison_bones = pg.PlotCurveItem(
             pen=pg.mkPen(view_color(index), width=2, style=pg.QtCore.Qt.PenStyle.DashLine), connect="pairs")
-        self.comparison_points = pg.ScatterPlotItem(size=7, symbol="s", brush=None,
-                                                    pen=pg.mkPen(view_color(index), width=1.5))
-        self.truth = pg.ScatterPlotItem(size=9, symbol="+", pen=pg.mkPen(TRUTH_JOINT_COLOR, width=2))
-        self.occluded = pg.ScatterPlotItem(size=12, symbol="x", pen=pg.mkPen("#ff3030", width=2.5))
-        self.highlight = pg.ScatterPlotItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
+        self.comparison_points = ScatterItem(size=7, symbol="s", brush=None,
+                                             pen=pg.mkPen(view_color(index), width=1.5))
+        self.truth = ScatterItem(size=9, symbol="+", pen=pg.mkPen(TRUTH_JOINT_COLOR, width=2))
+        self.occluded = ScatterItem(size=12, symbol="x", pen=pg.mkPen("#ff3030", width=2.5))
+        self.highlight = ScatterItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
         # the point and line overlays by the layer that shows them (the highlight by none: it marks the selection)
         self.point_layers = {
             "evidence": (self.evidence, self.evidence_bones), "ground truth": (self.truth, self.occluded),
