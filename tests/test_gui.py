@@ -272,12 +272,10 @@ def test_point_items_remember_their_bounding_rectangle_only_while_it_holds(windo
     assert all(isinstance(item, ScatterItem) for item in items)
 
     def fresh(item) -> tuple:
-        rect = pg.ScatterPlotItem.boundingRect(item)  # pyqtgraph's own answer, worked out now
-        return rect.x(), rect.y(), rect.width(), rect.height()
+        return pg.ScatterPlotItem.boundingRect(item).getRect()  # pyqtgraph's own answer, worked out now
 
     def remembered(item) -> tuple:
-        rect = item.boundingRect()
-        return rect.x(), rect.y(), rect.width(), rect.height()
+        return item.boundingRect().getRect()
 
     estimate = panel.estimate
     remembered(estimate)
@@ -291,6 +289,7 @@ def test_point_items_remember_their_bounding_rectangle_only_while_it_holds(windo
     assert all(remembered(item) == fresh(item) for item in items)
     panel.resize(panel.width() // 2, panel.height())
     qtbot.waitUntil(lambda: all(remembered(item) == fresh(item) for item in items), timeout=2000)
+
 
 def test_projected_mesh_ground_truth_and_occlusion_in_the_panels(window):
     from core.cameras import project_points
