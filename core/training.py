@@ -7,6 +7,7 @@ supervised, later ones more, so that each decoder pass is trained to improve on 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -17,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from core.body_model import BodyModel
 from core.crops import image_to_crop
@@ -123,10 +125,25 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
     return prepared, targets
 
 
+@contextlib.contextmanager
+def single_threaded():
+    """Torch and the BLAS libraries on one thread meanwhile, restored after. A float sum split over threads
+    depends on how many there are, and the DataLoader's workers run torch on one thread while this process may
+    run many: on one thread everywhere, a batch comes out bit for bit the same wherever it is drawn."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class SyntheticBatches(torch.utils.data.Dataset):
-    """Batch ``step`` of a run, drawn on the CPU from its own generator seeded by (seed, step): the same batches
-    however many worker processes make them, and again after a resume. ``model`` supplies the configuration and
-    body model (its weights are not used), so it must be on the CPU."""
+    """Batch ``step`` of a run, drawn on the CPU from its own generator seeded by (seed, step): bit for bit the
+    same batches however many worker processes make them and however many threads they have (see
+    `single_threaded`), and again after a resume. ``model`` supplies the configuration and body model (its
+    weights are not used), so it must be on the CPU."""
 
     def __init__(self, model: HeatFormer, config: TrainingConfig, vertex_index: torch.Tensor):
         self.model, self.config, self.vertex_index = model, config, vertex_index.cpu()
@@ -137,7 +154,7 @@ class SyntheticBatches(torch.utils.data.Dataset):
     def __getitem__(self, step: int) -> tuple[str, PreparedInput, Targets]:
         rng = np.random.default_rng([self.config.seed, step])
         mode = "calibrated" if rng.random() < 0.6 else "uncalibrated"
-        with torch.no_grad():
+        with torch.no_grad(), single_threaded():
             prepared, targets = make_batch(self.model, rng, self.config, mode, self.vertex_index,
                                            torch.device("cpu"))
         return mode, prepared, targets
