@@ -5,7 +5,10 @@ convention (pixel i covers [i - 0.5, i + 0.5]), so image point u maps to heatmap
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 
 def image_to_heatmap(points: torch.Tensor, image_size: tuple[int, int], heatmap_size: tuple[int, int]) -> torch.Tensor:
@@ -40,6 +43,42 @@ def render_heatmaps(joints: torch.Tensor, heatmap_size: tuple[int, int], sigma: 
     if visibility is not None:
         maps = maps * visibility[..., None, None].to(maps.dtype)
     return maps
+
+
+def render_coarse_heatmaps(joints: torch.Tensor, heatmap_size: tuple[int, int], sigma: float, grid: int,
+                           window: float = 3.0, visibility: torch.Tensor | None = None,
+                           drop_outside: bool = False) -> torch.Tensor:
+    """Heatmaps as the official HeatFormer renders them, which its checkpoints were trained on: each Gaussian
+    on a coarse ``grid`` x ``grid`` map of the H x H square centred on the (W, H) crop, at the cell nearest the
+    joint (an integer centre), cut to ``window`` sigmas, then resized bilinearly to H x H and cut to the crop's W
+    middle columns. The peak therefore sits up to half a coarse cell (1.3 px at 96 over 256) off the joint.
+
+    joints (..., J, 2) in crop pixels, ``sigma`` in crop pixels; a joint is drawn whole where its visibility
+    (..., J) exceeds 0.5 and not at all elsewhere, as the official code draws it; ``drop_outside`` empties the maps of joints outside the square, as the official code does for the maps it
+    renders from the current estimate (not for its input maps). Returns (..., J, H, W); not differentiable.
+    """
+    width, height = heatmap_size
+    pad = (height - width) // 2
+    stride = height / grid
+    coarse_sigma = sigma / stride
+    half = math.floor(window * coarse_sigma)
+    square = joints + joints.new_tensor([pad, 0.0])
+    centre = torch.trunc(square / stride + 0.5)  # the official cast to an integer truncates towards zero
+    cells = torch.arange(grid, dtype=joints.dtype, device=joints.device)
+    offset_x, offset_y = cells - centre[..., 0:1], cells - centre[..., 1:2]  # (..., J, grid)
+    gx = torch.exp(-offset_x ** 2 / (2 * coarse_sigma ** 2)) * (offset_x.abs() <= half)
+    gy = torch.exp(-offset_y ** 2 / (2 * coarse_sigma ** 2)) * (offset_y.abs() <= half)
+    maps = gy[..., :, None] * gx[..., None, :]
+    keep = torch.ones(joints.shape[:-1], dtype=joints.dtype, device=joints.device)
+    if drop_outside:
+        keep = keep * ((square >= 0) & (square < height)).all(-1)
+    if visibility is not None:
+        keep = keep * (visibility > 0.5)
+    maps = maps * keep[..., None, None]
+    lead = maps.shape[:-2]
+    full = F.interpolate(maps.reshape(-1, 1, grid, grid), size=(height, height), mode="bilinear",
+                         align_corners=False, antialias=True)  # what torchvision's resize does for tensors
+    return full[..., pad: pad + width].reshape(*lead, height, width)
 
 
 def decode_heatmaps(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

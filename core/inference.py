@@ -16,7 +16,7 @@ from core.cameras import stack_cameras
 from core.crops import crop_boxes, crop_images, image_to_crop
 from core.errors import InputError
 from core.fusion import triangulate
-from core.heatmaps import decode_heatmaps, heatmap_to_image, render_heatmaps
+from core.heatmaps import decode_heatmaps, heatmap_to_image
 from core.joints import H36M17, JOINT_SETS, convert_keypoints
 from core.metrics import MM, pa_mpjpe
 from core.model.geometry import MODES, ViewGeometry
@@ -87,8 +87,7 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     cams = stack_cameras(sample.cameras, device=device)
     boxes_t = torch.as_tensor(boxes, dtype=torch.float32, device=device)
     points = image_to_crop(torch.as_tensor(keypoints[..., :2], device=device), boxes_t, config.heatmap_size)
-    heatmaps = render_heatmaps(points, config.heatmap_size, config.sigma,
-                               torch.as_tensor(keypoints[..., 2], device=device), config.heatmap_window)
+    heatmaps = model.render_heatmaps(points, torch.as_tensor(keypoints[..., 2], device=device))
     root_cam = None
     if root_world is not None:
         root_cam = torch.as_tensor(np.stack([c.R @ root_world + c.t for c in sample.cameras]), dtype=torch.float32,

@@ -3,9 +3,11 @@ meta device (no memory), mapped onto our official preset."""
 import pytest
 import torch
 
-from core.model.checkpoint import OFFICIAL_NOT_STORED, map_official_state_dict
+from core.model.checkpoint import ORIENT_6D_FROM_OFFICIAL, blocks_to_interleaved, map_official_state_dict
 from core.model.config import OFFICIAL
+from core.model.layers import sine_features
 from core.model.network import HeatFormer
+from core.rotations import rot6d_to_matrix
 
 
 def linear(prefix, out_dim, in_dim, bias=True):
@@ -86,6 +88,7 @@ def official_shapes() -> dict[str, tuple]:
     s["fuser.resnet.conv1.weight"] = (64, 3, 7, 7)
     s["fuser.resnet.final_layer.weight"] = (17, 256, 1, 1)
     s["smpl.v_template"] = (6890, 3)
+    s.update({"smpl.init_pose": (24, 6), "smpl.init_shape": (1, 10), "smpl.init_cam": (1, 3)})
     return s
 
 
@@ -105,11 +108,33 @@ def test_every_official_key_is_accounted_for_and_fits(official_model):
     assert not report.shape_mismatch
     accounted = set(report.mapped) | set(report.unused)
     assert accounted == set(state)
-    assert set(report.not_filled) == OFFICIAL_NOT_STORED
+    assert not report.not_filled  # the starting values too: SMPL's mean pose and shape, the camera
     assert report.unused["fuser.resnet.conv1.weight"].startswith("AdaFuse")
+    assert report.unused["smpl.v_template"].startswith("SMPL model data")
     result = official_model.load_state_dict(mapped, strict=False, assign=True)
-    assert set(result.missing_keys) == OFFICIAL_NOT_STORED and not result.unexpected_keys
+    assert not result.missing_keys and not result.unexpected_keys
     assert "unused: fuser.*" in report.summary()
+
+
+def test_official_orientation_6d_is_read_as_the_official_code_reads_it():
+    """Its rot6d_to_rotmat_g takes two stacked 3-vectors as the matrix's first two columns; ours interleaves
+    them: reordering the head's outputs gives the same rotation."""
+    official = torch.randn(50, 6, dtype=torch.float64)
+    a1, a2 = official[:, :3], official[:, 3:]  # what the official layout means
+    b1 = torch.nn.functional.normalize(a1, dim=-1)
+    b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    expected = torch.stack([b1, b2, torch.cross(b1, b2, dim=-1)], dim=-1)
+    torch.testing.assert_close(rot6d_to_matrix(official[:, ORIENT_6D_FROM_OFFICIAL]), expected)
+
+
+def test_positional_features_are_reordered_from_the_official_blocks():
+    """Official features per axis: sin of the even frequencies, then cos of the odd ones; ours interleave them.
+    The reordered first-layer columns see the same feature in the same place."""
+    positions = torch.rand(7) * 6
+    ours = sine_features(positions, 10)  # (7, 10) interleaved
+    theirs = torch.cat([ours[:, 0::2], ours[:, 1::2]], dim=-1)  # the official block order
+    order = blocks_to_interleaved(1, 10)
+    assert torch.equal(theirs[:, order], ours)
 
 
 def test_fused_projections_are_split_in_order(official_model):

@@ -22,8 +22,11 @@ from core.model.network import HeatFormer
 FORMAT_TAG = "heatformer-studio-checkpoint"
 VERSION = 1
 UNTRAINED = "random weights (untrained)"
-# Ours, with no counterpart in official checkpoints: the official code starts from SMPL's mean parameters file.
-OFFICIAL_NOT_STORED = {"init_pose", "init_betas"}
+# Where the official code's trainer and scripts keep the network's weights in the file they save.
+OFFICIAL_STATE_KEYS = ("model", "state_dict", "model_state_dict")
+# The official orientation 6D is read as two stacked rows (its rot6d_to_rotmat_g), the body pose's and ours as
+# two interleaved columns: our element i is their element ORIENT_6D_FROM_OFFICIAL[i].
+ORIENT_6D_FROM_OFFICIAL = [0, 3, 1, 4, 2, 5]
 
 
 @dataclass
@@ -91,18 +94,30 @@ OFFICIAL_SPLITS = [
     (r"^GCEstimator\.decoder\.transformer\.layers\.(\d+)\.1\.fn\.to_kv\.weight$",
      [r"orientation.blocks.\1.cross.to_k.weight", r"orientation.blocks.\1.cross.to_v.weight"]),
 ]
+# The official starting values, kept among SMPL's buffers: mean pose (24 x 6D), mean shape, initial camera.
+OFFICIAL_STARTS = ("smpl.init_pose", "smpl.init_shape", "smpl.init_cam")
 OFFICIAL_UNUSED = [
     (r"^fuser\.", "AdaFuse: replaced by robust triangulation"),
-    (r"^smpl\.", "SMPL buffers: the body model comes from its own file"),
+    (r"^smpl\.", "SMPL model data: the body model comes from its own file"),
     (r"^GCEstimator\.decshape\.", "shape from the orientation head is not used, as in the official forward"),
     (r"^GCEstimator\.decoder\.to_token_embedding\.weight$", "multiplies an all-zero token"),
     (r"^discriminator\.", "adversarial pose prior: training only"),
 ]
 
 
+def blocks_to_interleaved(axes: int, num_feats: int) -> torch.Tensor:
+    """Column order that turns the official sine features (per axis, all sines then all cosines) into ours
+    (per axis, sine and cosine interleaved): our column k is their column order[k]."""
+    theirs = torch.cat([torch.arange(0, num_feats, 2), torch.arange(1, num_feats, 2)])  # ours at their column j
+    per_axis = torch.argsort(theirs)
+    return torch.cat([a * num_feats + per_axis for a in range(axes)])
+
+
 def map_official_state_dict(official: dict[str, torch.Tensor], model: HeatFormer) -> tuple[dict, MappingReport]:
     """Translate official key names and layouts to ours; every official key ends up mapped, unused (with a
-    reason) or in shape_mismatch, by name."""
+    reason) or in shape_mismatch, by name. Two layouts differ and are converted exactly: the orientation 6D
+    (see ORIENT_6D_FROM_OFFICIAL) and the order of the positional encoding's sine features. The official
+    starting values (SMPL's mean pose and shape and a camera, to which its heads add) become our init_*."""
     ours = model.state_dict()
     report = MappingReport()
     mapped: dict[str, torch.Tensor] = {}
@@ -121,6 +136,8 @@ def map_official_state_dict(official: dict[str, torch.Tensor], model: HeatFormer
         report.mapped[their_key] = our_key
 
     for key, value in official.items():
+        if key in OFFICIAL_STARTS:
+            continue  # below
         if any(re.search(pattern, key) for pattern, _ in OFFICIAL_UNUSED):
             report.unused[key] = next(why for pattern, why in OFFICIAL_UNUSED if re.search(pattern, key))
             continue
@@ -132,9 +149,11 @@ def map_official_state_dict(official: dict[str, torch.Tensor], model: HeatFormer
             continue
         if key in ("GCEstimator.decoder.to_token_embedding.bias", "GCEstimator.decoder.pos_embedding"):
             continue  # combined below into the orientation query
-        if re.match(r"^GCEstimator\.decpose\.(weight|bias)$", key):
-            put(key, key.replace("GCEstimator.decpose", "orientation.orient"), value[:6])  # first 6: global orient
+        if re.match(r"^GCEstimator\.decpose\.(weight|bias)$", key):  # its first 6 outputs: global orientation
+            put(key, key.replace("GCEstimator.decpose", "orientation.orient"), value[:6][ORIENT_6D_FROM_OFFICIAL])
             continue
+        if key == "pos_embed.adapt_pos3d.0.weight" and value.dim() == 4:
+            value = value.flatten(1)[:, blocks_to_interleaved(3, value.shape[1] // 3)]
         rule = next(((p, r) for p, r in OFFICIAL_RULES if re.search(p, key)), None)
         if rule is None:
             report.unused[key] = "no counterpart in this implementation"
@@ -146,9 +165,15 @@ def map_official_state_dict(official: dict[str, torch.Tensor], model: HeatFormer
     if bias is not None and position is not None:
         put("GCEstimator.decoder.pos_embedding", "orientation.query", (bias + position.reshape(-1)).reshape(1, 1, -1))
         report.mapped["GCEstimator.decoder.to_token_embedding.bias"] = "orientation.query"
-    # The official head outputs absolute 6D orientation and camera; ours adds them to learned offsets.
-    for key in ("init_orient", "init_cam"):
-        mapped[key] = torch.zeros_like(ours[key])
+    pose, shape, cam = (official.get(k) for k in OFFICIAL_STARTS)
+    if pose is not None:  # (24, 6): the global orientation's 6D, read as the orientation head's, then the body's
+        put("smpl.init_pose", "init_orient", pose.reshape(24, 6)[0][ORIENT_6D_FROM_OFFICIAL])
+        put("smpl.init_pose", "init_pose", pose.reshape(24, 6)[1:])
+        report.mapped["smpl.init_pose"] = "init_orient, init_pose"
+    if shape is not None:
+        put("smpl.init_shape", "init_betas", shape.reshape(-1))
+    if cam is not None:
+        put("smpl.init_cam", "init_cam", cam.reshape(-1))
     report.not_filled = sorted(k for k in ours if k not in mapped)
     return mapped, report
 
@@ -173,9 +198,24 @@ def _read(path: Path) -> dict:
     return data
 
 
-def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfig = COMPACT) -> HeatFormer:
-    """A HeatFormer ready for inference. ``path`` None gives random weights (``model.identity`` says so);
-    our checkpoints restore their own config; official ones are mapped onto the official preset."""
+def official_state_dict(data: dict, path: Path) -> dict[str, torch.Tensor]:
+    """The network's weights in a file the official code wrote: {"model": ...} from its trainer, or the state
+    dict itself; refused by name when it is neither."""
+    for key in OFFICIAL_STATE_KEYS:
+        if isinstance(data.get(key), dict):
+            data = data[key]
+            break
+    if not any(isinstance(k, str) and k.startswith(("fuse_encoder.", "Decoder.", "decpose_smpl.")) for k in data):
+        raise InputError(path, "neither a HeatFormer Studio checkpoint nor an official HeatFormer one (no "
+                               f"fuse_encoder/Decoder keys at the top or under {', '.join(OFFICIAL_STATE_KEYS)})")
+    return data
+
+
+def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfig = COMPACT,
+               official: HeatFormerConfig = OFFICIAL) -> HeatFormer:
+    """A HeatFormer ready for inference. ``path`` None gives random weights of ``config`` (``model.identity``
+    says so); our checkpoints restore their own config; official ones are mapped onto ``official`` (the
+    official sizes; the parity test passes a reduced copy)."""
     if path is None:
         model = HeatFormer(config, body)
         model.identity, model.trained, model.description = UNTRAINED, False, UNTRAINED
@@ -195,18 +235,14 @@ def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfi
             raise InputError(path, "checkpoint does not fit the network: " + "; ".join(problems[:8]))
         model.description = data.get("description", "")
     else:
-        state = data.get("state_dict", data)
-        if not any(k.startswith(("fuse_encoder.", "Decoder.", "decpose_smpl.")) for k in state):
-            raise InputError(path, "neither a HeatFormer Studio checkpoint nor an official HeatFormer one "
-                                   "(no fuse_encoder/Decoder keys)")
-        model = HeatFormer(OFFICIAL, body)
+        state = official_state_dict(data, path)
+        model = HeatFormer(official, body)
         mapped, report = map_official_state_dict(state, model)
         if report.shape_mismatch:
             raise InputError(path, "official checkpoint does not fit: " + "; ".join(
                 f"{k}: {v}" for k, v in list(report.shape_mismatch.items())[:8]))
-        lacking = [k for k in report.not_filled if k not in OFFICIAL_NOT_STORED]
-        if lacking:
-            raise InputError(path, "official checkpoint lacks " + ", ".join(lacking[:8]))
+        if report.not_filled:
+            raise InputError(path, "official checkpoint lacks " + ", ".join(report.not_filled[:8]))
         model.load_state_dict(mapped, strict=False)
         model.mapping_report = report
         model.description = "official HeatFormer checkpoint"

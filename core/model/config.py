@@ -22,6 +22,11 @@ class HeatFormerConfig:
     # for the one shipped then, val100's errors moved by 0.1 mm at most. The cut leaves most heatmap patches
     # zero, which the HeatEncoder skips.
     heatmap_window: float | None = 3.0
+    # "direct": Gaussians rendered at the heatmap size around the exact joint position (ours: differentiable, no
+    # rounding). "coarse": as the official code renders them, on a `coarse_grid` square grid at the nearest cell,
+    # resized up (core.heatmaps.render_coarse_heatmaps); its checkpoints were trained on those maps.
+    heatmap_render: Literal["direct", "coarse"] = "direct"
+    coarse_grid: int = 96
     crop_scale: float = 1.3  # the crop box around the 2D evidence, relative to its extent
 
     heat_dim: int = 64
@@ -36,11 +41,13 @@ class HeatFormerConfig:
     vit_depth: int = 0
     vit_heads: int = 0
     vit_mlp_ratio: float = 4.0
+    vit_drop_path: float = 0.0  # stochastic depth of the last ViT block in training (earlier ones: linearly less)
 
     decoder_depth: int = 2
     decoder_heads: int = 4
     decoder_head_dim: int = 32
     decoder_mlp: int = 256
+    decoder_cross_dropout: float = 0.0  # dropout of the decoder's cross-attention weights and output, in training
     query: Literal["spatial", "pooled"] = "spatial"  # paper's Fig. 9: all patch tokens vs one pooled per view
     # The paper keeps the global orientation of the orientation head for every iteration. Ours can also let the
     # decoder add a residual to it at each iteration: with our small head, orientation is the largest error.
@@ -76,6 +83,9 @@ class HeatFormerConfig:
                                  "4, 8, 16 or 32")
         if self.token_dim % 2:
             raise ValueError("image_dim + heat_dim must be even (sine positional encoding)")
+        if self.heatmap_render == "coarse" and (width > height or (height - width) % 2):
+            raise ValueError(f"coarse heatmaps need a crop narrower than high by an even number, not "
+                             f"{self.heatmap_size}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -91,10 +101,10 @@ class HeatFormerConfig:
 COMPACT = HeatFormerConfig()
 
 OFFICIAL = HeatFormerConfig(
-    heatmap_size=(192, 256), patch_size=16, sigma=3.0 * 256 / 96,
+    heatmap_size=(192, 256), patch_size=16, sigma=3.0 * 256 / 96, heatmap_render="coarse", coarse_grid=96,
     heat_dim=1024, heat_depth=2, heat_heads=8, heat_head_dim=64, heat_mlp=2048,
-    image_encoder="vit", image_size=(192, 256), image_dim=1280, vit_depth=32, vit_heads=16,
-    decoder_depth=2, decoder_heads=8, decoder_head_dim=64, decoder_mlp=2048,
+    image_encoder="vit", image_size=(192, 256), image_dim=1280, vit_depth=32, vit_heads=16, vit_drop_path=0.55,
+    decoder_depth=2, decoder_heads=8, decoder_head_dim=64, decoder_mlp=2048, decoder_cross_dropout=0.5,
     orient_dim=1024, orient_depth=6, orient_heads=8, orient_head_dim=64, orient_mlp=1024, orient_context="image",
 )
 

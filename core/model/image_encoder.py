@@ -57,17 +57,27 @@ class ViTMlp(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: in training, each sample's residual branch is dropped with probability ``rate`` (the
+    rest scaled up to keep the expectation)."""
+    if not training or rate == 0.0:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1.0 - rate)
+    return x * keep / (1.0 - rate)
+
+
 class ViTBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = ViTAttention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = ViTMlp(dim, int(dim * mlp_ratio))
+        self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + drop_path(self.attn(self.norm1(x)), self.drop_path, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
 
 
 class PatchEmbed(nn.Module):
@@ -83,8 +93,9 @@ class ViTImageEncoder(nn.Module):
         self.patch_embed = PatchEmbed(dim, config.image_size[0] // cols)
         # One extra leading position, as in the pretrained weights (a class token's slot, added to all).
         self.pos_embed = nn.Parameter(torch.zeros(1, rows * cols + 1, dim))
-        self.blocks = nn.ModuleList(ViTBlock(dim, config.vit_heads, config.vit_mlp_ratio)
-                                    for _ in range(config.vit_depth))
+        depth = config.vit_depth  # the official decay rule: from 0 at the first block to the rate at the last
+        rates = [config.vit_drop_path * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(ViTBlock(dim, config.vit_heads, config.vit_mlp_ratio, rate) for rate in rates)
         self.last_norm = nn.LayerNorm(dim, eps=1e-6)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

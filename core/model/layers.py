@@ -12,11 +12,12 @@ from torch import nn
 class Attention(nn.Module):
     """Multi-head attention; queries from x, keys/values from ``context`` (x itself when None)."""
 
-    def __init__(self, dim: int, heads: int, head_dim: int, context_dim: int | None = None):
+    def __init__(self, dim: int, heads: int, head_dim: int, context_dim: int | None = None, dropout: float = 0.0):
         super().__init__()
         inner = heads * head_dim
         context_dim = context_dim or dim
         self.heads = heads
+        self.dropout = dropout  # on the attention weights and on the output, in training only
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_k = nn.Linear(context_dim, inner, bias=False)
         self.to_v = nn.Linear(context_dim, inner, bias=False)
@@ -34,20 +35,22 @@ class Attention(nn.Module):
                 ) -> torch.Tensor:
         """``context``: the tokens to attend to (x itself when None), or their `keys_values`."""
         keys, values = context if isinstance(context, tuple) else self.keys_values(x if context is None else context)
-        out = F.scaled_dot_product_attention(self.split_heads(self.to_q(x)), keys, values)
-        return self.to_out(out.transpose(1, 2).flatten(2))
+        dropout = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(self.split_heads(self.to_q(x)), keys, values, dropout_p=dropout)
+        out = self.to_out(out.transpose(1, 2).flatten(2))
+        return F.dropout(out, dropout) if dropout else out
 
 
 class Block(nn.Module):
     """Pre-LN residual block: self-attention, optional cross-attention, GELU MLP."""
 
     def __init__(self, dim: int, heads: int, head_dim: int, mlp_dim: int, context_dim: int | None = None,
-                 cross: bool = False):
+                 cross: bool = False, cross_dropout: float = 0.0):
         super().__init__()
         self.attn_norm = nn.LayerNorm(dim)
         self.attn = Attention(dim, heads, head_dim)
         self.cross_norm = nn.LayerNorm(dim) if cross else None
-        self.cross = Attention(dim, heads, head_dim, context_dim) if cross else None
+        self.cross = Attention(dim, heads, head_dim, context_dim, cross_dropout) if cross else None
         self.mlp_norm = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
 

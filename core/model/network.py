@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from core.body_model import BodyModel
-from core.heatmaps import render_heatmaps
+from core.heatmaps import render_coarse_heatmaps, render_heatmaps
 from core.joints import H36M17
 from core.model.config import HeatFormerConfig
 from core.model.geometry import ViewGeometry
@@ -88,7 +88,8 @@ class HeatFormer(nn.Module):
         self.position = PositionalEncoding3D(dim)
         self.query_embed = nn.Linear(dim, dim)
         self.decoder = nn.ModuleList(Block(dim, config.decoder_heads, config.decoder_head_dim, config.decoder_mlp,
-                                           context_dim=dim, cross=True) for _ in range(config.decoder_depth))
+                                           context_dim=dim, cross=True, cross_dropout=config.decoder_cross_dropout)
+                                     for _ in range(config.decoder_depth))
         self.pose_head = nn.Linear(dim, 23 * 6)
         self.shape_head = nn.Linear(dim, body.num_betas)
         for head in (self.pose_head, self.shape_head):
@@ -116,6 +117,16 @@ class HeatFormer(nn.Module):
         b, v = heatmaps.shape[:2]
         return self.heat_encoder(heatmaps.flatten(0, 1)).unflatten(0, (b, v))
 
+    def render_heatmaps(self, joints: torch.Tensor, visibility: torch.Tensor | None = None, estimate: bool = False
+                        ) -> torch.Tensor:
+        """(..., J, 2) heatmap pixels -> (..., J, H, W) heatmaps, rendered as this network was trained on them
+        (`HeatFormerConfig.heatmap_render`); ``estimate``: rendered from the current estimate, not the evidence."""
+        config = self.config
+        if config.heatmap_render == "coarse":
+            return render_coarse_heatmaps(joints, config.heatmap_size, config.sigma, config.coarse_grid,
+                                          config.heatmap_window or 3.0, visibility, drop_outside=estimate)
+        return render_heatmaps(joints, config.heatmap_size, config.sigma, visibility, config.heatmap_window)
+
     def state(self, geometry: ViewGeometry, orient6d, pose6d, betas, cam) -> IterationState:
         """Pose the body for every view and render where its joints land."""
         b, v = betas.shape[:2]
@@ -126,8 +137,7 @@ class HeatFormer(nn.Module):
         root = joints[..., ROOT, :]
         joints = joints - root[..., None, :]
         heatmap_joints = geometry.to_heatmap(joints, cam, ROOT)
-        heatmaps = render_heatmaps(heatmap_joints, self.config.heatmap_size, self.config.sigma,
-                                   window=self.config.heatmap_window)
+        heatmaps = self.render_heatmaps(heatmap_joints, estimate=True)
         return IterationState(global_orient, body_pose, betas, cam, joints, root, heatmap_joints, heatmaps)
 
     def forward(self, images: torch.Tensor, heatmaps: torch.Tensor, geometry: ViewGeometry,
