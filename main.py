@@ -12,6 +12,8 @@ from core import __version__
 
 
 RIG_NAMES = ("ring", "h36m", "mpi_inf_3dhp", "behave", "rich")  # core.synthetic.RIG_PRESETS, without importing torch
+OFFICIAL_2D_HELP = ("make the 2D evidence from the images with the official checkpoint's own 2D network (AdaFuse), "
+                    "as the official code does; the data's evidence then only places its crops")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "without keypoints")
     parser.add_argument("--trace", type=Path, nargs="+", help="saved trace(s) to show without running the network")
     parser.add_argument("--checkpoint", type=Path, help="HeatFormer checkpoint (default: the shipped one)")
+    parser.add_argument("--official-2d", action="store_true", help=OFFICIAL_2D_HELP)
     parser.add_argument("--mode", choices=("calibrated", "uncalibrated", "both", "side-by-side"),
                         help="mode shown first (both: uncalibrated overlaid on calibrated; side-by-side: each "
                              "camera's panel in both modes)")
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--mode", choices=("calibrated", "uncalibrated", "both"), default="calibrated")
     infer.add_argument("--iterations", type=int, default=None, help="decoder iterations, 1-8 (default: as trained)")
     infer.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
+    infer.add_argument("--official-2d", action="store_true", help=OFFICIAL_2D_HELP)
     infer.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     infer.add_argument("--out", type=Path, required=True,
                        help="trace .npz; a sequence writes NAME.<frame>.npz per frame; --mode both adds "
@@ -72,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = sub.add_parser("eval", help="per-iteration errors over samples with ground truth, as Markdown")
     evaluation.add_argument("--data", type=Path, required=True, help="a sample folder or a folder of them")
     evaluation.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
+    evaluation.add_argument("--official-2d", action="store_true", help=OFFICIAL_2D_HELP)
     evaluation.add_argument("--iterations", type=int, default=5, help="decoder iterations to run (default 5)")
     evaluation.add_argument("--device", default=None)
     evaluation.add_argument("--no-baseline", action="store_true",
@@ -137,7 +142,7 @@ def run_infer(args: argparse.Namespace) -> int:
     if not 0 <= first <= last < len(sequence):
         raise InputError(args.data, f"frames {first}..{last} are outside this sequence's 0..{len(sequence) - 1}")
     body = BodyModel(resolve_body_model_path(args.body_model))
-    model = load_model(resolve_checkpoint_path(args.checkpoint), body)
+    model = load_model(resolve_checkpoint_path(args.checkpoint), body, official_2d=args.official_2d)
     if not model.trained:
         print("warning: no trained checkpoint, the network has RANDOM WEIGHTS: its output is not a result",
               file=sys.stderr)
@@ -175,7 +180,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from core.resources import resolve_body_model_path, resolve_checkpoint_path
 
     body = BodyModel(resolve_body_model_path(args.body_model))
-    model = load_model(resolve_checkpoint_path(args.checkpoint), body)
+    model = load_model(resolve_checkpoint_path(args.checkpoint), body, official_2d=args.official_2d)
     samples = list(iterate_samples(args.data))
     results, fits = run_evaluation(samples, model, body, iterations=args.iterations, progress=print_progress,
                                    device=args.device, baseline=not args.no_baseline)

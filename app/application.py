@@ -33,7 +33,7 @@ def run_app(args: argparse.Namespace) -> int:
     from core.detector import DetectorConfig
 
     detector = DetectorConfig.load(args.detector) if args.detector else None
-    window = MainWindow(args.body_model, checkpoint=args.checkpoint, detector=detector)
+    window = MainWindow(args.body_model, checkpoint=args.checkpoint, detector=detector, official_2d=args.official_2d)
     window.setProperty("headless", bool(args.quit))
     if args.mode:
         window.state.set_mode(args.mode.replace("-", " "))

@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
     export_done = pyqtSignal(str)  # what an export in a worker wrote, or why it failed
 
     def __init__(self, body_model_path: Path | None = None, settings: QSettings | None = None,
-                 checkpoint: Path | None = None, detector: DetectorConfig | None = None):
+                 checkpoint: Path | None = None, detector: DetectorConfig | None = None, official_2d: bool = False):
         super().__init__()
         self.setWindowTitle(TITLE)
         self.setWindowIcon(QIcon(str(APP_ICON)))
@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.body_model_path = resolve_body_model_path(body_model_path, self.settings.value(BODY_MODEL_SETTING))
         self.checkpoint = resolve_checkpoint_path(checkpoint)
         self.detector = detector  # makes the keypoints of sequences that have none
+        self.official_2d = official_2d  # the evidence comes from the official checkpoint's AdaFuse
         self.body: BodyModel | None = None
         self.model = None
         self.folder: Path = SAMPLE_SCENE
@@ -145,6 +146,12 @@ class MainWindow(QMainWindow):
             if shortcut:
                 action.setShortcut(shortcut)
             action.triggered.connect(slot)
+        self.official_2d_action = file_menu.addAction("Official 2D evidence: the checkpoint's &AdaFuse")
+        self.official_2d_action.setCheckable(True)
+        self.official_2d_action.setChecked(self.official_2d)
+        self.official_2d_action.setToolTip("Make the 2D evidence from the images with the 2D network inside an "
+                                           "official HeatFormer checkpoint, as the official code does")
+        self.official_2d_action.toggled.connect(self.use_official_2d)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.list_recent()
         export_menu = file_menu.addMenu("&Export")
@@ -555,15 +562,27 @@ class MainWindow(QMainWindow):
             self.remember(self.folder)
             self.run_inference()
 
-    def run_inference(self, checkpoint: Path | None = None) -> None:
-        """Estimate both modes; a new ``checkpoint`` is kept only if it loads and runs."""
+    def use_official_2d(self, on: bool) -> None:
+        """Estimate again with the evidence from the checkpoint's AdaFuse (or from the data); kept only if the
+        checkpoint has it and the estimate runs."""
+        if on != self.official_2d:
+            self.run_inference(official_2d=on)
+
+    def run_inference(self, checkpoint: Path | None = None, official_2d: bool | None = None) -> None:
+        """Estimate both modes; a new ``checkpoint`` (or evidence source) is kept only if it loads and runs."""
         if self.state.scene is None or self.body is None:
             return
-        if checkpoint is None:
-            worker = InferenceWorker(self.state.scene.sample, self.body, self.checkpoint, self.model)
-        else:
-            worker = InferenceWorker(self.state.scene.sample, self.body, checkpoint, None)
+        official_2d = self.official_2d if official_2d is None else official_2d
+        worker = InferenceWorker(self.state.scene.sample, self.body, checkpoint or self.checkpoint,
+                                 None if checkpoint else self.model, official_2d=official_2d)
+        worker.failed.connect(lambda _: self.show_official_2d(self.official_2d))
         self._start(worker, self.inferred)
+
+    def show_official_2d(self, on: bool) -> None:
+        """The menu's check mark says where the evidence of the estimates shown comes from."""
+        self.official_2d_action.blockSignals(True)
+        self.official_2d_action.setChecked(on)
+        self.official_2d_action.blockSignals(False)
 
     def choose_frame_range(self) -> None:
         if self.sequence is None or self.state.scene is None:
@@ -582,7 +601,8 @@ class MainWindow(QMainWindow):
             return
         last = len(self.sequence) - 1 if last is None else last
         frames = [f for f in range(first, last + 1) if f not in self.frame_traces]
-        worker = InferenceWorker(None, self.body, self.checkpoint, self.model, sequence=self.sequence, frames=frames)
+        worker = InferenceWorker(None, self.body, self.checkpoint, self.model, sequence=self.sequence, frames=frames,
+                                 official_2d=self.official_2d)
         worker.frame_done.connect(self.frame_inferred)
         self._start(worker, self.all_frames_inferred)
 
@@ -602,6 +622,10 @@ class MainWindow(QMainWindow):
             self.frame_traces = {}  # other frames' estimates came from the previous checkpoint
             if self.worker.checkpoint is not None:
                 self.remember(self.worker.checkpoint)
+        if self.worker.official_2d != self.official_2d:
+            self.frame_traces = {}  # other frames' estimates came from the other evidence
+            self.official_2d = self.worker.official_2d
+        self.show_official_2d(self.official_2d)
         self.model, self.checkpoint = self.worker.model, self.worker.checkpoint
         self.frame_traces[self.state.scene.sample.frame] = traces
         self.state.set_traces(traces)

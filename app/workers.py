@@ -99,16 +99,18 @@ class InferenceWorker(Worker):
 
     def __init__(self, sample: MultiviewSample | None, body: BodyModel, checkpoint: Path | None, model=None,
                  modes=("calibrated", "uncalibrated"), iterations: int | None = None,
-                 sequence: MultiviewSequence | None = None, frames: list[int] | None = None):
+                 sequence: MultiviewSequence | None = None, frames: list[int] | None = None,
+                 official_2d: bool = False):
         super().__init__()
         self.sample, self.body, self.checkpoint, self.model = sample, body, checkpoint, model
         self.modes, self.iterations = modes, iterations
         self.sequence, self.frames = sequence, frames
+        self.official_2d = official_2d  # 2D evidence from the official checkpoint's AdaFuse
 
     def work(self) -> dict:
-        if self.model is None or self.model.body is not self.body:
+        if self.model is None or self.model.body is not self.body or self.model.official_2d != self.official_2d:
             self.step(2, "loading the HeatFormer checkpoint")
-            self.model = load_model(self.checkpoint, self.body)
+            self.model = load_model(self.checkpoint, self.body, official_2d=self.official_2d)
         if self.frames is None:
             return self.infer([self.sample], 0, 100)[0]
         done = {}

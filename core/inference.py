@@ -19,6 +19,7 @@ from core.fusion import triangulate
 from core.heatmaps import decode_heatmaps, heatmap_to_image
 from core.joints import H36M17, JOINT_SETS, convert_keypoints
 from core.metrics import MM, pa_mpjpe
+from core.model.adafuse import CROP, HEATMAP_SIDE
 from core.model.geometry import MODES, ViewGeometry
 from core.model.network import ROOT, HeatFormer
 from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
@@ -57,6 +58,33 @@ def evidence_keypoints(sample: MultiviewSample) -> np.ndarray:
     return np.asarray(keypoints, dtype=np.float32)
 
 
+@torch.no_grad()
+def official_keypoints(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch.device) -> np.ndarray:
+    """(V, 17, 3) H36M keypoints made from the frames by the official checkpoint's AdaFuse, fused across the
+    calibrated views (its SCORE fusion) in calibrated mode, each view alone otherwise. The square crop it reads
+    is placed around the sample's own 2D evidence, or the whole frame where a view has none (the official code
+    takes its boxes from its datasets)."""
+    where = sample.source or sample.name
+    if any(frame is None for frame in sample.frames):
+        raise InputError(where, "the official 2D network needs every view's image")
+    boxes = crop_boxes(evidence_keypoints(sample), [c.image_size for c in sample.cameras], 1.0,
+                       model.config.crop_scale)
+    crops = crop_images(sample.frames, boxes, (CROP, CROP)).to(device)[None]
+    side = HEATMAP_SIDE / torch.as_tensor(boxes[:, 2], dtype=torch.float32)  # image -> heatmap pixels, per view
+    to_heatmap = torch.zeros(1, sample.num_views, 3, 3)
+    to_heatmap[0, :, 0, 0], to_heatmap[0, :, 1, 1], to_heatmap[0, :, 2, 2] = side, side, 1.0
+    corner = torch.as_tensor(boxes[:, :2], dtype=torch.float32)
+    to_heatmap[0, :, :2, 2] = (0.5 - corner) * side[:, None] - 0.5  # as `image_to_crop` maps a point
+    cameras = None
+    if mode == "calibrated":
+        stacked = stack_cameras(sample.cameras, device=device)
+        cameras = (stacked["K"][None], torch.as_tensor(np.stack([c.R for c in sample.cameras]), dtype=torch.float32,
+                                                       device=device)[None],
+                   torch.as_tensor(np.stack([c.t for c in sample.cameras]), dtype=torch.float32, device=device)[None])
+    positions, confidence = model.adafuse(crops, to_heatmap.to(device), *(cameras or ()))
+    return torch.cat([positions[0], confidence[0, ..., None]], -1).cpu().numpy().astype(np.float32)
+
+
 def triangulate_sample(sample: MultiviewSample, keypoints: np.ndarray, too_few_views: str):
     """`triangulate` the sample's keypoints in its calibrated views; a sample it cannot fuse (fewer than two
     views: ``too_few_views`` says who needs them) is bad input, named by its folder."""
@@ -73,11 +101,13 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
     config = model.config
-    keypoints = evidence_keypoints(sample)
+    keypoints = official_keypoints(sample, model, mode, device) if model.official_2d else evidence_keypoints(sample)
     root_world = consistency = None
     if mode == "calibrated":
         fused = triangulate_sample(sample, keypoints, "calibrated mode needs at least two views")
-        keypoints, root_world = fused.keypoints, fused.root
+        root_world = fused.root
+        if not model.official_2d:  # AdaFuse's joints are fused already, and the official network reads them so
+            keypoints = fused.keypoints
         errors = fused.reprojection_error
         with warnings.catch_warnings():  # a view with no finite error has no median: NaN, without a warning
             warnings.simplefilter("ignore", RuntimeWarning)

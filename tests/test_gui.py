@@ -409,6 +409,18 @@ def test_a_wrong_checkpoint_is_refused_and_the_estimates_stay(window, qtbot, tmp
     assert window.checkpoint == good and window.recent_files()[0] == str(good)  # a checkpoint that ran
 
 
+def test_official_2d_evidence_needs_a_checkpoint_that_has_it(window, qtbot):
+    """The File menu's switch to the official checkpoint's AdaFuse: the shipped compact checkpoint has none, so
+    the estimate is refused by name, and the check mark, the evidence source and the estimates stay as they were
+    (the switch itself is tested with an official checkpoint in test_official_parity)."""
+    before = window.state.traces
+    with qtbot.waitSignal(window.ready, timeout=60000):
+        window.official_2d_action.setChecked(True)
+    assert "no official 2D network" in window.last_error and str(window.checkpoint) in window.last_error
+    assert not window.official_2d_action.isChecked() and not window.official_2d
+    assert window.state.traces is before
+
+
 def test_exports_from_the_window_reload(window, tmp_path):
     import trimesh
 

@@ -1,18 +1,25 @@
 """The official preset reproduces the official HeatFormer: a reduced-size official network, seeded, was run on
 fixed inputs by tests/fixtures/make_official_parity.py (on a machine with the official code); its checkpoint is
 loaded here through core/model/checkpoint.py and every iteration's output is compared with the official one."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from core.crops import image_to_crop
+from core.dataset_io import read_sample
+from core.errors import InputError
 from core.heatmaps import render_coarse_heatmaps
+from core.inference import official_keypoints, refine
 from core.model.checkpoint import load_model
 from core.model.config import preset
 from core.model.geometry import ViewGeometry
 from core.model.network import ROOT
-from fixtures.make_official_parity import heatmap_moments  # how the fixture summarised the official heatmaps
+from core.resources import DEFAULT_CHECKPOINT, SAMPLE_SCENE
+# how the fixture summarised the official heatmaps, made AdaFuse's weights and its crops
+from fixtures.make_official_parity import blocks, generated_weights, heatmap_moments, normalised
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_parity.pt"
 TOLERANCE = 1e-4
@@ -129,3 +136,60 @@ def test_official_dropouts_act_in_training_only(body):
         training = model.image_encoder(images), model.decoder[0](tokens, context)
     assert torch.equal(*inference) and torch.equal(*decoded)
     assert not torch.allclose(training[0], inference[0]) and not torch.allclose(training[1], decoded[0])
+
+
+@pytest.fixture(scope="module")
+def with_fuser(fixture, tmp_path_factory) -> Path:
+    """The fixture's official checkpoint with its AdaFuse weights (made, not stored: see the fixture script)."""
+    fuser = {f"fuser.{k}": v for k, v in generated_weights(fixture["adafuse"]["shapes"]).items()}
+    path = tmp_path_factory.mktemp("fuser") / "with_fuser.pth.tar"
+    torch.save({"model": {**fixture["checkpoint"]["model"], **fuser}}, path)
+    return path
+
+
+def test_adafuse_matches_the_official_2d_estimator(fixture, body, with_fuser):
+    """The official checkpoint's `fuser` (AdaFuse: pose ResNet, SCORE fusion along epipolar lines, windowed
+    soft-argmax) loaded through the checkpoint loader gives the official 2D joints, fused and unfused."""
+    given = fixture["adafuse"]
+    model = load_model(with_fuser, body, official=preset("official", **fixture["config"]))
+    assert model.adafuse is not None and not model.mapping_report.not_filled
+    unused = {k for k in model.mapping_report.unused if k.startswith("fuser.")}
+    assert unused and all(not k.startswith("fuser.resnet.") for k in unused)  # the view-weight net and loss only
+    inputs = given["inputs"]
+    crops = normalised(blocks(inputs["crop_blocks_uint8"].numpy()))
+    as_float = {k: inputs[k].float() for k in ("to_heatmap", "K", "R", "t")}
+    with torch.no_grad():
+        alone, _ = model.adafuse(crops, as_float["to_heatmap"])
+        fused, confidence = model.adafuse(crops, as_float["to_heatmap"], as_float["K"], as_float["R"], as_float["t"])
+    assert report("AdaFuse, each view alone (px)", alone, given["outputs"]["j2d_NoFuse"]) < TOLERANCE * 10
+    assert report("AdaFuse, fused across views (px)", fused, given["outputs"]["j2d_ScoreFuse"]) < TOLERANCE * 10
+    assert not torch.allclose(fused, alone) and ((confidence >= 0) & (confidence <= 1)).all()
+
+
+def test_official_2d_evidence_feeds_the_network(fixture, body, with_fuser, tmp_path):
+    """With `official_2d` the sample's evidence only places AdaFuse's crops: the trace's input keypoints are
+    AdaFuse's, fused across the calibrated views and used as they are (not reprojected from the triangulation),
+    and each view's alone in uncalibrated mode. A checkpoint without AdaFuse, or no checkpoint, is refused."""
+    sample = read_sample(SAMPLE_SCENE)
+    config = preset("official", **fixture["config"])
+    model = load_model(with_fuser, body, official=config, official_2d=True)
+    for mode in ("calibrated", "uncalibrated"):
+        trace = refine(sample, model, mode, 1, device="cpu")
+        expected = official_keypoints(sample, model, mode, torch.device("cpu"))
+        assert torch.allclose(torch.from_numpy(trace.input_keypoints), torch.from_numpy(expected), atol=1e-4)
+        assert not torch.allclose(torch.from_numpy(expected[..., :2]), torch.from_numpy(sample.keypoints[..., :2]),
+                                  atol=5.0)
+    plain = tmp_path / "plain.pth.tar"
+    torch.save(fixture["checkpoint"], plain)
+    with pytest.raises(InputError, match="no official 2D network"):
+        load_model(plain, body, official=config, official_2d=True)
+    with pytest.raises(InputError, match="official checkpoint"):
+        load_model(None, body, official_2d=True)
+
+
+def test_the_command_line_refuses_official_2d_evidence_without_it(tmp_path):
+    done = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "main.py"), "infer", "--data",
+                           str(SAMPLE_SCENE), "--official-2d", "--out", str(tmp_path / "t.npz")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "no official 2D network" in done.stderr and DEFAULT_CHECKPOINT.name in done.stderr
+    assert not (tmp_path / "t.npz").exists()

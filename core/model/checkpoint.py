@@ -16,6 +16,7 @@ import torch
 from core.body_model import BodyModel
 from core.errors import InputError
 from core.files import atomic_path
+from core.model.adafuse import AdaFuse
 from core.model.config import COMPACT, OFFICIAL, HeatFormerConfig
 from core.model.network import HeatFormer
 
@@ -85,6 +86,7 @@ OFFICIAL_RULES = [
     (r"^img_backbone\.", "image_encoder."),
     *_stack_rules("GCEstimator.decoder.transformer.layers", "orientation.blocks", "acm", hmr2=True),
     (r"^GCEstimator\.deccam\.", "orientation.camera."),
+    (r"^fuser\.resnet\.", "adafuse.resnet."),  # AdaFuse's 2D network (core.model.adafuse), when built
 ]
 # Fused projections in the HMR2-style orientation decoder, split into our separate q/k/v.
 OFFICIAL_SPLITS = [
@@ -97,7 +99,8 @@ OFFICIAL_SPLITS = [
 # The official starting values, kept among SMPL's buffers: mean pose (24 x 6D), mean shape, initial camera.
 OFFICIAL_STARTS = ("smpl.init_pose", "smpl.init_shape", "smpl.init_cam")
 OFFICIAL_UNUSED = [
-    (r"^fuser\.", "AdaFuse: replaced by robust triangulation"),
+    (r"^fuser\.(?!resnet\.)", "AdaFuse's view-weight network and loss constants: unused by the SCORE fusion "
+                              "that the official evaluation runs"),
     (r"^smpl\.", "SMPL model data: the body model comes from its own file"),
     (r"^GCEstimator\.decshape\.", "shape from the orientation head is not used, as in the official forward"),
     (r"^GCEstimator\.decoder\.to_token_embedding\.weight$", "multiplies an all-zero token"),
@@ -198,6 +201,16 @@ def _read(path: Path) -> dict:
     return data
 
 
+def adafuse_for(state: dict[str, torch.Tensor]) -> AdaFuse | None:
+    """The official 2D estimator with as many ResNet blocks and outputs as the checkpoint's `fuser.resnet`."""
+    blocks = [len({m.group(1) for k in state if (m := re.match(rf"^fuser\.resnet\.layer{n}\.(\d+)\.", k))})
+              for n in range(1, 5)]
+    head = state.get("fuser.resnet.final_layer.weight")
+    if head is None or not all(blocks):
+        return None
+    return AdaFuse(tuple(blocks), head.shape[0]).eval()
+
+
 def official_state_dict(data: dict, path: Path) -> dict[str, torch.Tensor]:
     """The network's weights in a file the official code wrote: {"model": ...} from its trainer, or the state
     dict itself; refused by name when it is neither."""
@@ -212,11 +225,14 @@ def official_state_dict(data: dict, path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfig = COMPACT,
-               official: HeatFormerConfig = OFFICIAL) -> HeatFormer:
+               official: HeatFormerConfig = OFFICIAL, official_2d: bool = False) -> HeatFormer:
     """A HeatFormer ready for inference. ``path`` None gives random weights of ``config`` (``model.identity``
     says so); our checkpoints restore their own config; official ones are mapped onto ``official`` (the
-    official sizes; the parity test passes a reduced copy)."""
+    official sizes; the parity test passes a reduced copy). ``official_2d``: the 2D evidence is made from the
+    images by the checkpoint's own AdaFuse, which only official checkpoints carry."""
     if path is None:
+        if official_2d:
+            raise InputError(None, "the official 2D network comes with an official checkpoint: none was given")
         model = HeatFormer(config, body)
         model.identity, model.trained, model.description = UNTRAINED, False, UNTRAINED
         return model.eval()
@@ -237,6 +253,7 @@ def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfi
     else:
         state = official_state_dict(data, path)
         model = HeatFormer(official, body)
+        model.adafuse = adafuse_for(state)
         mapped, report = map_official_state_dict(state, model)
         if report.shape_mismatch:
             raise InputError(path, "official checkpoint does not fit: " + "; ".join(
@@ -246,6 +263,10 @@ def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfi
         model.load_state_dict(mapped, strict=False)
         model.mapping_report = report
         model.description = "official HeatFormer checkpoint"
+    if official_2d and model.adafuse is None:
+        raise InputError(path, "this checkpoint has no official 2D network (AdaFuse's fuser.resnet.* weights): "
+                               "the 2D evidence must come from the data")
+    model.official_2d = official_2d
     model.identity, model.trained = file_identity(path), True
     return model.eval()
 

@@ -105,6 +105,10 @@ class HeatFormer(nn.Module):
         self.init_betas = nn.Parameter(torch.zeros(body.num_betas))
         self.init_cam = nn.Parameter(torch.tensor(WEAK_PERSPECTIVE_INIT))
         self.stage_seconds: dict[str, float] = {}  # filled by `forward`, per stage, summed over iterations
+        # Official checkpoints carry their 2D estimator (core.model.adafuse), set by the loader; with
+        # `official_2d` the evidence of every sample comes from it rather than from the sample's own keypoints.
+        self.adafuse: nn.Module | None = None
+        self.official_2d = False
 
     @contextlib.contextmanager
     def _stage(self, name: str):
