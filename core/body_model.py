@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import io
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 from core.errors import InputError
 from core.joints import H36M17, H36M_FROM_SMPL, SMPL24
 from core.resources import FREE_BODY_MODEL
+from core.safe_pickle import RefusedGlobal, load_pickle
 
 NUM_POSE_BASIS = 207  # 23 joints x 9: smplx always multiplies the pose feature by this basis
 REQUIRED_KEYS = ("v_template", "f", "J_regressor", "kintree_table", "weights", "shapedirs")
@@ -70,7 +70,7 @@ def _load_struct(path: Path) -> dict:
                 data = {k: archive[k] for k in archive.files}
         elif path.suffix == ".pkl":
             with open(path, "rb") as handle:
-                data = dict(pickle.load(handle, encoding="latin1"))
+                data = dict(load_pickle(handle))
         else:
             raise InputError(path, "expected an SMPL model as .pkl or .npz (e.g. SMPL_NEUTRAL.pkl)")
     except ModuleNotFoundError as exc:
@@ -78,6 +78,8 @@ def _load_struct(path: Path) -> dict:
                                "arrays): install chumpy, or use the .npz/.pkl converted for smplx") from exc
     except InputError:
         raise
+    except RefusedGlobal as exc:
+        raise InputError(path, f"unsafe pickle: {exc}") from exc
     except Exception as exc:  # corrupt zip, truncated pickle, wrong file type...
         raise InputError(path, f"cannot read body model ({type(exc).__name__}: {exc})") from exc
     missing = [k for k in REQUIRED_KEYS if k not in data]

@@ -17,7 +17,8 @@ world coordinates. Human3.6M's joint_3d.json is in Human3.6M's own joint order, 
 code swaps its legs only to match VIBE's joint names, which are not used here.
 
 Evidence: the database's 2D keypoints ("joints2D"); BEHAVE's database has none, so its evidence is the projection
-of its 3D OpenPose joints unless a 2D detector is given. joblib files are pickles: open only those you trust.
+of its 3D OpenPose joints unless a 2D detector is given. joblib files are pickles: they are read
+with core.safe_pickle, which refuses any callable but the numpy classes such files hold.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from core.detector import DetectorConfig, TrackingDetector
 from core.errors import InputError
 from core.files import read_json
 from core.joints import BODY25, H36M17, convert_keypoints
+from core.safe_pickle import load_joblib
 from core.sample import GroundTruth, MultiviewSample
 
 if TYPE_CHECKING:
@@ -53,18 +55,6 @@ H36M_NAME = re.compile(r"s_(\d+)_act_(\d+)_subact_(\d+)_ca_(\d+)_(\d+)")
 
 def is_heatformer_db(path: Path) -> bool:
     return path.is_file() and path.name.endswith("_db.pt")
-
-
-def load_joblib(path: Path):
-    """A joblib dump, or an `InputError` naming the file."""
-    import joblib  # only these databases need it
-
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        return joblib.load(path)
-    except Exception as exc:  # joblib re-raises whatever unpickling hit: EOFError, UnpicklingError, KeyError, ...
-        raise InputError(path, f"cannot read joblib database ({type(exc).__name__}: {exc})") from exc
 
 
 class ImageFinder:
