@@ -197,6 +197,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from core.errors import InputError
     from core.export import export_meshes, export_parameters
+    from core.files import safe_filename
     from core.trace import RefinementTrace
 
     trace = RefinementTrace.load(args.trace)
@@ -210,7 +211,8 @@ def run_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(args.trace, str(exc)) from exc
     for suffix in ("npz", "json"):
-        paths.append(export_parameters(trace, iteration, args.out / f"{trace.mode}_iter{iteration}_smpl.{suffix}"))
+        name = safe_filename(f"{trace.mode}_iter{iteration}_smpl.{suffix}")
+        paths.append(export_parameters(trace, iteration, args.out / name))
     print("\n".join(f"wrote {p}" for p in paths))
     return 0
 

@@ -24,6 +24,7 @@ from core.detector import DetectorConfig
 from core.calibration import is_calibration_file
 from core.errors import InputError
 from core.export import MESH_FORMATS, export_meshes, export_parameters
+from core.files import safe_filename
 from core.heatformer_db import is_heatformer_db
 from core import __version__
 from core.resources import APP_ICON, SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
@@ -381,10 +382,10 @@ class MainWindow(QMainWindow):
                 iteration = min(self.state.iteration, trace.iterations)
                 if mesh_format:
                     jobs.append((f"{names[frame]} {mode} meshes",
-                                 lambda t=trace, i=iteration, p=folder / names[frame]: export_meshes(
+                                 lambda t=trace, i=iteration, p=folder / safe_filename(names[frame]): export_meshes(
                                      t, i, p, shown, fmt=mesh_format)))
                 else:
-                    path = folder / f"{names[frame]}_{mode}_iter{iteration}_smpl.npz"
+                    path = folder / safe_filename(f"{names[frame]}_{mode}_iter{iteration}_smpl.npz")
                     jobs.append((path.name, lambda t=trace, i=iteration, p=path: export_parameters(t, i, p)))
         worker = ExportWorker(jobs)
         self._start(worker, lambda paths: self.report_export(f"wrote {len(paths)} files to {folder}"))
@@ -402,7 +403,7 @@ class MainWindow(QMainWindow):
         def save():
             paths = []
             for mode, trace in self.state.traces.items():
-                paths.append(folder / f"{trace.info.get('sample', 'trace')}.{mode}.npz")
+                paths.append(folder / safe_filename(f"{trace.info.get('sample', 'trace')}.{mode}.npz"))
                 trace.save(paths[-1])
             return [str(p) for p in paths]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from core.files import atomic_path, write_text
+from core.files import atomic_path, safe_filename, write_text
 from core.trace import RefinementTrace
 
 MESH_FORMATS = ("obj", "ply", "glb")
@@ -16,7 +16,7 @@ MESH_FORMATS = ("obj", "ply", "glb")
 
 def mesh_name(trace: RefinementTrace, iteration: int, view: int | None, fmt: str) -> str:
     who = "averaged" if view is None else trace.view_names[view]
-    return f"{trace.mode}_iter{iteration}_{who}.{fmt}"
+    return safe_filename(f"{trace.mode}_iter{iteration}_{who}.{fmt}")
 
 
 def export_meshes(trace: RefinementTrace, iteration: int, folder: str | Path, views: list[int] | None = None,

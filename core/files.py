@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -45,3 +46,10 @@ def read_json(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise InputError(path, "expected a JSON object")
     return data
+
+
+def safe_filename(text: str, fallback: str = "unnamed") -> str:
+    """``text`` made safe as one file name: anything but letters, digits, '.', '-', '_' and '+' becomes '_', and
+    leading dots go, so that names from data ("../../x", "a/b", "") never leave or hide in the chosen folder."""
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", str(text)).lstrip(".")[:120]
+    return name or fallback
