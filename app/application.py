@@ -41,6 +41,9 @@ def run_app(args: argparse.Namespace) -> int:
     status = {"code": 0}
 
     def finish():
+        if window.last_error and args.quit:  # loaded, but what was asked for (the estimates) could not be made
+            on_failure(window.last_error)
+            return
         if args.iteration is not None:
             window.state.set_iteration(args.iteration)
         if args.screenshot:
@@ -59,9 +62,13 @@ def run_app(args: argparse.Namespace) -> int:
 
     window.ready.connect(lambda: QTimer.singleShot(300, finish))
     window.load_failed.connect(on_failure)
-    if args.trace:
-        window.open_traces(args.trace)
-    else:
-        window.load(args.data or window.folder, frame=args.frame)
+
+    def start():  # in the event loop, so that a failure reported at once can still end it
+        if args.trace:
+            window.open_traces(args.trace)
+        else:
+            window.load(args.data or window.folder, frame=args.frame)
+
+    QTimer.singleShot(0, start)
     code = app.exec()
     return status["code"] or code

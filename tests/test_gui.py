@@ -538,6 +538,20 @@ def test_command_line_reports_bad_data(tmp_path):
     assert "missing" in result.stderr and "not a folder" in result.stderr
 
 
+def test_command_line_exits_non_zero_and_never_hangs_when_it_cannot_show_what_was_asked(tmp_path):
+    """A bad trace is reported at once (it used to hang the event loop); a checkpoint that cannot run after the
+    data loaded ends in 2, with no screenshot claiming a result."""
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, header=np.array("{not json"))
+    result = run_main("--trace", str(bad), "--screenshot", str(tmp_path / "a.png"), "--quit", timeout=60)
+    assert result.returncode == 2 and "bad.npz" in result.stderr and not (tmp_path / "a.png").exists()
+    refused = tmp_path / "model_best_iter3.pth.tar"
+    refused.write_bytes(b"not a checkpoint")
+    result = run_main("--checkpoint", str(refused), "--screenshot", str(tmp_path / "b.png"), "--quit")
+    assert result.returncode == 2 and "model_best_iter3.pth.tar" in result.stderr
+    assert not (tmp_path / "b.png").exists()
+
+
 def test_about_box_and_title_say_what_is_running(window):
     from core import __version__
 
