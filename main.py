@@ -197,7 +197,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from core.errors import InputError
     from core.export import export_meshes, export_parameters
-    from core.files import safe_filename
+    from core.files import atomic_folder, safe_filename
     from core.trace import RefinementTrace
 
     trace = RefinementTrace.load(args.trace)
@@ -206,14 +206,15 @@ def run_export(args: argparse.Namespace) -> int:
     if unknown:
         raise InputError(args.trace, f"no view(s) {', '.join(unknown)} in this trace ({', '.join(trace.view_names)})")
     views = None if not args.views else [trace.view_names.index(v) for v in args.views]
-    try:
-        paths = export_meshes(trace, iteration, args.out, views, fmt=args.format)
-    except ValueError as exc:
-        raise InputError(args.trace, str(exc)) from exc
-    for suffix in ("npz", "json"):
-        name = safe_filename(f"{trace.mode}_iter{iteration}_smpl.{suffix}")
-        paths.append(export_parameters(trace, iteration, args.out / name))
-    print("\n".join(f"wrote {p}" for p in paths))
+    with atomic_folder(args.out) as staging:  # the meshes and parameters appear together, or not at all
+        try:
+            written = export_meshes(trace, iteration, staging, views, fmt=args.format)
+        except ValueError as exc:
+            raise InputError(args.trace, str(exc)) from exc
+        for suffix in ("npz", "json"):
+            name = safe_filename(f"{trace.mode}_iter{iteration}_smpl.{suffix}")
+            written.append(export_parameters(trace, iteration, staging / name))
+    print("\n".join(f"wrote {args.out / p.name}" for p in written))
     return 0
 
 

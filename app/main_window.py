@@ -24,7 +24,7 @@ from core.detector import DetectorConfig
 from core.calibration import is_calibration_file
 from core.errors import InputError
 from core.export import MESH_FORMATS, export_meshes, export_parameters
-from core.files import safe_filename
+from core.files import atomic_folder, safe_filename
 from core.heatformer_db import is_heatformer_db
 from core import __version__
 from core.resources import APP_ICON, SAMPLE_SCENE, resolve_body_model_path, resolve_checkpoint_path
@@ -352,8 +352,13 @@ class MainWindow(QMainWindow):
 
     def export_meshes(self, folder: Path, fmt: str = "obj") -> None:
         shown = [v for v in range(self.state.trace.num_views) if self.state.view_shown(v)]
-        self._export(lambda: [str(p) for p in export_meshes(self.state.trace, self.state.iteration, folder, shown,
-                                                            fmt=fmt)])
+
+        def write():  # the meshes appear together, or none of them
+            with atomic_folder(folder) as staging:
+                written = export_meshes(self.state.trace, self.state.iteration, staging, shown, fmt=fmt)
+            return [str(folder / p.name) for p in written]
+
+        self._export(write)
 
     def choose_parameter_export(self) -> None:
         if self.state.trace is None:
@@ -382,12 +387,12 @@ class MainWindow(QMainWindow):
                 iteration = min(self.state.iteration, trace.iterations)
                 if mesh_format:
                     jobs.append((f"{names[frame]} {mode} meshes",
-                                 lambda t=trace, i=iteration, p=folder / safe_filename(names[frame]): export_meshes(
-                                     t, i, p, shown, fmt=mesh_format)))
+                                 lambda into, t=trace, i=iteration, sub=safe_filename(names[frame]): export_meshes(
+                                     t, i, into / sub, shown, fmt=mesh_format)))
                 else:
-                    path = folder / safe_filename(f"{names[frame]}_{mode}_iter{iteration}_smpl.npz")
-                    jobs.append((path.name, lambda t=trace, i=iteration, p=path: export_parameters(t, i, p)))
-        worker = ExportWorker(jobs)
+                    name = safe_filename(f"{names[frame]}_{mode}_iter{iteration}_smpl.npz")
+                    jobs.append((name, lambda into, t=trace, i=iteration, n=name: export_parameters(t, i, into / n)))
+        worker = ExportWorker(folder, jobs)
         self._start(worker, lambda paths: self.report_export(f"wrote {len(paths)} files to {folder}"))
 
     def report_export(self, message: str) -> None:

@@ -12,6 +12,7 @@ from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal
 from app.state import LoadedScene
 from core.body_model import BodyModel
 from core.detector import DetectorConfig
+from core.files import atomic_folder
 from core.inference import evaluate, refine_batch
 from core.model.checkpoint import load_model
 from core.sample import MultiviewSample
@@ -142,19 +143,24 @@ class InferenceWorker(Worker):
 
 
 class ExportWorker(Worker):
-    """Write many files, one job at a time; returns every path written."""
+    """Write many files into ``folder``, one job at a time, in a staging folder that goes into place only when
+    every job is done (core.files.atomic_folder): cancelled or failed, it leaves nothing. Returns every path."""
 
-    def __init__(self, jobs: list[tuple[str, object]]):
+    def __init__(self, folder: Path, jobs: list[tuple[str, object]]):
         super().__init__()
-        self.jobs = jobs  # (what it writes, for the progress bar; a callable returning a path or a list of them)
+        self.folder = folder
+        # (what it writes, for the progress bar; a callable given the folder to write in, returning a path or a
+        # list of them)
+        self.jobs = jobs
 
     def work(self) -> list[Path]:
         written = []
-        for i, (name, write) in enumerate(self.jobs):
-            self.step(int(100 * i / len(self.jobs)), f"writing {name}")
-            result = write()
-            written += result if isinstance(result, list) else [result]
-        return written
+        with atomic_folder(self.folder) as staging:
+            for i, (name, write) in enumerate(self.jobs):
+                self.step(int(100 * i / len(self.jobs)), f"writing {name}")
+                result = write(staging)
+                written += result if isinstance(result, list) else [result]
+        return [self.folder / Path(p).relative_to(staging) for p in written]
 
 
 def start_worker(worker: Worker) -> QThread:

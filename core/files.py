@@ -3,9 +3,11 @@ file) and JSON reads whose errors name the file."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -13,13 +15,40 @@ from typing import Iterator
 from core.errors import InputError
 
 
+def _partial_prefix(name: str) -> str:
+    return f".{name}.partial"
+
+
+def remove_stale(folder: Path, name: str) -> None:
+    """Remove what killed writes of ``name`` left in ``folder``: hidden partial files and folders whose writing
+    process (its id is in their names) no longer runs."""
+    prefix = _partial_prefix(name)
+    for leftover in folder.glob(f"{glob.escape(prefix)}*"):
+        pid = leftover.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; it replaces the target only if the block succeeds.
-    The temporary name keeps the target's suffix, for writers that choose the format by extension."""
+    The temporary name keeps the target's suffix, for writers that choose the format by extension; what an
+    earlier, killed write of the same target left is removed first."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    remove_stale(target.parent, target.stem)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_partial_prefix(target.stem)}{os.getpid()}.", suffix=target.suffix,
+                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -30,6 +59,35 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden staging folder beside ``target`` for a set of files; only when the block succeeds do they
+    go into ``target``: the staging folder is renamed into place, or, where ``target`` exists, its contents are
+    moved in (renames, so the files appear together). A failed or cancelled block leaves nothing, a killed one
+    only the staging folder, which the next export to ``target`` removes."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(target.parent, target.name)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_partial_prefix(target.name)}{os.getpid()}.", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            _merge(staging, target)
+        else:
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _merge(source: Path, destination: Path) -> None:
+    for item in sorted(source.iterdir()):
+        into = destination / item.name
+        if item.is_dir() and into.is_dir():
+            _merge(item, into)
+        else:
+            os.replace(item, into)
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:
