@@ -21,7 +21,7 @@ from smplx.lbs import batch_rigid_transform
 from smplx.utils import Struct
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
-from core.errors import InputError
+from core.errors import InputError, reading
 from core.joints import H36M17, H36M_FROM_SMPL, SMPL24
 from core.resources import FREE_BODY_MODEL
 from core.safe_pickle import RefusedGlobal, load_pickle
@@ -90,13 +90,38 @@ def _load_struct(path: Path) -> dict:
         if hasattr(value, "toarray"):  # SMPL pickles store J_regressor as a scipy sparse matrix
             value = value.toarray()
         data[key] = np.asarray(value)
-    num_vertices = data["v_template"].shape[0]
-    if data["J_regressor"].shape != (24, num_vertices) or data["weights"].shape != (num_vertices, 24):
-        raise InputError(path, f"expected 24 joints over {num_vertices} vertices, got J_regressor "
-                               f"{data['J_regressor'].shape} and weights {data['weights'].shape}")
-    if not all(np.all(np.isfinite(data[k])) for k in ("v_template", "J_regressor", "weights", "shapedirs")):
-        raise InputError(path, "body model contains NaN or infinite values")
+    _check_layout(data, path)
     return data
+
+
+def _check_layout(data: dict, path: Path) -> None:
+    """SMPL's layout, checked before smplx sees it: shapes that agree, finite numbers, faces within the mesh, a
+    kinematic tree whose every joint hangs from an earlier one."""
+    template = data["v_template"]
+    if template.ndim != 2 or template.shape[1] != 3 or len(template) < 3:
+        raise InputError(path, f"v_template has shape {template.shape}, expected (vertices, 3)")
+    num_vertices = len(template)
+    expected = {"J_regressor": (24, num_vertices), "weights": (num_vertices, 24), "kintree_table": (2, 24)}
+    if "posedirs" in data:
+        expected["posedirs"] = (num_vertices, 3, NUM_POSE_BASIS)
+    if "J_regressor_h36m" in data:
+        expected["J_regressor_h36m"] = (17, num_vertices)
+    for key, shape in expected.items():
+        if data[key].shape != shape:
+            raise InputError(path, f"{key} has shape {data[key].shape}, expected {shape}")
+    shapedirs = data["shapedirs"]
+    if shapedirs.ndim != 3 or shapedirs.shape[:2] != (num_vertices, 3) or shapedirs.shape[2] < 1:
+        raise InputError(path, f"shapedirs has shape {shapedirs.shape}, expected ({num_vertices}, 3, betas)")
+    for key in ("v_template", "J_regressor", "weights", "shapedirs", "posedirs", "J_regressor_h36m"):
+        if key in data and (data[key].dtype.kind not in "fiu" or not np.all(np.isfinite(data[key]))):
+            raise InputError(path, f"{key} holds NaN, infinite or non-numeric values")
+    faces = data["f"]
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.dtype.kind not in "iu" or not len(faces) \
+            or faces.min() < 0 or faces.max() >= num_vertices:
+        raise InputError(path, f"f must be (faces, 3) vertex indices in 0..{num_vertices - 1}")
+    parents = data["kintree_table"][0]
+    if data["kintree_table"].dtype.kind not in "iu" or not all(0 <= parents[i] < i for i in range(1, 24)):
+        raise InputError(path, "kintree_table is not SMPL's tree (every joint's parent must come before it)")
 
 
 class BodyModel(torch.nn.Module):
@@ -110,9 +135,12 @@ class BodyModel(torch.nn.Module):
         if "posedirs" not in data or data["posedirs"].shape[-1] != NUM_POSE_BASIS:
             data["posedirs"] = np.zeros(data["v_template"].shape + (NUM_POSE_BASIS,), dtype=np.float32)
         if "vertex_ids" in data:  # the free model stores its own landmark ids (SMPL's ids index another mesh)
-            landmarks = {k: int(v) for k, v in json.loads(str(data["vertex_ids"])).items()}
+            with reading(self.path, "body model's vertex_ids"):
+                landmarks = {str(k): int(v) for k, v in json.loads(str(data["vertex_ids"])).items()}
         else:
             landmarks = dict(SMPLX_VERTEX_IDS["smplh"])
+        if "nose" not in landmarks or not all(0 <= v < len(data["v_template"]) for v in landmarks.values()):
+            raise InputError(self.path, "the body model's landmark vertices (a nose among them) are not on its mesh")
         self.landmarks = landmarks
         self.num_betas = min(num_betas, data["shapedirs"].shape[-1])
         with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning for 10-beta models

@@ -12,6 +12,11 @@ import torch
 from core.errors import InputError
 
 MAX_DISTORTION = 8  # OpenCV's rational model: k1 k2 p1 p2 k3 k4 k5 k6
+# Plausible ranges, far beyond real cameras: values outside them are a broken or misread calibration.
+MAX_FOCAL = 1e6  # pixels
+MAX_IMAGE_SIDE = 65536  # pixels
+MAX_TRANSLATION = 1e4  # metres
+MAX_DISTORTION_COEFFICIENT = 1e3
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,12 +52,27 @@ class Camera:
                 f"camera {self.name!r}",
                 f"R is not a rotation (|R R^T - I| = {orthonormality:.2g}, det = {np.linalg.det(self.R):.3f})",
             )
-        if self.K[0, 0] <= 0 or self.K[1, 1] <= 0:
-            raise InputError(f"camera {self.name!r}", "focal lengths in K must be positive")
-        if int(self.width) <= 0 or int(self.height) <= 0:
-            raise InputError(f"camera {self.name!r}", f"image size {self.width}x{self.height} is not positive")
+        where = f"camera {self.name!r}"
+        if not (0 < self.K[0, 0] <= MAX_FOCAL and 0 < self.K[1, 1] <= MAX_FOCAL):
+            raise InputError(where, f"focal lengths in K must be positive pixels up to {MAX_FOCAL:g}, not "
+                                    f"{self.K[0, 0]:.4g} and {self.K[1, 1]:.4g}")
+        if np.abs(self.K[2] - [0, 0, 1]).max() > 1e-6 or self.K[1, 0] != 0:
+            raise InputError(where, f"K's last row must be (0, 0, 1) and K[1, 0] zero: {self.K.tolist()}")
+        for size in (self.width, self.height):
+            if isinstance(size, bool) or not float(size).is_integer() or not 0 < size <= MAX_IMAGE_SIDE:
+                raise InputError(where, f"image size {self.width}x{self.height} is not whole pixels from 1 to "
+                                        f"{MAX_IMAGE_SIDE}")
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
+        centre, size = self.K[:2, 2], np.array([self.width, self.height])
+        if (centre < -size).any() or (centre > 2 * size).any():
+            raise InputError(where, f"principal point {centre.tolist()} is far outside the {self.width}x{self.height} "
+                                    "image")
+        if np.abs(self.t).max() > MAX_TRANSLATION:
+            raise InputError(where, f"translation {self.t.tolist()} is beyond {MAX_TRANSLATION:g} m (units?)")
+        if np.abs(self.dist).max(initial=0.0) > MAX_DISTORTION_COEFFICIENT:
+            raise InputError(where, f"distortion coefficients {self.dist.tolist()} are beyond "
+                                    f"{MAX_DISTORTION_COEFFICIENT:g}")
 
     @property
     def center(self) -> np.ndarray:

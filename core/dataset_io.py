@@ -23,7 +23,7 @@ import numpy as np
 
 from core.files import atomic_path, read_json, write_text
 from core.calibration import check_views_match, load_calibration, save_calibration
-from core.errors import InputError
+from core.errors import InputError, reading
 from core.joints import COCO17
 from core.keypoint_formats import read_coco_keypoints, read_openpose, stack_detections
 from core.sample import GroundTruth, MultiviewSample
@@ -126,15 +126,33 @@ def _read_ground_truth(path: Path) -> GroundTruth:
     )
 
 
+# sample.json's keys and the types they must have
+META_TYPES = {"format": (str,), "version": (int,), "name": (str,), "joint_set": (str,), "views": (list,),
+              "calibration": (str,), "frame": (str, int)}
+
+
+def _read_meta(path: Path) -> dict:
+    meta = read_json(path)
+    for key, kind in META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            raise InputError(path, f"{key!r} must be a {' or '.join(k.__name__ for k in kind)}, not {meta[key]!r}")
+    if not all(isinstance(v, str) and v for v in meta.get("views", [])):
+        raise InputError(path, "'views' must list view names")
+    if meta.get("version", VERSION) > VERSION:
+        raise InputError(path, f"sample version {meta['version']} is newer than this app ({VERSION})")
+    name = meta.get("calibration")
+    if name is not None and (Path(name).name != name or not name):
+        raise InputError(path, f"'calibration' must name a file in the sample folder, not {name!r}")
+    return meta
+
+
 def read_sample(folder: str | Path) -> MultiviewSample:
     """Load one sample folder in the native layout; every problem is reported with the file it concerns."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     meta_path = folder / "sample.json"
-    meta = read_json(meta_path) if meta_path.exists() else {}
-    if meta.get("version", VERSION) > VERSION:
-        raise InputError(meta_path, f"sample version {meta['version']} is newer than this app ({VERSION})")
+    meta = _read_meta(meta_path) if meta_path.exists() else {}
     calibration_name = meta.get("calibration") or next(
         (c for c in CALIBRATION_CANDIDATES if (folder / c).exists()), None)
     if calibration_name is None:
@@ -153,7 +171,8 @@ def read_sample(folder: str | Path) -> MultiviewSample:
     keypoints = heatmaps = None
     joint_set = meta.get("joint_set", "h36m17")
     if (folder / "keypoints.json").exists():
-        keypoints, joint_set = _read_keypoints(folder / "keypoints.json", views)
+        with reading(folder / "keypoints.json", "keypoints"):
+            keypoints, joint_set = _read_keypoints(folder / "keypoints.json", views)
     elif (detected := _read_detector_keypoints(folder, views, frame)) is not None:
         keypoints, joint_set = detected
     if (folder / "heatmaps.npz").exists():
@@ -161,7 +180,10 @@ def read_sample(folder: str | Path) -> MultiviewSample:
     if keypoints is None and heatmaps is None:
         raise InputError(folder, "no 2D evidence: expected keypoints.json, openpose/ or coco/ keypoint files, "
                                  "and/or heatmaps.npz")
-    ground_truth = _read_ground_truth(folder / "ground_truth.json") if (folder / "ground_truth.json").exists() else None
+    ground_truth = None
+    if (folder / "ground_truth.json").exists():
+        with reading(folder / "ground_truth.json", "ground truth"):
+            ground_truth = _read_ground_truth(folder / "ground_truth.json")
     return MultiviewSample(name=meta.get("name", folder.name), cameras=cameras, frames=frames, keypoints=keypoints,
                            heatmaps=heatmaps, joint_set=joint_set, ground_truth=ground_truth, source=str(folder))
 

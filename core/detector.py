@@ -26,6 +26,19 @@ OUTPUTS = ("heatmap", "simcc")
 MIN_BOX_FRACTION = 0.1  # a person box is at least this fraction of the image's larger side
 
 
+# Numeric keys: how many numbers (None: one) and their range; NaN and infinities are outside every range.
+NUMBER_RANGES = {"input_size": (2, 8, 4096), "mean": (3, -1e3, 1e3), "std": (3, 1e-6, 1e3),
+                 "simcc_split_ratio": (None, 0.1, 16), "box_padding": (None, 1, 10),
+                 "tracking_confidence": (None, 0, 1)}
+
+
+def _numbers_within(value, count: int | None, low: float, high: float) -> bool:
+    items = [value] if count is None else value
+    if count is not None and (not isinstance(value, list) or len(value) != count):
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high for v in items)
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     model: Path
@@ -56,16 +69,16 @@ class DetectorConfig:
             if unknown:
                 raise InputError(path, f"unknown key(s) {', '.join(unknown)}")
             values["model"] = path.parent / values["model"]
-        try:
-            config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-            valid = (len(config.input_size) == 2 and min(config.input_size) >= 8 and len(config.mean) == 3
-                     and len(config.std) == 3 and min(config.std) > 0 and config.simcc_split_ratio > 0
-                     and config.box_padding >= 1)
-        except (TypeError, ValueError) as exc:
-            raise InputError(path, f"bad detector configuration ({exc})") from exc
-        if not valid:
-            raise InputError(path, "input_size needs two sizes >= 8, mean and std three values (std > 0), "
-                                   "simcc_split_ratio > 0 and box_padding >= 1")
+        for key, (count, low, high) in NUMBER_RANGES.items():
+            if key in values and not _numbers_within(values[key], count, low, high):
+                raise InputError(path, f"{key} must be {'a number' if count is None else f'{count} numbers'} "
+                                       f"from {low} to {high}, not {values[key]!r}")
+        if "input_size" in values and not all(float(v).is_integer() for v in values["input_size"]):
+            raise InputError(path, "input_size must be whole pixels")
+        for key in ("channels", "output", "joint_set"):
+            if key in values and not isinstance(values[key], str):
+                raise InputError(path, f"{key} must be a name, not {values[key]!r}")
+        config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
         if config.output not in OUTPUTS or config.channels not in ("rgb", "bgr"):
             raise InputError(path, f"output must be one of {OUTPUTS} and channels 'rgb' or 'bgr'")
         if config.joint_set not in JOINT_SETS:

@@ -1,7 +1,9 @@
 """The one exception type for bad user input: it always names the file (or item) and the problem."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from os import PathLike
+from typing import Iterator
 
 
 class InputError(ValueError):
@@ -11,3 +13,22 @@ class InputError(ValueError):
         self.source = None if source is None else str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}" if self.source else problem)
+
+
+# What a reader's parsing raises when a file's structure or values are not what the format says: at a reader's
+# boundary these become an InputError that names the file.
+MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError, SystemError,
+             UnicodeError)
+
+
+@contextmanager
+def reading(source: str | PathLike, what: str) -> Iterator[None]:
+    """Turn any `MALFORMED` exception raised while reading ``source`` into an `InputError` naming it (and what
+    was being read); an InputError raised inside passes unchanged."""
+    try:
+        yield
+    except InputError:
+        raise
+    except MALFORMED as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(source, f"malformed {what} ({type(exc).__name__}{': ' + detail if detail else ''})") from exc

@@ -15,13 +15,27 @@ Every reader names the file and the problem when the content is not what the for
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
-from core.errors import InputError
+from core.errors import InputError, reading
+from core.sample import checked_confidences
 from core.joints import BODY25, COCO17, HALPE26, JointSet
+
+MAX_PIXELS = 1e6  # keypoint coordinates beyond this are no image position
+
+
+def _reader(read):
+    """A public reader whose malformed input (wrong types and shapes deep in the JSON) is an InputError."""
+    @functools.wraps(read)
+    def checked(path):
+        with reading(path, "keypoint file"):
+            return read(path)
+    return checked
+
 
 # Skeletons an OpenPose-style file can hold, told apart by their number of keypoints.
 SKELETONS = {len(js): js for js in (BODY25, HALPE26, COCO17)}
@@ -35,10 +49,11 @@ def _load(path: Path):
         raise InputError(path, f"cannot read JSON ({exc})") from exc
 
 
-def _as_keypoints(values, path: Path, joints: JointSet | None = None) -> np.ndarray:
-    """(J, 3) finite keypoints; J is that of ``joints`` or, when None, of any skeleton in `SKELETONS`."""
+def _as_keypoints(values, path: Path, joints: JointSet | None = None, scores: bool = True) -> np.ndarray:
+    """(J, 3) finite keypoints; J is that of ``joints`` or, when None, of any skeleton in `SKELETONS`. With
+    ``scores`` the third value is a confidence (see `checked_confidences`), else COCO's visibility flag."""
     try:
-        array = np.asarray(values, dtype=np.float32).reshape(-1)
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise InputError(path, f"keypoints are not numbers ({exc})") from exc
     allowed = [joints] if joints is not None else list(SKELETONS.values())
@@ -48,7 +63,11 @@ def _as_keypoints(values, path: Path, joints: JointSet | None = None) -> np.ndar
     keypoints = array.reshape(-1, 3)
     if not np.all(np.isfinite(keypoints)):
         raise InputError(path, "keypoints contain NaN or infinity")
-    return keypoints
+    if np.abs(keypoints[:, :2]).max(initial=0.0) > MAX_PIXELS:
+        raise InputError(path, f"keypoint coordinates reach {np.abs(keypoints[:, :2]).max():.3g} pixels")
+    if scores:
+        keypoints[:, 2] = checked_confidences(keypoints[:, 2], path)
+    return keypoints.astype(np.float32)
 
 
 def _most_confident_person(path: str | Path, people_key: str, keypoints_key: str, expected: str) -> np.ndarray | None:
@@ -65,6 +84,7 @@ def _best(candidates: list[np.ndarray]) -> np.ndarray | None:
     return max(candidates, key=lambda k: float(k[:, 2].sum())) if candidates else None
 
 
+@_reader
 def read_openpose(path: str | Path) -> np.ndarray | None:
     """(K, 3) keypoints of the most confident person in the file's skeleton (see `SKELETONS`); None when nobody
     was detected."""
@@ -72,6 +92,7 @@ def read_openpose(path: str | Path) -> np.ndarray | None:
                                   "an OpenPose file: expected {\"people\": [...]}")
 
 
+@_reader
 def read_easymocap_annots(path: str | Path) -> np.ndarray | None:
     """(K, 3) keypoints of the most confident person of an EasyMocap annots file; None when it holds nobody."""
     return _most_confident_person(path, "annots", "keypoints",
@@ -99,6 +120,7 @@ def _mmpose_instances(instances, path: Path) -> np.ndarray | None:
     return _best(candidates)
 
 
+@_reader
 def read_mmpose(path: str | Path) -> np.ndarray | None:
     """(K, 3) keypoints of the most confident instance in an MMPose per-image prediction file; None when it holds
     nobody."""
@@ -106,6 +128,7 @@ def read_mmpose(path: str | Path) -> np.ndarray | None:
     return _mmpose_instances(_load(path), path)
 
 
+@_reader
 def read_mmpose_video(path: str | Path) -> list[np.ndarray | None]:
     """Per frame, in frame_id order, the most confident instance of an MMPose whole-video prediction file
     ``{"meta_info": ..., "instance_info": [{"frame_id": 1, "instances": [...]}, ...]}``."""
@@ -151,18 +174,20 @@ def _best_coco(entries: list[dict], path: Path) -> np.ndarray:
     if not entries:
         return np.zeros((len(COCO17), 3), np.float32)
     best = max(entries, key=lambda e: float(e.get("score", e.get("num_keypoints", 0)) or 0))
-    keypoints = _as_keypoints(best["keypoints"], path, COCO17)
+    keypoints = _as_keypoints(best["keypoints"], path, COCO17, scores="score" in best)
     if "score" not in best:  # annotation visibility flags
         keypoints[:, 2] = (keypoints[:, 2] > 0).astype(np.float32)
     return keypoints
 
 
+@_reader
 def read_coco_keypoints(path: str | Path) -> np.ndarray:
     """(17, 3) COCO keypoints of the highest-scoring person in a results list or an annotation file."""
     path = Path(path)
     return _best_coco(_coco_entries(path, _load(path)), path)
 
 
+@_reader
 def read_coco_frames(path: str | Path) -> list[np.ndarray]:
     """Per image, in image_id order, the highest-scoring person of a COCO file that covers a whole video: the
     images are those of an annotation file's "images" list, or every image_id a results list names."""

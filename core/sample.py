@@ -1,6 +1,7 @@
 """`MultiviewSample`: what the model reads for one moment in time, seen by V calibrated cameras."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,6 +9,21 @@ import numpy as np
 from core.cameras import Camera
 from core.errors import InputError
 from core.joints import JOINT_SETS, JointSet
+
+log = logging.getLogger(__name__)
+MAX_CONFIDENCE = 1.5  # above this a "confidence" is no probability; up to it, clipped to 1 (some heatmap peaks)
+HEATMAP_ROUNDING = 1e-3  # float16 and resampling may dip heatmaps just below zero
+
+
+def checked_confidences(confidence: np.ndarray, source) -> np.ndarray:
+    """Detector scores as probabilities: up to `MAX_CONFIDENCE` clipped to 1 (with a warning), any other value
+    outside 0..1 refused."""
+    if confidence.min(initial=0.0) < 0 or confidence.max(initial=0.0) > MAX_CONFIDENCE:
+        raise InputError(source, f"keypoint scores range over {confidence.min():.3g}..{confidence.max():.3g}; "
+                                 "expected confidences in 0..1")
+    if confidence.max(initial=0.0) > 1:
+        log.warning("%s: keypoint scores up to %.3f clipped to 1", source, confidence.max())
+    return np.minimum(confidence, 1.0)
 
 
 @dataclass
@@ -72,6 +88,7 @@ class MultiviewSample:
                 raise InputError(where, f"keypoints have shape {self.keypoints.shape}, expected ({views}, {joints}, 3)")
             if not np.all(np.isfinite(self.keypoints)):
                 raise InputError(where, "keypoints contain NaN or infinity")
+            self._check_keypoints(where)
         if self.heatmaps is not None:
             self.heatmaps = np.asarray(self.heatmaps, dtype=np.float32)
             if self.heatmaps.ndim != 4 or self.heatmaps.shape[:2] != (views, joints):
@@ -79,10 +96,29 @@ class MultiviewSample:
                                         f"expected ({views}, {joints}, h, w)")
             if not np.all(np.isfinite(self.heatmaps)):
                 raise InputError(where, "heatmaps contain NaN or infinity")
+            if self.heatmaps.min(initial=0.0) < -HEATMAP_ROUNDING:
+                raise InputError(where, "heatmaps have negative values")
         for cam, frame in zip(self.cameras, self.frames):
             if frame is not None and frame.shape[:2] != (cam.height, cam.width):
                 raise InputError(where, f"view {cam.name}: image is {frame.shape[1]}x{frame.shape[0]} but the "
                                         f"calibration says {cam.width}x{cam.height}")
+
+    def _check_keypoints(self, where: str) -> None:
+        """Confidences are probabilities (`checked_confidences`); the confident joints of each view lie near its image and do not all sit at one point; some view sees
+        some joint. Evidence that cannot be right is refused rather than turned into a confident-looking mesh."""
+        self.keypoints[..., 2] = confidence = checked_confidences(self.keypoints[..., 2], where)
+        if not (confidence > 0).any():
+            raise InputError(where, "no view has a detected joint (every keypoint confidence is 0)")
+        for cam, points in zip(self.cameras, self.keypoints):
+            seen = points[points[:, 2] > 0, :2]
+            if not len(seen):
+                continue
+            size = np.array([cam.width, cam.height], dtype=np.float64)
+            if (seen < -size).any() or (seen > 2 * size).any():
+                raise InputError(where, f"view {cam.name}: keypoints lie far outside its {cam.width}x{cam.height} "
+                                        "image")
+            if len(seen) > 1 and np.ptp(seen, axis=0).max() < 1.0:
+                raise InputError(where, f"view {cam.name}: all {len(seen)} detected joints lie at one point")
 
     @property
     def num_views(self) -> int:

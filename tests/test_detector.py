@@ -109,10 +109,16 @@ def test_a_sequence_without_evidence_uses_the_detector(tmp_path, models, body, m
         open_sequence(folder)
     config_path = tmp_path / "rtm.json"
     config_path.write_text(json.dumps({"model": str(models["simcc"]), "output": "simcc", "joint_set": "coco17"}))
+    with pytest.raises(InputError, match="lie at one point"):  # the test model puts every joint on one dot:
+        open_sequence(folder, DetectorConfig.load(config_path))[0]  # degenerate evidence is refused
     boxes = []
     detect = PoseDetector.detect
+
+    def spread(found):  # the joints a little apart, each where the model found the dot plus its own offset
+        return found + np.stack([np.arange(JOINTS) * 4.0, np.arange(JOINTS) * 6.0, np.zeros(JOINTS)], 1)
+
     monkeypatch.setattr(PoseDetector, "detect", lambda self, image, box=None: boxes.append(box) or
-                        detect(self, image, box))
+                        spread(detect(self, image, box)))
     sequence = open_sequence(folder, DetectorConfig.load(config_path))
     first = sequence[0]
     assert first.joint_set == "coco17" and first.keypoints.shape == (4, 17, 3) and np.isfinite(first.keypoints).all()
@@ -126,8 +132,10 @@ def test_a_sequence_without_evidence_uses_the_detector(tmp_path, models, body, m
 @pytest.mark.parametrize("content, problem", [
     ("{", "cannot read"), ('{"input_size": [192, 256]}', "at least \"model\""),
     ('{"model": "m.onnx", "colour": 1}', "unknown key"), ('{"model": "m.onnx", "output": "dense"}', "output must"),
-    ('{"model": "m.onnx", "std": [0, 1, 1]}', "std > 0"), ('{"model": "m.onnx", "joint_set": "mpii"}', "joint_set"),
-    ('{"model": "m.onnx", "input_size": "big"}', "input_size|bad detector"),
+    ('{"model": "m.onnx", "std": [0, 1, 1]}', "std must be 3 numbers"),
+    ('{"model": "m.onnx", "joint_set": "mpii"}', "joint_set"), ('{"model": "m.onnx", "input_size": "big"}', "input_size"),
+    ('{"model": "m.onnx", "mean": [NaN, 1, 1]}', "mean must be"), ('{"model": "m.onnx", "box_padding": 1e999}', "box_padding"),
+    ('{"model": "m.onnx", "tracking_confidence": "high"}', "tracking_confidence"),
 ])
 def test_bad_configurations_are_refused(tmp_path, content, problem):
     path = tmp_path / "detector.json"

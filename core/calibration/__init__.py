@@ -10,7 +10,7 @@ from typing import Literal
 
 from core.cameras import Camera
 from core.calibration import easymocap, h36m, native, toml_calib
-from core.errors import InputError
+from core.errors import InputError, reading
 from core.files import read_json
 
 Format = Literal["native", "easymocap", "toml", "h36m"]
@@ -55,7 +55,8 @@ def load_calibration(path: str | Path, fmt: Format | None = None, units: str | N
     readers = {"native": native.read, "easymocap": easymocap.read, "toml": toml_calib.read, "h36m": h36m.read}
     if fmt not in readers:
         raise InputError(path, f"unknown calibration format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    cameras = readers[fmt](path, units=units)
+    with reading(path, f"{fmt} calibration"):
+        cameras = readers[fmt](path, units=units)
     if not cameras:
         raise InputError(path, "calibration holds no cameras")
     names = [c.name for c in cameras]

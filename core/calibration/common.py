@@ -11,9 +11,11 @@ MM_THRESHOLD = 50.0  # a median camera distance above this many "units" is taken
 
 def build_camera(source, name, K, R, t, width, height, dist=()) -> Camera:
     """A `Camera`, with any problem in the values reported against the file ``source``."""
+    if name is None or not str(name).strip():
+        raise InputError(source, f"a camera has no name ({name!r})")
     try:
         return Camera(name=str(name), K=np.asarray(K, float), R=np.asarray(R, float), t=np.asarray(t, float),
-                      width=int(width), height=int(height), dist=np.asarray(dist, float))
+                      width=float(width), height=float(height), dist=np.asarray(dist, float))
     except InputError as exc:
         raise InputError(source, str(exc)) from exc
     except (TypeError, ValueError) as exc:
@@ -28,5 +30,7 @@ def metres_factor(translations: list[np.ndarray], units: str | None, source) -> 
         return 1e-3
     if units is not None:
         raise InputError(source, f"unknown units {units!r}; expected 'm' or 'mm'")
+    if not translations:
+        raise InputError(source, "calibration holds no cameras")
     distance = float(np.median([np.linalg.norm(t) for t in translations]))
     return 1e-3 if distance > MM_THRESHOLD else 1.0

@@ -195,7 +195,8 @@ def _read(path: Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InputError(path, f"cannot read checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
+        detail = (str(exc).splitlines() or ["empty or truncated file"])[0]
+        raise InputError(path, f"cannot read checkpoint ({type(exc).__name__}: {detail})") from exc
     if not isinstance(data, dict):
         raise InputError(path, "not a checkpoint: expected a dict with a state_dict")
     return data
@@ -239,17 +240,24 @@ def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfi
     path = Path(path)
     data = _read(path)
     if data.get("format") == FORMAT_TAG:
-        if data.get("version", 0) > VERSION:
-            raise InputError(path, f"checkpoint version {data['version']} is newer than this app ({VERSION})")
+        version = data.get("version", 0)
+        if not isinstance(version, int) or version > VERSION:
+            raise InputError(path, f"checkpoint version {version!r} is not one this app ({VERSION}) reads")
         try:
             model = HeatFormer(HeatFormerConfig.from_json(data["config"]), body)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise InputError(path, f"checkpoint config is unusable ({exc})") from exc
-        result = model.load_state_dict(data.get("state_dict", {}), strict=False)
+        state = data.get("state_dict", {})
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise InputError(path, "the checkpoint's state_dict is not a dict of tensors")
+        try:
+            result = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # tensors of the wrong shape
+            raise InputError(path, f"checkpoint does not fit the network: {str(exc).splitlines()[-1].strip()}") from exc
         problems = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
         if problems:
             raise InputError(path, "checkpoint does not fit the network: " + "; ".join(problems[:8]))
-        model.description = data.get("description", "")
+        model.description = str(data.get("description", ""))
     else:
         state = official_state_dict(data, path)
         model = HeatFormer(official, body)
@@ -263,6 +271,10 @@ def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfi
         model.load_state_dict(mapped, strict=False)
         model.mapping_report = report
         model.description = "official HeatFormer checkpoint"
+    broken = [name for name, value in model.state_dict().items()
+              if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise InputError(path, f"checkpoint weights contain NaN or infinity: {', '.join(broken[:4])}")
     if official_2d and model.adafuse is None:
         raise InputError(path, "this checkpoint has no official 2D network (AdaFuse's fuser.resnet.* weights): "
                                "the 2D evidence must come from the data")

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 
@@ -73,6 +73,21 @@ class HeatFormerConfig:
         return self.image_dim + self.heat_dim
 
     def validate(self) -> None:
+        """Types and plausible ranges first (a checkpoint's config is user input: a huge size would exhaust
+        memory before any other check), then the sizes' agreement."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            bounds = LIMITS.get(f.name)
+            if f.name in ("heatmap_size", "image_size"):
+                if not (isinstance(value, tuple) and len(value) == 2 and all(_within(v, 1, 4096, int) for v in value)):
+                    raise ValueError(f"{f.name} must be two sizes from 1 to 4096, not {value!r}")
+            elif bounds is not None and not (value is None and f.name == "heatmap_window") \
+                    and not _within(value, *bounds):
+                low, high, kind = bounds
+                raise ValueError(f"{f.name} must be a{'n integer' if kind is int else ' number'} from {low} to {high}, "
+                                 f"not {value!r}")
+            elif f.name in CHOICES and value not in CHOICES[f.name]:
+                raise ValueError(f"{f.name} must be one of {', '.join(CHOICES[f.name])}, not {value!r}")
         width, height = self.heatmap_size
         if width % self.patch_size or height % self.patch_size:
             raise ValueError(f"heatmap size {self.heatmap_size} is not a multiple of patch {self.patch_size}")
@@ -97,6 +112,26 @@ class HeatFormerConfig:
             data[key] = tuple(data[key])
         return cls(**data)
 
+
+def _within(value, low: float, high: float, kind: type = float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        return False
+    return low <= value <= high
+
+
+# (low, high, type) of every numeric field: far beyond the official sizes, short of exhausting memory.
+DIMENSION = (1, 4096, int)
+LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.01, 100.0, float),
+          "heatmap_window": (0.5, 10.0, float), "coarse_grid": (2, 1024, int), "crop_scale": (1.0, 5.0, float),
+          "heat_dim": DIMENSION, "heat_depth": (1, 64, int), "heat_heads": (1, 64, int), "heat_head_dim": (1, 512, int),
+          "heat_mlp": (1, 16384, int), "image_dim": DIMENSION, "vit_depth": (0, 64, int), "vit_heads": (0, 64, int),
+          "vit_mlp_ratio": (0.0, 16.0, float), "vit_drop_path": (0.0, 0.99, float), "decoder_depth": (1, 64, int),
+          "decoder_heads": (1, 64, int), "decoder_head_dim": (1, 512, int), "decoder_mlp": (1, 16384, int),
+          "decoder_cross_dropout": (0.0, 0.99, float), "orient_dim": DIMENSION, "orient_depth": (1, 64, int),
+          "orient_heads": (1, 64, int), "orient_head_dim": (1, 512, int), "orient_mlp": (1, 16384, int),
+          "iterations": (1, 8, int)}
+CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
+           "orient_context": ("image", "image+heat"), "refine_orientation": (False, True)}
 
 COMPACT = HeatFormerConfig()
 
