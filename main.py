@@ -16,12 +16,41 @@ OFFICIAL_2D_HELP = ("make the 2D evidence from the images with the official chec
                     "as the official code does; the data's evidence then only places its crops")
 
 
+def number_in(low: float, high: float, kind: type = int):
+    """An argparse type: a number of ``kind`` from ``low`` to ``high`` (NaN and infinities are outside)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low}..{high}")
+        return value
+    return parse
+
+
+def device_name(text: str) -> str:
+    """An argparse type: cpu, cuda or cuda:N, and CUDA only where there is a device."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: cpu, cuda or cuda:N")
+    if text.startswith("cuda"):
+        import torch
+
+        index = int(text.split(":")[1]) if ":" in text else 0
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: no such CUDA device here (this torch sees "
+                                             f"{torch.cuda.device_count()})")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heatformer-studio", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path,
                         help="sample or sequence folder (native, images/, videos/), or an official HeatFormer "
                              "*_db.pt database (default: the bundled sample)")
-    parser.add_argument("--frame", type=int, default=0, help="frame of a sequence shown first")
+    parser.add_argument("--frame", type=number_in(0, 10 ** 9), default=0, help="frame of a sequence shown first")
     parser.add_argument("--body-model", type=Path,
                         help="your SMPL file (SMPL_NEUTRAL.pkl/.npz); default: $HEATFORMER_BODY_MODEL, else the "
                              "bundled free model")
@@ -47,12 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="camera rig shaped like a dataset's (approximate; default: a ring of 4 square views)")
     synth.add_argument("--views", type=int, help="number of cameras, 2-8 (default: the rig's)")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--occluders", type=int, default=1, help="number of occluding boxes")
-    synth.add_argument("--image-size", type=int, nargs=2, metavar=("W", "H"),
+    synth.add_argument("--occluders", type=number_in(0, 20), default=1, help="number of occluding boxes")
+    synth.add_argument("--image-size", type=number_in(16, 8192), nargs=2, metavar=("W", "H"),
                        help="rendered image size (default: the rig's, about 512 wide)")
-    synth.add_argument("--count", type=int, default=1,
+    synth.add_argument("--count", type=number_in(1, 10 ** 6), default=1,
                        help="more than 1: write OUT/<name>_0000 ... with seeds S, S+1, ... (a benchmark set)")
-    synth.add_argument("--clean", type=int, default=0,
+    synth.add_argument("--clean", type=number_in(0, 10 ** 6), default=0,
                        help="with --count: the first CLEAN samples have no occluder (a clean split)")
     synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m"), default="native",
                        help="format of the written calibration (easymocap: intri.yml + extri.yml)")
@@ -64,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cameras from this calibration file instead of the data's own, matched by name")
     infer.add_argument("--frames", type=int, nargs=2, metavar=("FIRST", "LAST"),
                        help="frame range of a sequence, inclusive (default: every frame)")
-    infer.add_argument("--batch", type=int, default=4, help="frames of a sequence per network batch (default 4)")
+    infer.add_argument("--batch", type=number_in(1, 1024), default=4, help="frames of a sequence per network batch (default 4)")
     infer.add_argument("--mode", choices=("calibrated", "uncalibrated", "both"), default="calibrated")
-    infer.add_argument("--iterations", type=int, default=None, help="decoder iterations, 1-8 (default: as trained)")
+    infer.add_argument("--iterations", type=number_in(1, 8), default=None, help="decoder iterations, 1-8 (default: as trained)")
     infer.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
     infer.add_argument("--official-2d", action="store_true", help=OFFICIAL_2D_HELP)
-    infer.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    infer.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda when available)")
     infer.add_argument("--out", type=Path, required=True,
                        help="trace .npz; a sequence writes NAME.<frame>.npz per frame; --mode both adds "
                             ".calibrated / .uncalibrated before .npz")
@@ -77,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--data", type=Path, required=True, help="a sample folder or a folder of them")
     evaluation.add_argument("--checkpoint", type=Path, help="default: the shipped compact checkpoint")
     evaluation.add_argument("--official-2d", action="store_true", help=OFFICIAL_2D_HELP)
-    evaluation.add_argument("--iterations", type=int, default=5, help="decoder iterations to run (default 5)")
-    evaluation.add_argument("--device", default=None)
+    evaluation.add_argument("--iterations", type=number_in(1, 8), default=5, help="decoder iterations to run (default 5)")
+    evaluation.add_argument("--device", type=device_name, default=None)
     evaluation.add_argument("--no-baseline", action="store_true",
                             help="skip the SMPLify-style baseline (about 3 s per sample on a CPU)")
     evaluation.add_argument("--out", type=Path, required=True, help="report file (.md)")
@@ -91,15 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     video = sub.add_parser("video", help="one camera's view through every iteration of a saved trace, as MP4 or GIF")
     video.add_argument("--trace", type=Path, required=True)
     video.add_argument("--view", help="view name (default: the first)")
-    video.add_argument("--fps", type=float, default=2.0)
+    video.add_argument("--fps", type=number_in(0.1, 240.0, float), default=2.0, help="frames per second, 0.1-240")
     video.add_argument("--out", type=Path, required=True, help="video file (.mp4 or .gif)")
     train = sub.add_parser("train", help="train the compact HeatFormer on synthetic data generated on the fly")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (and resume from)")
-    train.add_argument("--steps", type=int, default=3000)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--steps", type=number_in(1, 10 ** 8), default=3000)
+    train.add_argument("--batch-size", type=number_in(1, 4096), default=8)
+    train.add_argument("--lr", type=number_in(0.0, 1.0, float), default=3e-4)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    train.add_argument("--device", type=device_name, default=None, help="cpu or cuda (default: cuda when available)")
     train.add_argument("--resume", action="store_true", help="continue from OUT's saved training state")
     train.add_argument("--init", type=Path,
                        help="start from this checkpoint's weights (fine-tuning: a fresh optimiser and schedule)")
@@ -149,8 +178,6 @@ def run_infer(args: argparse.Namespace) -> int:
     else:
         print(f"checkpoint: {model.identity} ({model.description})")
     modes = ("calibrated", "uncalibrated") if args.mode == "both" else (args.mode,)
-    if args.batch < 1:
-        raise InputError(None, "--batch must be at least 1")
     for start in range(first, last + 1, args.batch):
         frames = range(start, min(start + args.batch, last + 1))
         samples = [sequence[frame] for frame in frames]
@@ -338,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_app(args)
     except Exception as exc:  # a clear one-line message for the command line, not a traceback
         from core.errors import InputError
-        if isinstance(exc, InputError):
+        if isinstance(exc, (InputError, OSError)):  # bad input, or a path that cannot be written or read
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise

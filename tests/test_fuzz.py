@@ -370,3 +370,27 @@ def test_the_suite_ran_its_cases():
         pytest.skip("run with the fuzz tests above")
     assert RUN["cases"] >= sum(CASES.values()) >= 300
     assert 0 < RUN["refused"] < RUN["cases"]
+
+
+@pytest.mark.parametrize("arguments", [
+    ["infer", "--iterations", "0"], ["infer", "--iterations", "-1"], ["infer", "--iterations", "100"],
+    ["infer", "--device", "bogus"], ["eval", "--iterations", "nan"], ["video", "--fps", "0"],
+    ["video", "--fps", "-1"], ["video", "--fps", "nan"], ["train", "--steps", "0"], ["train", "--lr", "inf"],
+    ["synth", "--count", "-3"], ["--frame", "-1"]] + ([["infer", "--device", "cuda"]] if not torch.cuda.is_available()
+                                                    else []))
+def test_bad_command_line_values_are_refused_by_name(arguments, capsys):
+    import main
+
+    with pytest.raises(SystemExit) as done:
+        main.main(arguments)  # refused before the missing --data or --out is noticed
+    assert done.value.code == 2 and arguments[-2] in capsys.readouterr().err
+
+
+def test_an_output_path_under_a_file_is_refused_in_one_line(tmp_path, capsys):
+    import main
+
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("in the way")
+    assert main.main(["synth", "--out", str(blocker / "sub")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "file.txt" in error
