@@ -30,6 +30,9 @@ class Camera:
     width: int
     height: int
     dist: np.ndarray = field(default_factory=lambda: np.zeros(5))
+    # The calibration file gave no image size, so it was guessed (EasyMocap without H_/W_): the real images'
+    # size replaces it (see `MultiviewSample`).
+    size_guessed: bool = False
 
     def __post_init__(self):
         for attr, shape in (("K", (3, 3)), ("R", (3, 3)), ("t", (3,))):

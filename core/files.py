@@ -99,8 +99,8 @@ def read_json(path: str | os.PathLike) -> dict:
     """A JSON object from ``path``, or an `InputError` naming the file and what is wrong with it."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read JSON ({exc})") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(path, f"cannot read JSON ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, dict):
         raise InputError(path, "expected a JSON object")
     return data

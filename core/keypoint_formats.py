@@ -45,8 +45,8 @@ WHOLEBODY_POINTS = 133  # COCO-WholeBody: the 17 COCO body points first, then fe
 def _load(path: Path):
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot read JSON ({exc})") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(path, f"cannot read JSON ({type(exc).__name__}: {exc})") from exc
 
 
 def _as_keypoints(values, path: Path, joints: JointSet | None = None, scores: bool = True) -> np.ndarray:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -80,6 +80,7 @@ class MultiviewSample:
         if self.joint_set not in JOINT_SETS:
             raise InputError(where, f"unknown joint set {self.joint_set!r}")
         joints = len(JOINT_SETS[self.joint_set])
+        self._match_image_sizes(where)
         if self.keypoints is None and self.heatmaps is None:
             raise InputError(where, "no 2D evidence: give keypoints and/or heatmaps")
         if self.keypoints is not None:
@@ -98,14 +99,25 @@ class MultiviewSample:
                 raise InputError(where, "heatmaps contain NaN or infinity")
             if self.heatmaps.min(initial=0.0) < -HEATMAP_ROUNDING:
                 raise InputError(where, "heatmaps have negative values")
-        for cam, frame in zip(self.cameras, self.frames):
-            if frame is not None and frame.shape[:2] != (cam.height, cam.width):
+
+    def _match_image_sizes(self, where: str) -> None:
+        """Each image has its camera's size; where the calibration only guessed the size, the image's replaces it
+        (in a copy of the camera list, which callers may share)."""
+        self.cameras = list(self.cameras)
+        for v, (cam, frame) in enumerate(zip(self.cameras, self.frames)):
+            if frame is None or frame.shape[:2] == (cam.height, cam.width):
+                continue
+            if not cam.size_guessed:
                 raise InputError(where, f"view {cam.name}: image is {frame.shape[1]}x{frame.shape[0]} but the "
                                         f"calibration says {cam.width}x{cam.height}")
+            log.info("%s: view %s is %dx%d, not the guessed %dx%d", where, cam.name, frame.shape[1], frame.shape[0],
+                     cam.width, cam.height)
+            self.cameras[v] = replace(cam, width=frame.shape[1], height=frame.shape[0], size_guessed=False)
 
     def _check_keypoints(self, where: str) -> None:
-        """Confidences are probabilities (`checked_confidences`); the confident joints of each view lie near its image and do not all sit at one point; some view sees
-        some joint. Evidence that cannot be right is refused rather than turned into a confident-looking mesh."""
+        """Confidences are probabilities (`checked_confidences`); the confident joints of each view lie near its
+        image and do not all sit at one point; some view sees some joint. Evidence that cannot be right is
+        refused rather than turned into a confident-looking mesh."""
         self.keypoints[..., 2] = confidence = checked_confidences(self.keypoints[..., 2], where)
         if not (confidence > 0).any():
             raise InputError(where, "no view has a detected joint (every keypoint confidence is 0)")

@@ -70,7 +70,28 @@ def test_easymocap_without_image_size_guesses_from_principal_point(rig, tmp_path
     text = path.read_text()
     path.write_text("\n".join(line for line in text.splitlines() if not line.startswith(("H_", "W_"))))
     cam = load_calibration(path)[0]
-    assert (cam.width, cam.height) == (round(2 * rig[0].K[0, 2]), round(2 * rig[0].K[1, 2]))
+    assert (cam.width, cam.height) == (round(2 * rig[0].K[0, 2]), round(2 * rig[0].K[1, 2])) and cam.size_guessed
+
+
+def test_a_guessed_image_size_gives_way_to_the_images(tmp_path):
+    """EasyMocap without H_/W_: the sample's 512x512 images replace the size guessed from the principal point
+    (about 513x507 here); a size the file gives is never overridden, and a wrong one is refused."""
+    import shutil
+
+    from core.dataset_io import read_sample
+    from core.errors import InputError
+    from core.resources import SAMPLE_SCENE
+
+    folder = tmp_path / "sample"
+    shutil.copytree(SAMPLE_SCENE, folder)
+    intri = folder / "intri.yml"
+    text = intri.read_text()
+    intri.write_text("\n".join(line for line in text.splitlines() if not line.startswith(("H_", "W_"))))
+    sample = read_sample(folder)
+    assert all(c.image_size == (512, 512) and not c.size_guessed for c in sample.cameras)
+    intri.write_text(text.replace("W_cam01: 512", "W_cam01: 640"))
+    with pytest.raises(InputError, match="cam01: image is 512x512 but the calibration says 640x512"):
+        read_sample(folder)
 
 
 @pytest.mark.parametrize("breakage,message", [

@@ -66,3 +66,19 @@ def test_a_killed_single_write_is_cleaned_up_by_the_next(tmp_path):
         tmp.write_text("whole")
     assert (tmp_path / "trace.npz").read_text() == "whole"
     assert not stale.exists() and live.exists()
+
+
+def test_a_killed_single_write_leaves_the_old_file(tmp_path):
+    """kill -9 while a trace, video or export file is being written: the target keeps its old content."""
+    target = tmp_path / "trace.npz"
+    target.write_text("old")
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
+        "from core.files import atomic_path\n"
+        "with atomic_path(Path(sys.argv[2])) as tmp:\n"
+        "    tmp.write_text('half'); print('written', flush=True); time.sleep(60)\n"),
+        str(ROOT), str(target)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "written"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert target.read_text() == "old"

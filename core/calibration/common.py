@@ -9,13 +9,13 @@ from core.errors import InputError
 MM_THRESHOLD = 50.0  # a median camera distance above this many "units" is taken to be millimetres
 
 
-def build_camera(source, name, K, R, t, width, height, dist=()) -> Camera:
+def build_camera(source, name, K, R, t, width, height, dist=(), size_guessed: bool = False) -> Camera:
     """A `Camera`, with any problem in the values reported against the file ``source``."""
     if name is None or not str(name).strip():
         raise InputError(source, f"a camera has no name ({name!r})")
     try:
         return Camera(name=str(name), K=np.asarray(K, float), R=np.asarray(R, float), t=np.asarray(t, float),
-                      width=float(width), height=float(height), dist=np.asarray(dist, float))
+                      width=float(width), height=float(height), dist=np.asarray(dist, float), size_guessed=size_guessed)
     except InputError as exc:
         raise InputError(source, str(exc)) from exc
     except (TypeError, ValueError) as exc:

@@ -2,7 +2,8 @@
 
 intri.yml: names, K_<cam>, dist_<cam> (1x5; D_<cam> as fallback), optional H_<cam>/W_<cam>.
 extri.yml: names, R_<cam> (3x1 Rodrigues), Rot_<cam> (3x3, used if present), T_<cam> (3x1).
-Image size is often missing: it is then taken as twice the principal point, and a warning is logged.
+Image size is often missing: it is then taken as twice the principal point, with a warning, and the camera is
+marked `size_guessed`, so that its images' real size replaces the guess.
 """
 from __future__ import annotations
 
@@ -87,14 +88,16 @@ def read(path: Path, units: str | None = None) -> list[Camera]:
         t = _matrix(extri, f"T_{name}", extri_path).reshape(-1)
         width = _matrix(intri, f"W_{name}", intri_path, required=False)
         height = _matrix(intri, f"H_{name}", intri_path, required=False)
-        if width is None or height is None:
+        guessed = width is None or height is None
+        if guessed:
             width, height = 2 * K[0, 2], 2 * K[1, 2]
-            log.warning("%s: no image size for camera %s; assuming %dx%d (twice the principal point)",
-                        intri_path, name, round(float(width)), round(float(height)))
-        raw.append((name, K, rot, t, round(float(width)), round(float(height)), [] if dist is None else dist))
+            log.warning("%s: no image size for camera %s; assuming %dx%d (twice the principal point) until its "
+                        "images say otherwise", intri_path, name, round(float(width)), round(float(height)))
+        raw.append((name, K, rot, t, round(float(width)), round(float(height)), [] if dist is None else dist,
+                    guessed))
     scale = metres_factor([r[3] for r in raw], units, extri_path)
-    return [build_camera(extri_path, name, K, rot, t * scale, width, height, np.ravel(dist))
-            for name, K, rot, t, width, height, dist in raw]
+    return [build_camera(extri_path, name, K, rot, t * scale, width, height, np.ravel(dist), guessed)
+            for name, K, rot, t, width, height, dist, guessed in raw]
 
 
 def _write_storage(path: Path, fill) -> None:
