@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from os import PathLike
+from os import PathLike, sep
 from typing import Iterator
 
 
@@ -24,10 +24,13 @@ MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, Recurs
 @contextmanager
 def reading(source: str | PathLike, what: str) -> Iterator[None]:
     """Turn any `MALFORMED` exception raised while reading ``source`` into an `InputError` naming it (and what
-    was being read); an InputError raised inside passes unchanged."""
+    was being read); an InputError raised inside passes unchanged if it names a file, and gets ``source`` put
+    before it if it names only an item (a camera, say)."""
     try:
         yield
-    except InputError:
+    except InputError as exc:
+        if exc.source is None or sep not in exc.source:
+            raise InputError(source, str(exc)) from exc
         raise
     except MALFORMED as exc:
         detail = str(exc).splitlines()[0] if str(exc) else ""

@@ -35,7 +35,7 @@ from core.calibration.common import build_camera
 from core.cameras import Camera, project_points
 from core.dataset_io import read_image
 from core.detector import DetectorConfig, TrackingDetector
-from core.errors import InputError
+from core.errors import InputError, reading
 from core.files import read_json
 from core.joints import BODY25, H36M17, convert_keypoints
 from core.safe_pickle import load_joblib
@@ -139,7 +139,12 @@ def _sequence(path: Path, keys: list[tuple], frame_name: Callable[[tuple], str],
               read: Callable[[int, tuple], MultiviewSample]) -> MultiviewSequence:
     from core.sequence import MultiviewSequence  # core.sequence opens these databases through this module
 
-    return MultiviewSequence(path.stem, path, [frame_name(k) for k in keys], lambda f: read(f, keys[f]))
+    def checked(f: int) -> MultiviewSample:
+        with reading(path, f"database entry of frame {f}"):
+            return read(f, keys[f])
+
+    with reading(path, "database"):
+        return MultiviewSequence(path.stem, path, [frame_name(k) for k in keys], checked)
 
 
 def _detected(sample_kwargs: dict, tracker: TrackingDetector | None, frame: int) -> dict:
@@ -347,4 +352,5 @@ def open_heatformer_db(path: str | Path, image_root: str | Path | None = None,
         raise InputError(path, "unknown database: the official names start with h36m_, mpii3d_ or BEHAVE_")
     db = load_joblib(path)
     finder = ImageFinder([Path(image_root)] if image_root is not None else _default_roots(path))
-    return readers[kind](path, db, finder, TrackingDetector(detector) if detector is not None else None)
+    with reading(path, "database"):
+        return readers[kind](path, db, finder, TrackingDetector(detector) if detector is not None else None)

@@ -39,6 +39,13 @@ class GroundTruth:
     body_model: str = ""  # identity of the body model the SMPL parameters belong to
     occluded: np.ndarray | None = None  # (V, J) bool: joint hidden by an occluder in that view
 
+    def __post_init__(self):
+        if self.joints3d is not None:
+            self.joints3d = np.array(self.joints3d, dtype=np.float64)
+            if np.isinf(self.joints3d).any():
+                raise ValueError("ground-truth joints contain infinity")
+            self.joints3d[np.isnan(self.joints3d).any(1)] = np.nan  # a joint with an unknown coordinate is unknown
+
     @property
     def known_joints(self) -> np.ndarray:
         """(J,) bool: the joints with finite coordinates (a database may lack some: NaN); none without joints3d."""

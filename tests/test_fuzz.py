@@ -32,7 +32,7 @@ from core.resources import FREE_BODY_MODEL, SAMPLE_SCENE
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS_PER_CASE = 30
 CASES = {"native": 60, "h36m": 30, "toml": 40, "easymocap": 40, "sample": 60, "openpose": 20, "coco": 20,
-         "detector": 20, "checkpoint": 20, "body": 15}
+         "detector": 20, "checkpoint": 20, "body": 15, "database": 25}
 
 
 def fuzz(cases: int):
@@ -159,8 +159,11 @@ def valid_sample(sample):
     valid_keypoints(sample.keypoints)
     gt = sample.ground_truth
     if gt is not None:
-        for value in (gt.global_orient, gt.body_pose, gt.betas, gt.transl, gt.joints3d):
+        for value in (gt.global_orient, gt.body_pose, gt.betas, gt.transl):
             assert value is None or np.isfinite(value).all()
+        if gt.joints3d is not None:  # a joint a database lacks is NaN, whole (see GroundTruth.known_joints)
+            assert not np.isinf(gt.joints3d).any() and np.isnan(gt.joints3d).all(1).sum() == \
+                np.isnan(gt.joints3d).any(1).sum()
 
 
 # ----- the formats
@@ -344,6 +347,47 @@ def test_body_models(tmp_path):
         path = tmp_path / "SMPL_NEUTRAL.npz"
         np.savez(path, **{**original, key: replacement})
         read_or_refuse(lambda: BodyModel(path), path, valid)
+
+    case()
+
+
+def test_official_databases(tmp_path):
+    """An official Human3.6M database (joblib dict), its camera and its 3D joint files, one mutated at a time."""
+    import joblib
+    from test_heatformer_db import write_h36m
+
+    from core.sequence import open_sequence
+
+    db = write_h36m(tmp_path, read_sample(SAMPLE_SCENE))
+    extra = db.parent / "extra_data"
+    original = joblib.load(db)
+    texts = {p.name: json.loads(p.read_text()) for p in extra.glob("*.json")}
+
+    def every_frame():  # a sequence reads its frames when asked: reading them is part of reading the database
+        sequence = open_sequence(db)
+        return [sequence[frame] for frame in range(len(sequence))]
+
+    def valid(samples):
+        for sample in samples:
+            valid_sample(sample)
+
+    @fuzz(CASES["database"])
+    @given(st.sampled_from(["img_name", "joints2D", *sorted(texts)]), st.data())
+    def case(what, data):
+        joblib.dump(original, db)
+        for name, content in texts.items():
+            (extra / name).write_text(json.dumps(content))
+        if what in original:
+            value = original[what]
+            mutated = data.draw(st.sampled_from([
+                np.full(value.shape, np.nan) if value.dtype.kind == "f" else value[::-1].copy(), value[:1],
+                value.reshape(-1), np.array([]), np.array(["x"] * len(value)), 7, None]))
+            joblib.dump({**original, what: mutated}, db)
+            target = db
+        else:
+            target = extra / what
+            target.write_text(json.dumps(data.draw(mutated_json(texts[what]))))
+        read_or_refuse(every_frame, target, valid)
 
     case()
 

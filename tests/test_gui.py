@@ -648,10 +648,12 @@ def test_frame_slider_runs_and_exports_a_sequence(window, qtbot, tmp_path):
                                RefinementTrace.load(tmp_path / "frame1.npz").vertices)
 
 
-def test_a_detector_gives_keypoints_to_a_folder_without_them(window, qtbot, tmp_path):
+def test_a_detector_gives_keypoints_to_a_folder_without_them(window, qtbot, tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     from conftest import camera_folder
-    from test_detector import DotSimcc, export
+    from test_detector import JOINTS, DotSimcc, export
+
+    from core.detector import PoseDetector
 
     folder = camera_folder(tmp_path, window.state.scene.sample, "images")
     with qtbot.waitSignal(window.load_failed, timeout=60000) as failed:
@@ -662,6 +664,12 @@ def test_a_detector_gives_keypoints_to_a_folder_without_them(window, qtbot, tmp_
     assert "broken.json" in window.last_error and window.detector is None
     model = export(DotSimcc(), tmp_path / "rtm.onnx", ["simcc_x", "simcc_y"])
     (tmp_path / "rtm.json").write_text(json.dumps({"model": model.name, "output": "simcc"}))
+    with qtbot.waitSignal(window.load_failed, timeout=60000) as failed:  # the test model puts every joint on
+        window.use_detector(tmp_path / "rtm.json")  # one dot: degenerate evidence, refused by name
+    assert "lie at one point" in failed.args[0]
+    detect = PoseDetector.detect
+    offsets = np.stack([np.arange(JOINTS) * 4.0, np.arange(JOINTS) * 6.0, np.zeros(JOINTS)], 1)
+    monkeypatch.setattr(PoseDetector, "detect", lambda self, image, box=None: detect(self, image, box) + offsets)
     with qtbot.waitSignal(window.ready, timeout=120000):
         window.use_detector(tmp_path / "rtm.json")
     sample = window.state.scene.sample
