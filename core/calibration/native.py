@@ -35,8 +35,11 @@ def read(path: Path, units: str | None = None) -> list[Camera]:
     data = read_json(path)
     if not isinstance(data.get("cameras"), list):
         raise InputError(path, "native calibration needs a list under 'cameras'")
-    if data.get("version", VERSION) > VERSION:
-        raise InputError(path, f"calibration version {data['version']} is newer than this app ({VERSION})")
+    version = data.get("version", VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(path, f"calibration version must be a number, not {version!r}")
+    if version > VERSION:
+        raise InputError(path, f"calibration version {version} is newer than this app ({VERSION})")
     scale = {None: 1.0, "m": 1.0, "mm": 1e-3}.get(units or data.get("units"))
     if scale is None:
         raise InputError(path, f"unknown units {units or data.get('units')!r}")
