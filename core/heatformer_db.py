@@ -294,7 +294,7 @@ def behave_ground_truth(body25: np.ndarray) -> np.ndarray:
     pelvis and thorax, as `core.body_model.h36m_regressor` defines it."""
     points = np.where(body25[:, 3:4] >= BEHAVE_MIN_SCORE, body25[:, :3], np.nan)
     padded = np.concatenate([points, np.ones((len(points), 1))], axis=1)
-    converted = convert_keypoints(padded, BODY25, H36M17)
+    converted = convert_keypoints(padded, BODY25, H36M17, synthesise=False)  # ground truth: only what it has
     joints = np.where(converted[:, 3:4] > 0, converted[:, :3], np.nan)
     joints[H36M17.index("spine")] = 0.5 * (joints[H36M17.index("pelvis")] + joints[H36M17.index("thorax")])
     return joints
