@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,7 @@ def run_infer(args: argparse.Namespace) -> int:
     else:
         print(f"checkpoint: {model.identity} ({model.description})")
     modes = ("calibrated", "uncalibrated") if args.mode == "both" else (args.mode,)
+    metrics = {mode: [] for mode in modes}  # every frame's per-iteration metrics, averaged over views
     for start in range(first, last + 1, args.batch):
         frames = range(start, min(start + args.batch, last + 1))
         samples = [sequence[frame] for frame in frames]
@@ -191,12 +193,30 @@ def run_infer(args: argparse.Namespace) -> int:
                 trace.save(out)
                 print(f"{mode}: wrote {out} ({trace.iterations} iterations, {trace.info['device']}, "
                       f"network {trace.timings['network'] * 1000:.0f} ms per frame)")
-                if first == last:
-                    names = sorted(trace.metrics)
-                    print("iteration " + " ".join(f"{n:>18}" for n in names))
-                    for k in range(trace.iterations + 1):
-                        print(f"{k:9d} " + " ".join(f"{trace.metrics[n][k]:18.4g}" for n in names))
+                metrics[mode].append({n: per_iteration(v) for n, v in trace.metrics.items()})
+    for mode, frames_metrics in metrics.items():
+        names = sorted(set.intersection(*(set(m) for m in frames_metrics))) if frames_metrics else []
+        if not names:
+            continue
+        with warnings.catch_warnings():  # a metric no frame has at an iteration stays NaN, quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = {n: np.nanmean([m[n] for m in frames_metrics], axis=0) for n in names}
+        count = len(frames_metrics)
+        print(f"{mode}: " + ("per iteration" if count == 1 else f"per iteration, mean over {count} frames"))
+        print("iteration " + " ".join(f"{n:>18}" for n in names))
+        for k in range(len(table[names[0]])):
+            print(f"{k:9d} " + " ".join(f"{table[n][k]:18.4g}" for n in names))
     return 0
+
+
+def per_iteration(values: np.ndarray) -> np.ndarray:
+    """(I,) a metric per iteration: one given per view (I, V) is averaged over the views that have it."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        return values
+    with warnings.catch_warnings():  # a view without the metric (NaN) at every iteration leaves a NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=1)
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -279,6 +279,8 @@ def test_infer_and_video_commands_on_a_frame_range(tmp_path, original):
                   "--device", "cpu", "--out", str(tmp_path / "run.npz"))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.glob("run.*.npz")) == ["run.000001.npz", "run.000002.npz"]
+    table = result.stdout[result.stdout.index("calibrated: per iteration, mean over 2 frames"):].splitlines()
+    assert "reprojection_px" in table[1] and [row.split()[0] for row in table[2:4]] == ["0", "1"]  # iterations
     saved = RefinementTrace.load(tmp_path / "run.000002.npz")
     assert saved.info["sample_frame"] == 2 and saved.info["batch_size"] == 2
     video = main("video", "--trace", str(tmp_path / "run.000002.npz"), "--out", str(tmp_path / "f2.gif"))
