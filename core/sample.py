@@ -12,6 +12,8 @@ from core.joints import JOINT_SETS, JointSet
 
 log = logging.getLogger(__name__)
 MAX_CONFIDENCE = 1.5  # above this a "confidence" is no probability; up to it, clipped to 1 (some heatmap peaks)
+# Codecs store frames in blocks of 16 pixels: a calibration of the padded frame (1088 for 1080) fits its video.
+CODEC_PADDING = 15
 HEATMAP_ROUNDING = 1e-3  # float16 and resampling may dip heatmaps just below zero
 
 
@@ -108,17 +110,24 @@ class MultiviewSample:
                 raise InputError(where, "heatmaps have negative values")
 
     def _match_image_sizes(self, where: str) -> None:
-        """Each image has its camera's size; where the calibration only guessed the size, the image's replaces it
-        (in a copy of the camera list, which callers may share)."""
+        """Each image has its camera's size; where the calibration only guessed the size, or gave the padded size
+        of a video frame a few pixels larger, the image's replaces it (in a copy of the camera list, which callers
+        may share); any other difference is refused."""
         self.cameras = list(self.cameras)
         for v, (cam, frame) in enumerate(zip(self.cameras, self.frames)):
             if frame is None or frame.shape[:2] == (cam.height, cam.width):
                 continue
-            if not cam.size_guessed:
+            short = cam.width - frame.shape[1], cam.height - frame.shape[0]
+            if cam.size_guessed:
+                log.info("%s: view %s is %dx%d, not the guessed %dx%d", where, cam.name, frame.shape[1],
+                         frame.shape[0], cam.width, cam.height)
+            elif 0 <= min(short) and max(short) <= CODEC_PADDING:
+                log.warning("%s: view %s is %dx%d, the calibration's %dx%d less what a video codec pads: its image is "
+                            "taken as the calibrated frame's top-left part", where, cam.name, frame.shape[1],
+                            frame.shape[0], cam.width, cam.height)
+            else:
                 raise InputError(where, f"view {cam.name}: image is {frame.shape[1]}x{frame.shape[0]} but the "
                                         f"calibration says {cam.width}x{cam.height}")
-            log.info("%s: view %s is %dx%d, not the guessed %dx%d", where, cam.name, frame.shape[1], frame.shape[0],
-                     cam.width, cam.height)
             self.cameras[v] = replace(cam, width=frame.shape[1], height=frame.shape[0], size_guessed=False)
 
     def _check_keypoints(self, where: str) -> None:

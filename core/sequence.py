@@ -2,7 +2,7 @@
 
 Layouts (``open_sequence`` tells them apart; cameras are matched to folders and videos by name):
 
-    DIR/<calibration>                    calibration.json, Calib.toml, intri.yml+extri.yml, calibration/*.toml
+    DIR/<calibration>                    calibration.json, Calib.toml, intri.yml+extri.yml, calibration/*.toml|*.qca.txt
     DIR/images/<cam>/<frame>.jpg|png     EasyMocap style: one image folder per camera, the same frame names in each
     DIR/videos/<cam>.mp4|avi|mov|mkv     Pose2Sim style: one video per camera, the same frame count in each
 
@@ -89,12 +89,13 @@ class VideoFrames:
 
 
 def _calibration(folder: Path) -> list[Camera]:
-    """The folder's calibration file, else the first TOML in calibration/ (a Pose2Sim project)."""
+    """The folder's calibration file, else the first TOML or Qualisys .qca.txt in calibration/ (a Pose2Sim
+    project)."""
     found = [folder / c for c in CALIBRATION_CANDIDATES if (folder / c).exists()]
-    found += sorted((folder / "calibration").glob("*.toml"))
+    found += sorted((folder / "calibration").glob("*.toml")) + sorted((folder / "calibration").glob("*.qca.txt"))
     if not found:
         raise InputError(folder, f"no calibration file (looked for {', '.join(CALIBRATION_CANDIDATES)} "
-                                 "and calibration/*.toml)")
+                                 "and calibration/*.toml or *.qca.txt)")
     return load_calibration(found[0])
 
 

@@ -6,7 +6,8 @@ import pytest
 from core.calibration import check_views_match, detect_format, load_calibration, save_calibration
 from core.errors import InputError
 
-FORMAT_PATHS = {"native": "calib.json", "easymocap": "easymocap", "toml": "Calib.toml", "h36m": "cameras.json"}
+FORMAT_PATHS = {"native": "calib.json", "easymocap": "easymocap", "toml": "Calib.toml", "h36m": "cameras.json",
+                "qualisys": "Calib.qca.txt"}
 
 
 def write(rig, tmp_path, fmt):
@@ -92,6 +93,9 @@ def test_a_guessed_image_size_gives_way_to_the_images(tmp_path):
     intri.write_text(text.replace("W_cam01: 512", "W_cam01: 640"))
     with pytest.raises(InputError, match="cam01: image is 512x512 but the calibration says 640x512"):
         read_sample(folder)
+    intri.write_text(text.replace("W_cam01: 512", "W_cam01: 520"))  # a codec's padding (1088 for 1080): taken
+    camera = read_sample(folder).cameras[0]
+    assert camera.image_size == (512, 512) and camera.K[0, 2] == load_calibration(intri)[0].K[0, 2]
 
 
 @pytest.mark.parametrize("breakage,message", [
@@ -138,3 +142,31 @@ def test_view_count_and_names_must_match_the_data(rig, tmp_path):
         check_views_match(rig, ["cam0", "cam1", "cam2"], "calib.json")
     with pytest.raises(InputError, match="no calibration for view"):
         check_views_match(rig, ["cam0", "cam1", "cam2", "camX"], "calib.json")
+
+
+def test_qualisys_conventions(tmp_path):
+    """A Qualisys camera written by hand as its files hold one: sub-pixels (64 a pixel), the principal point
+    counted from the sensor corner with the video window elsewhere, the centre in world millimetres and a camera
+    frame turned 180 degrees about x from OpenCV's. The reader finds the camera that projects a world point where
+    the same numbers, worked out directly, put it."""
+    from core.cameras import look_at
+
+    R, t = look_at(np.array([3.0, -2.0, 1.8]), np.array([0.0, 0.0, 1.0]))  # OpenCV world -> camera
+    centre = -R.T @ t
+    qualisys_rotation = np.diag([1.0, -1.0, -1.0]) @ R
+    entries = " ".join(f'r{i + 1}{j + 1}="{float(qualisys_rotation[i, j])!r}"' for i in range(3) for j in range(3))
+    (tmp_path / "Calib.qca.txt").write_text(f"""<?xml version='1.0'?>
+<calibration><cameras><camera serial="cam07">
+  <fov_video left="16" top="8" right="1103" bottom="1927"/>
+  <intrinsic focalLengthU="{1500 * 64}" focalLengthV="{1502 * 64}" centerPointU="{(540 + 16) * 64}"
+    centerPointV="{(960 + 8) * 64}" radialDistortion1="0" radialDistortion2="0" radialDistortion3="0"
+    tangentalDistortion1="0" tangentalDistortion2="0"/>
+  <transform x="{float(centre[0]) * 1000!r}" y="{float(centre[1]) * 1000!r}" z="{float(centre[2]) * 1000!r}" {entries}/>
+</camera></cameras></calibration>""")
+    camera = load_calibration(tmp_path / "Calib.qca.txt")[0]
+    assert camera.name == "cam07" and camera.image_size == (1088, 1920)
+    point = np.array([0.2, 0.1, 1.2])
+    in_camera = R @ point + t
+    expected = [1500 * in_camera[0] / in_camera[2] + 540, 1502 * in_camera[1] / in_camera[2] + 960]
+    np.testing.assert_allclose(camera.project(point)[0], expected, atol=1e-6)
+    np.testing.assert_allclose(camera.center, centre, atol=1e-9)

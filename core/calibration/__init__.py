@@ -1,6 +1,7 @@
 """Calibration files in and out. Every reader returns `Camera`s in metres, world -> camera, OpenCV axes.
 
-Formats: native JSON, EasyMocap intri.yml/extri.yml, Pose2Sim/anipose Calib.toml, Human3.6M camera JSON.
+Formats: native JSON, EasyMocap intri.yml/extri.yml, Pose2Sim/anipose Calib.toml, Human3.6M camera JSON,
+Qualisys .qca.txt.
 Traps and conventions of each are in shared/calibration-formats.md; see `load_calibration` for detection.
 """
 from __future__ import annotations
@@ -9,12 +10,12 @@ from pathlib import Path
 from typing import Literal
 
 from core.cameras import Camera
-from core.calibration import easymocap, h36m, native, toml_calib
+from core.calibration import easymocap, h36m, native, qualisys, toml_calib
 from core.errors import InputError, reading
 from core.files import read_json
 
-Format = Literal["native", "easymocap", "toml", "h36m"]
-FORMATS: tuple[str, ...] = ("native", "easymocap", "toml", "h36m")
+Format = Literal["native", "easymocap", "toml", "h36m", "qualisys"]
+FORMATS: tuple[str, ...] = ("native", "easymocap", "toml", "h36m", "qualisys")
 
 
 def detect_format(path: Path) -> Format:
@@ -23,6 +24,8 @@ def detect_format(path: Path) -> Format:
         return "easymocap"
     if path.suffix == ".toml":
         return "toml"
+    if qualisys.is_qca(path):
+        return "qualisys"
     if path.suffix == ".json":
         data = read_json(path)
         if "cameras" in data:
@@ -31,13 +34,13 @@ def detect_format(path: Path) -> Format:
             return "h36m"
         raise InputError(path, "JSON is neither a native calibration (key 'cameras') nor Human3.6M-style "
                                "({'1': {'R', 't', 'f', 'c'}, ...})")
-    raise InputError(path, "unknown calibration format: expected .json, .toml or intri.yml/extri.yml")
+    raise InputError(path, "unknown calibration format: expected .json, .toml, .qca.txt or intri.yml/extri.yml")
 
 
 def is_calibration_file(path: Path) -> bool:
     """Whether ``path`` is a calibration file this module reads (JSON is looked into: detector configurations and
     other JSON files are not calibrations)."""
-    if not path.is_file() or path.suffix not in (".json", ".toml", ".yml", ".yaml"):
+    if not path.is_file() or (path.suffix not in (".json", ".toml", ".yml", ".yaml") and not qualisys.is_qca(path)):
         return False
     try:
         detect_format(path)
@@ -52,7 +55,8 @@ def load_calibration(path: str | Path, fmt: Format | None = None, units: str | N
     if not path.exists():
         raise InputError(path, "calibration file does not exist")
     fmt = fmt or detect_format(path)
-    readers = {"native": native.read, "easymocap": easymocap.read, "toml": toml_calib.read, "h36m": h36m.read}
+    readers = {"native": native.read, "easymocap": easymocap.read, "toml": toml_calib.read, "h36m": h36m.read,
+               "qualisys": qualisys.read}
     if fmt not in readers:
         raise InputError(path, f"unknown calibration format {fmt!r}; expected one of {', '.join(FORMATS)}")
     with reading(path, f"{fmt} calibration"):
@@ -67,7 +71,8 @@ def load_calibration(path: str | Path, fmt: Format | None = None, units: str | N
 
 def save_calibration(cameras: list[Camera], path: str | Path, fmt: Format = "native") -> None:
     """Write cameras atomically; for EasyMocap ``path`` is the folder that receives intri.yml and extri.yml."""
-    writers = {"native": native.write, "easymocap": easymocap.write, "toml": toml_calib.write, "h36m": h36m.write}
+    writers = {"native": native.write, "easymocap": easymocap.write, "toml": toml_calib.write, "h36m": h36m.write,
+               "qualisys": qualisys.write}
     if fmt not in writers:
         raise ValueError(f"unknown calibration format {fmt!r}")
     writers[fmt](cameras, Path(path))
