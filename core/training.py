@@ -250,6 +250,7 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
     maker = model if device.type == "cpu" else copy.deepcopy(model).cpu()
     batches = torch.utils.data.DataLoader(SyntheticBatches(maker, config, vertex_index), batch_size=None,
                                           sampler=range(step, config.steps), num_workers=workers)
+    logged = (step, started)  # the step and time of the last log entry
     for mode, prepared, targets in batches:
         if should_stop():
             break
@@ -265,8 +266,12 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
         scheduler.step()
         step += 1
         if step % config.log_every == 0 or step == 1:
-            entry = {"step": step, "mode": mode, "seconds": round(time.perf_counter() - started, 1),
-                     "lr": scheduler.get_last_lr()[0], **{k: round(float(v.detach()), 5) for k, v in losses.items()}}
+            now = time.perf_counter()
+            rate = (step - logged[0]) * config.batch_size / max(now - logged[1], 1e-9)  # since the last entry
+            logged = (step, now)
+            entry = {"step": step, "mode": mode, "seconds": round(now - started, 1),
+                     "samples_per_s": round(rate, 2), "lr": scheduler.get_last_lr()[0],
+                     **{k: round(float(v.detach()), 5) for k, v in losses.items()}}
             with open(log_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
             log(json.dumps(entry))

@@ -32,7 +32,7 @@ def test_training_steps_save_a_loadable_checkpoint_and_resume(body, tmp_path):
     assert model.trained and model.description == DESCRIPTION
     lines = loss_log(tmp_path / "model.pt")
     assert [entry["step"] for entry in lines] == [1, 2]
-    assert all(np.isfinite(entry["total"]) for entry in lines)
+    assert all(np.isfinite(entry["total"]) and entry["samples_per_s"] > 0 for entry in lines)  # throughput too
     train(out, small_config(3), body, device="cpu", resume=True, log=lambda _: None)
     lines = loss_log(tmp_path / "model.pt")
     assert [entry["step"] for entry in lines] == [1, 2, 3]  # resumed at step 2, not restarted
