@@ -14,6 +14,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DEAD_PID = 2 ** 22 + 12345  # above Linux's default pid_max: no such process
 
 
+def kill_while_writing(writer: str, write: str, target: Path) -> None:
+    """Run ``write`` inside core.files.``writer``(target) in another process, and kill -9 it mid-write."""
+    process = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
+        f"from core.files import {writer}\n"
+        f"with {writer}(Path(sys.argv[2])) as into:\n"
+        f"    {write}; print('written', flush=True); time.sleep(60)\n"),
+        str(ROOT), str(target)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "written"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
 def test_a_set_of_files_appears_together_in_a_new_or_existing_folder(tmp_path):
     fresh = tmp_path / "fresh"
     with atomic_folder(fresh) as staging:
@@ -40,15 +53,7 @@ def test_a_failed_set_leaves_nothing(tmp_path):
 
 def test_a_killed_export_leaves_no_file_at_the_target_and_its_leftovers_are_removed(tmp_path):
     target = tmp_path / "out"
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
-        "from core.files import atomic_folder\n"
-        "with atomic_folder(Path(sys.argv[2])) as staging:\n"
-        "    (staging / 'a.obj').write_text('a'); print('written', flush=True); time.sleep(60)\n"),
-        str(ROOT), str(target)], stdout=subprocess.PIPE, text=True)
-    assert writer.stdout.readline().strip() == "written"
-    os.kill(writer.pid, signal.SIGKILL)
-    writer.wait(timeout=30)
+    kill_while_writing("atomic_folder", "(into / 'a.obj').write_text('a')", target)
     assert not target.exists()
     leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial")]
     assert len(leftovers) == 1 and (leftovers[0] / "a.obj").exists()
@@ -72,13 +77,5 @@ def test_a_killed_single_write_leaves_the_old_file(tmp_path):
     """kill -9 while a trace, video or export file is being written: the target keeps its old content."""
     target = tmp_path / "trace.npz"
     target.write_text("old")
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
-        "from core.files import atomic_path\n"
-        "with atomic_path(Path(sys.argv[2])) as tmp:\n"
-        "    tmp.write_text('half'); print('written', flush=True); time.sleep(60)\n"),
-        str(ROOT), str(target)], stdout=subprocess.PIPE, text=True)
-    assert writer.stdout.readline().strip() == "written"
-    os.kill(writer.pid, signal.SIGKILL)
-    writer.wait(timeout=30)
+    kill_while_writing("atomic_path", "into.write_text('half')", target)
     assert target.read_text() == "old"

@@ -251,28 +251,24 @@ def test_sample_folders(sample_folder, tmp_path_factory):
             (sample_folder / name).write_text(json.dumps(originals[name]))
 
 
-def test_openpose_and_coco_keypoint_files(tmp_path):
+@pytest.mark.parametrize("fmt", ["openpose", "coco"])
+def test_openpose_and_coco_keypoint_files(tmp_path, fmt):
     rng = np.random.default_rng(0)
     points = np.concatenate([rng.uniform(0, 500, (25, 2)), rng.uniform(0, 1, (25, 1))], 1)
-    openpose = {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": points.ravel().tolist()}]}
-    coco = [{"image_id": 0, "category_id": 1, "keypoints": points[:17].ravel().tolist(), "score": 0.9}]
+    original, name, read = {
+        "openpose": ({"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": points.ravel().tolist()}]},
+                     "000000_keypoints.json", read_openpose),
+        "coco": ([{"image_id": 0, "category_id": 1, "keypoints": points[:17].ravel().tolist(), "score": 0.9}],
+                 "cam01.json", read_coco_keypoints)}[fmt]
 
-    @fuzz(CASES["openpose"])
-    @given(mutated_json(openpose))
-    def openpose_case(data):
-        path = tmp_path / "000000_keypoints.json"
+    @fuzz(CASES[fmt])
+    @given(mutated_json(original))
+    def case(data):
+        path = tmp_path / name
         path.write_text(json.dumps(data))
-        read_or_refuse(lambda: read_openpose(path), path, valid_keypoints)
+        read_or_refuse(lambda: read(path), path, valid_keypoints)
 
-    @fuzz(CASES["coco"])
-    @given(mutated_json(coco))
-    def coco_case(data):
-        path = tmp_path / "cam01.json"
-        path.write_text(json.dumps(data))
-        read_or_refuse(lambda: read_coco_keypoints(path), path, valid_keypoints)
-
-    openpose_case()
-    coco_case()
+    case()
 
 
 def test_detector_configurations(tmp_path):
