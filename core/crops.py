@@ -42,19 +42,28 @@ def crop_to_image(points: torch.Tensor, boxes: torch.Tensor, size: tuple[int, in
     return (points + 0.5) * scale + boxes[..., None, :2] - 0.5
 
 
+def crop_affines(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(V, 3, 3) image pixels -> crop pixels of a (W, H) crop, the map `image_to_crop` applies, as matrices."""
+    width, height = size
+    sx, sy = width / boxes[:, 2], height / boxes[:, 3]
+    affines = np.zeros((len(boxes), 3, 3))
+    affines[:, 0, 0], affines[:, 1, 1], affines[:, 2, 2] = sx, sy, 1.0
+    affines[:, 0, 2] = (0.5 - boxes[:, 0]) * sx - 0.5
+    affines[:, 1, 2] = (0.5 - boxes[:, 1]) * sy - 0.5
+    return affines
+
+
 def crop_images(frames: list[np.ndarray | None], boxes: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """(V, 3, H, W) float crops, normalised with ImageNet statistics; missing frames give zeros (the mean)."""
     width, height = size
     out = np.zeros((len(frames), 3, height, width), dtype=np.float32)
     mean, std = np.array(IMAGE_MEAN, np.float32), np.array(IMAGE_STD, np.float32)
+    affines = crop_affines(np.asarray(boxes, dtype=np.float64), size)
     for v, frame in enumerate(frames):
         if frame is None:
             continue
-        x0, y0, bw, bh = boxes[v]
-        sx, sy = width / bw, height / bh
-        # crop = (image - box corner + 0.5) * s - 0.5, as in `image_to_crop`
-        affine = np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5]])
-        crop = cv2.warpAffine(frame, affine, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+        crop = cv2.warpAffine(frame, affines[v, :2], (width, height), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT,
                               borderValue=(124, 116, 104))  # the ImageNet mean colour
         out[v] = ((crop.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)
     return torch.from_numpy(out)

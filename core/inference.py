@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from core.cameras import stack_cameras
-from core.crops import crop_boxes, crop_images, image_to_crop
+from core.crops import crop_affines, crop_boxes, crop_images, image_to_crop
 from core.errors import InputError
 from core.fusion import triangulate
 from core.heatmaps import decode_heatmaps, heatmap_to_image
@@ -70,11 +70,7 @@ def official_keypoints(sample: MultiviewSample, model: HeatFormer, mode: str, de
     boxes = crop_boxes(evidence_keypoints(sample), [c.image_size for c in sample.cameras], 1.0,
                        model.config.crop_scale)
     crops = crop_images(sample.frames, boxes, (CROP, CROP)).to(device)[None]
-    side = HEATMAP_SIDE / torch.as_tensor(boxes[:, 2], dtype=torch.float32)  # image -> heatmap pixels, per view
-    to_heatmap = torch.zeros(1, sample.num_views, 3, 3)
-    to_heatmap[0, :, 0, 0], to_heatmap[0, :, 1, 1], to_heatmap[0, :, 2, 2] = side, side, 1.0
-    corner = torch.as_tensor(boxes[:, :2], dtype=torch.float32)
-    to_heatmap[0, :, :2, 2] = (0.5 - corner) * side[:, None] - 0.5  # as `image_to_crop` maps a point
+    to_heatmap = torch.as_tensor(crop_affines(boxes, (HEATMAP_SIDE, HEATMAP_SIDE)), dtype=torch.float32)[None]
     cameras = None
     if mode == "calibrated":
         stacked = stack_cameras(sample.cameras, device=device)
