@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.files import atomic_path, read_json, write_text
+from core.files import atomic_path, check_version, read_json, write_text
 from core.calibration import check_views_match, load_calibration, save_calibration
 from core.errors import InputError, reading
 from core.joints import COCO17
@@ -127,8 +127,8 @@ def _read_ground_truth(path: Path) -> GroundTruth:
 
 
 # sample.json's keys and the types they must have
-META_TYPES = {"format": (str,), "version": (int,), "name": (str,), "joint_set": (str,), "views": (list,),
-              "calibration": (str,), "frame": (str, int)}
+META_TYPES = {"format": (str,), "name": (str,), "joint_set": (str,), "views": (list,), "calibration": (str,),
+              "frame": (str, int)}
 
 
 def _read_meta(path: Path) -> dict:
@@ -138,8 +138,7 @@ def _read_meta(path: Path) -> dict:
             raise InputError(path, f"{key!r} must be a {' or '.join(k.__name__ for k in kind)}, not {meta[key]!r}")
     if not all(isinstance(v, str) and v for v in meta.get("views", [])):
         raise InputError(path, "'views' must list view names")
-    if meta.get("version", VERSION) > VERSION:
-        raise InputError(path, f"sample version {meta['version']} is newer than this app ({VERSION})")
+    check_version(path, meta.get("version", VERSION), VERSION, "sample")
     name = meta.get("calibration")
     if name is not None and (Path(name).name != name or not name):
         raise InputError(path, f"'calibration' must name a file in the sample folder, not {name!r}")

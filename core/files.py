@@ -111,3 +111,12 @@ def safe_filename(text: str, fallback: str = "unnamed") -> str:
     leading dots go, so that names from data ("../../x", "a/b", "") never leave or hide in the chosen folder."""
     name = re.sub(r"[^A-Za-z0-9._+-]", "_", str(text)).lstrip(".")[:120]
     return name or fallback
+
+
+def check_version(source, version, current: int, what: str) -> None:
+    """A file's format version: a whole number this app (at ``current``) can read, or an `InputError` naming
+    ``source``."""
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InputError(source, f"{what} version {version!r} is not a number")
+    if version > current:
+        raise InputError(source, f"{what} version {version} is newer than this app ({current})")

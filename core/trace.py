@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import InputError
-from core.files import atomic_path
+from core.files import atomic_path, check_version
 
 FORMAT_TAG = "heatformer-trace"
 VERSION = 1
@@ -111,11 +111,7 @@ def _header(path: Path, raw: np.ndarray) -> dict:
         raise InputError(path, f"the trace's header is not JSON ({exc})") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT_TAG:
         raise InputError(path, "not a HeatFormer trace")
-    version = header.get("version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise InputError(path, f"trace version {version!r} is not a number")
-    if version > VERSION:
-        raise InputError(path, f"trace version {version} is newer than this app ({VERSION})")
+    check_version(path, header.get("version", 0), VERSION, "trace")
     if header.get("mode") not in ("calibrated", "uncalibrated"):
         raise InputError(path, f"trace mode {header.get('mode')!r} is neither calibrated nor uncalibrated")
     views = header.get("view_names")

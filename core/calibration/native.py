@@ -9,7 +9,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from core.files import read_json, write_text
+from core.files import check_version, read_json, write_text
 from core.calibration.common import build_camera
 from core.cameras import Camera
 from core.errors import InputError
@@ -35,11 +35,7 @@ def read(path: Path, units: str | None = None) -> list[Camera]:
     data = read_json(path)
     if not isinstance(data.get("cameras"), list):
         raise InputError(path, "native calibration needs a list under 'cameras'")
-    version = data.get("version", VERSION)
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise InputError(path, f"calibration version must be a number, not {version!r}")
-    if version > VERSION:
-        raise InputError(path, f"calibration version {version} is newer than this app ({VERSION})")
+    check_version(path, data.get("version", VERSION), VERSION, "calibration")
     scale = {None: 1.0, "m": 1.0, "mm": 1e-3}.get(units or data.get("units"))
     if scale is None:
         raise InputError(path, f"unknown units {units or data.get('units')!r}")

@@ -15,7 +15,7 @@ import torch
 
 from core.body_model import BodyModel
 from core.errors import InputError
-from core.files import atomic_path
+from core.files import atomic_path, check_version
 from core.model.adafuse import AdaFuse
 from core.model.config import COMPACT, OFFICIAL, HeatFormerConfig
 from core.model.network import HeatFormer
@@ -240,9 +240,7 @@ def load_model(path: str | Path | None, body: BodyModel, config: HeatFormerConfi
     path = Path(path)
     data = _read(path)
     if data.get("format") == FORMAT_TAG:
-        version = data.get("version", 0)
-        if not isinstance(version, int) or version > VERSION:
-            raise InputError(path, f"checkpoint version {version!r} is not one this app ({VERSION}) reads")
+        check_version(path, data.get("version", 0), VERSION, "checkpoint")
         try:
             model = HeatFormer(HeatFormerConfig.from_json(data["config"]), body)
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
