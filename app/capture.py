@@ -29,6 +29,7 @@ def grab_viewport(window, name: str = WINDOW, scale: int = 1) -> np.ndarray:
     re-rendered by VTK at the higher resolution, Qt-drawn panels are repainted (pyqtgraph draws vectors); the
     whole window, holding a native OpenGL view, is grabbed at screen resolution only."""
     QApplication.processEvents()
+    window.scene3d.settle()  # the full meshes of the iteration shown, not the level of detail of a movement
     window.scene3d.plotter.render()
     if name == SCENE_3D:
         return np.asarray(window.scene3d.plotter.screenshot(return_img=True, scale=scale))[..., :3].copy()

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import trimesh
 
 from core.files import atomic_path, safe_filename, write_text
 from core.trace import RefinementTrace
@@ -31,6 +30,8 @@ def export_meshes(trace: RefinementTrace, iteration: int, folder: str | Path, vi
     items = [(v, trace.vertices[iteration, v]) for v in chosen]
     if averaged:
         items.append((None, trace.fused_vertices[iteration]))
+    import trimesh  # here: its import is a twentieth of the window's start-up, and only exports need it
+
     written = []
     for view, vertices in items:
         mesh = trimesh.Trimesh(vertices=vertices, faces=trace.faces, process=False)

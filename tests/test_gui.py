@@ -132,6 +132,7 @@ def test_slider_moves_every_view_to_that_iteration(window):
         for k in (0, 2, 1):
             window.controls.slider.setValue(k)
             assert state.iteration == k and window.controls.label.text().strip().startswith(f"iteration {k}")
+            window.scene3d.settle()  # the 3D view is rendered after the panels, at full detail once steps stop
             for v, mesh in enumerate(window.scene3d.view_meshes):
                 np.testing.assert_allclose(mesh.points, trace.vertices[k, v])
             np.testing.assert_allclose(window.scene3d.fused_mesh.points, trace.fused_vertices[k])
@@ -164,6 +165,7 @@ def test_3d_skeletons_follow_the_slider(window):
     trace = window.state.trace
     for k in (0, 2):
         window.state.set_iteration(k)
+        window.scene3d.settle()
         for v, bones in enumerate(window.scene3d.skeletons):
             np.testing.assert_allclose(bones.points, trace.joints3d[k, v])
     assert window.scene3d.skeletons[0].n_lines == len(window.state.scene.sample.joints.edges)
@@ -180,6 +182,7 @@ def test_both_modes_overlaid(window):
     np.testing.assert_allclose(np.stack(panel.comparison_points.getData(), 1), uncalibrated.joints2d[1, 1], atol=1e-4)
     assert panel.comparison_points.isVisible()
     scene = window.scene3d
+    scene.settle()
     assert len(scene.comparison_meshes) == 4
     np.testing.assert_allclose(scene.comparison_meshes[2].points, uncalibrated.vertices[1, 2])
     np.testing.assert_allclose(scene.view_meshes[2].points, calibrated.vertices[1, 2])
@@ -773,3 +776,39 @@ def test_another_calibration_file_is_used_and_estimated_again(window, qtbot, tmp
     with qtbot.waitSignal(window.ready, timeout=60000):
         window.open_traces([tmp_path / "moved.npz"])
     np.testing.assert_allclose(window.state.scene.sample.cameras[1].t, moved[1].t)
+
+
+def test_3d_view_renders_after_the_panels_coalesced_and_coarse_while_moving(window, qtbot):
+    """A slider step updates the panels at once and leaves the 3D view for later; steps in quick succession are
+    rendered once, at the latest iteration, at the level of detail; when they stop the full meshes come back."""
+    state, scene, trace = window.state, window.scene3d, window.state.trace
+    scene.settle()
+    qtbot.wait(int(1000 * 0.3))  # at rest
+    rendered = scene.frames_rendered
+    for k in (1, 2, 3):  # faster than any render: no event processed in between
+        state.set_iteration(k)
+    panel = window.view_grid.panels[0]
+    np.testing.assert_allclose(np.stack(panel.estimate.getData(), 1), trace.joints2d[3, 0], atol=1e-4)
+    assert scene.frames_rendered == rendered  # not on the step's path
+    qtbot.waitUntil(lambda: scene.frames_rendered > rendered, timeout=5000)
+    assert scene.frames_rendered == rendered + 1 and scene.shown_iteration == 3  # one render, the latest step
+    state.set_iteration(4)  # within the settling time of the last step: a movement
+    qtbot.waitUntil(lambda: scene.shown_iteration == 4, timeout=5000)
+    actor = scene.view_actors[1]
+    coarse = actor.GetMapper().GetInput()
+    assert scene.shown_coarse and coarse.GetNumberOfCells() < len(trace.faces) / 5
+    lod = scene.lod
+    np.testing.assert_allclose(pv_points(coarse), trace.vertices[4, 1][lod.index])
+    assert set(lod.index) <= set(np.asarray(trace.faces).ravel())  # a subset of the body's own vertices
+    qtbot.waitUntil(lambda: not scene.shown_coarse, timeout=5000)  # the steps stopped
+    assert actor.GetMapper().GetInput() is scene.view_meshes[1]
+    np.testing.assert_allclose(scene.view_meshes[1].points, trace.vertices[4, 1])
+    truth = scene.truth_actors[0].GetMapper().GetInput()
+    assert truth.GetNumberOfCells() == len(window.state.scene.faces)  # the truth back in full, normals kept
+    assert truth.GetPointData().GetNormals() is not None
+
+
+def pv_points(dataset) -> np.ndarray:
+    import pyvista as pv
+
+    return np.asarray(pv.wrap(dataset).points)

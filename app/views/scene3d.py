@@ -2,15 +2,22 @@
 and skeletons of the current iteration (one colour per view, as the panel borders), the averaged mesh, the ground
 truth; in "both" mode the uncalibrated meshes as wireframes over the calibrated ones.
 
-Meshes are created once per trace and their points replaced in place when the iteration changes.
+Meshes are created once per trace and their points replaced in place when the iteration changes. The 3D view
+is rendered off the slider's critical path: a step only marks it stale, and a zero-delay timer renders it after
+the camera panels have painted, once for however many steps came meanwhile (the latest iteration). While steps
+follow each other (dragging, keys held, playing fast) the body meshes are drawn at a level of detail made once
+per mesh topology (`LevelOfDetail`); the full meshes come back when the steps stop.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyvista as pv
 from pyvistaqt import QtInteractor
+from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 from app.colors import FUSED_COLOR, TRUTH_COLOR, TRUTH_JOINT_COLOR, view_color
@@ -24,6 +31,9 @@ BACKGROUND, BACKGROUND_TOP = "#2b2d31", "#50545c"
 # OpenGL renderers that run on the CPU (Mesa's llvmpipe under Xvfb or in VMs, SwiftShader, Windows' fallback).
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer", "swiftshader", "gdi generic",
                       "basic render")
+LOD_REDUCTION = 0.9  # of the triangles, in the meshes drawn while the slider moves
+SETTLE_S = 0.2  # steps closer than this count as one movement (drawn at the level of detail)
+MOTION_FRAME_S = 1 / 30  # during a movement the 3D view renders at most this often, leaving time for the panels
 
 
 def opengl_renderer(render_window) -> str:
@@ -57,6 +67,48 @@ def skeleton(joints: np.ndarray, edges) -> pv.PolyData:
     return pv.PolyData(joints.astype(np.float32), lines=lines)
 
 
+class LevelOfDetail:
+    """A decimated copy of a mesh topology whose points are a subset of the full mesh's (VTK's DecimatePro moves
+    no point), so that any pose of the full mesh gives the decimated one by indexing: made once, used for every
+    view and iteration. About a tenth of the triangles: llvmpipe's cost per body mesh falls from about 3 ms."""
+
+    def __init__(self, template: np.ndarray, faces: np.ndarray, reduction: float = LOD_REDUCTION):
+        decimated = pv.PolyData(template.astype(np.float32), faces_for_pyvista(faces)).decimate_pro(
+            reduction, preserve_topology=True)
+        where = {point.tobytes(): i for i, point in enumerate(template.astype(np.float32))}
+        self.index = np.array([where[point.tobytes()] for point in np.asarray(decimated.points, np.float32)])
+        self.faces = np.asarray(decimated.faces)
+        self.source_faces = faces
+
+    def mesh(self, vertices: np.ndarray) -> pv.PolyData:
+        return pv.PolyData(vertices[self.index].astype(np.float32), self.faces.copy())
+
+
+@dataclass
+class FollowingMesh:
+    """A body mesh that follows the iteration, in full or at its level of detail (the actor's input swapped; the
+    decimation, about 80 ms, is made when first needed, from ``level_of_detail``, shared by the meshes)."""
+
+    full: pv.PolyData
+    points_at: Callable[[int], np.ndarray]
+    level_of_detail: Callable[[], LevelOfDetail]
+    actor: object = None
+    coarse: pv.PolyData | None = None
+    lod: LevelOfDetail | None = None
+
+    def show(self, k: int, coarse: bool) -> None:
+        points = self.points_at(k)
+        if coarse and self.coarse is None:
+            self.lod = self.level_of_detail()
+            self.coarse = self.lod.mesh(points)
+        dataset = self.coarse if coarse else self.full
+        dataset.points[:] = points[self.lod.index] if coarse else points  # marks the array modified
+        dataset.Modified()
+        mapper = self.actor.GetMapper()
+        if mapper.GetInput() is not dataset:
+            mapper.SetInputData(dataset)
+
+
 class Scene3D(QWidget):
     def __init__(self, state: StudioState):
         super().__init__()
@@ -68,6 +120,7 @@ class Scene3D(QWidget):
         self.plotter.set_background(BACKGROUND, top=BACKGROUND_TOP)
         layout.addWidget(self.plotter.interactor)
         self.truth_mesh: pv.PolyData | None = None
+        self.truth_following: FollowingMesh | None = None  # the truth's mesh as drawn, full or coarse
         self.view_meshes: list[pv.PolyData] = []
         self.view_actors = []
         self.fused_mesh: pv.PolyData | None = None
@@ -83,6 +136,18 @@ class Scene3D(QWidget):
         # What follows the iteration: each dataset's point array (fetched once: pyvista wraps it afresh at every
         # `.points`, about half of this update's time in a profile) and the trace's points at iteration k.
         self.moving: list[tuple[np.ndarray, pv.PolyData, Callable[[int], np.ndarray]]] = []
+        self.meshes: list[FollowingMesh] = []  # the body meshes that follow it, at full or coarse detail
+        self.lod: LevelOfDetail | None = None  # of the estimates' topology, kept while it stays the same
+        self.shown_iteration: int | None = None  # what the 3D view's data shows, and at which detail
+        self.shown_coarse = False
+        self.last_step = -np.inf  # perf_counter() of the last slider step
+        self.in_motion = False  # steps are following each other: the level of detail is drawn
+        self.render_timer = QTimer(self, singleShot=True, interval=0)  # coalesces the steps' renders
+        self.render_timer.timeout.connect(self.render_stale)
+        self.settle_timer = QTimer(self, singleShot=True, interval=round(SETTLE_S * 1000))
+        self.settle_timer.timeout.connect(self.settle)
+        self.last_render = -np.inf  # perf_counter() after the last render of the iteration's data
+        self.frames_rendered = 0  # renders of the iteration's data (for the benchmark's frame rate)
         self.joint_marks: pv.PolyData | None = None
         self.joint_mark_actor = None
         self.renderer_name = ""  # the OpenGL renderer, known once the window has shown a scene
@@ -110,6 +175,11 @@ class Scene3D(QWidget):
             self.plotter.renderer.SetUseOIT(False)
             self.plotter.set_background(BACKGROUND)
 
+    def add_mesh(self, dataset: pv.DataSet, **style):
+        """An actor for ``dataset``, not rendered yet: pyvista renders (and resets the 3D camera) on every add
+        otherwise, 14 renders (about 0.2 s) before the sample was shown; the scene sets its camera itself."""
+        return self.plotter.add_mesh(dataset, reset_camera=False, render=False, **style)
+
     def show_scene(self, scene: LoadedScene) -> None:
         plotter = self.plotter
         if not self.renderer_name:
@@ -121,30 +191,35 @@ class Scene3D(QWidget):
         sample = scene.sample
         centre = scene.truth_vertices.mean(0) if scene.truth_vertices is not None else np.zeros(3)
         self.floor_centre = centre
-        plotter.add_mesh(pv.Plane(center=(centre[0], centre[1], 0), direction=(0, 0, 1), i_size=8, j_size=8,
+        self.add_mesh(pv.Plane(center=(centre[0], centre[1], 0), direction=(0, 0, 1), i_size=8, j_size=8,
                                   i_resolution=16, j_resolution=16), style="wireframe", color="#777777",
                          name="floor")
         for index, camera in enumerate(sample.cameras):
             corners = frustum_corners(camera, FRUSTUM_DEPTH)
-            actor = plotter.add_mesh(frustum_lines(camera.center, corners), color=view_color(index), line_width=2,
+            actor = self.add_mesh(frustum_lines(camera.center, corners), color=view_color(index), line_width=2,
                                      name=f"frustum-{index}")
             self.frustum_actors.append(actor)
             self.camera_actors_of_view.append([actor])
             frame = sample.frames[index]
             if frame is not None:
-                self.camera_actors_of_view[-1].append(plotter.add_mesh(
+                self.camera_actors_of_view[-1].append(self.add_mesh(
                     image_plane(corners), texture=pv.numpy_to_texture(frame), name=f"image-{index}"))
-        self.truth_mesh = None
+        self.truth_mesh, self.truth_following = None, None
         if scene.truth_vertices is not None:
             self.truth_mesh = pv.PolyData(scene.truth_vertices.astype(np.float32), faces_for_pyvista(scene.faces))
-            self.truth_actors.append(plotter.add_mesh(self.truth_mesh, color=TRUTH_COLOR, smooth_shading=True,
-                                                      opacity=0.5, culling="back", name="truth"))
+            actor = self.add_mesh(self.truth_mesh, color=TRUTH_COLOR, smooth_shading=True, opacity=0.5,
+                                     culling="back", name="truth")
+            self.truth_actors.append(actor)
+            # drawn at the level of detail during a movement too (with its normals: the mapper's own input)
+            vertices, faces = scene.truth_vertices, scene.faces
+            self.truth_following = FollowingMesh(pv.wrap(actor.GetMapper().GetInput()), lambda _k: vertices,
+                                                 lambda: self.level_of_detail(vertices, faces), actor)
         gt = sample.ground_truth
         known = gt.known_joints if gt is not None else np.zeros(0, bool)
         if known.any():
-            self.truth_actors.append(plotter.add_points(gt.joints3d[known].astype(np.float32), color=TRUTH_JOINT_COLOR,
-                                                        point_size=10, render_points_as_spheres=True,
-                                                        name="truth-joints"))
+            self.truth_actors.append(self.add_mesh(pv.PolyData(gt.joints3d[known].astype(np.float32)), style="points",
+                                                   color=TRUTH_JOINT_COLOR, point_size=10,
+                                                   render_points_as_spheres=True, name="truth-joints"))
         self.reset_view()
         self.apply_layers()
 
@@ -153,7 +228,8 @@ class Scene3D(QWidget):
         self.skeletons, self.skeleton_actors_of_view = [], []
         self.comparison_meshes, self.comparison_actors = [], []
         self.joint_marks, self.joint_mark_actor = None, None
-        self.moving = []
+        self.moving, self.meshes = [], []
+        self.shown_iteration = None
 
     def show_trace(self) -> None:
         """(Re)create the estimate meshes and skeletons for the current mode's trace (and the comparison's)."""
@@ -168,36 +244,37 @@ class Scene3D(QWidget):
             faces = faces_for_pyvista(trace.faces)
             edges = H36M17.edges  # the estimate's joints, whatever joint set the evidence came in
             for v in range(trace.num_views):
-                mesh = pv.PolyData(trace.vertices[k, v].copy(), faces)
-                self.view_meshes.append(mesh)
-                self.follow(mesh, lambda i, v=v: trace.vertices[i, v])
+                mesh = self.follow_mesh(trace, lambda i, v=v: trace.vertices[i, v])
+                self.view_meshes.append(mesh.full)
                 # Flat shading: smooth shading recomputes normals through a filter each time the points move.
                 # Back faces culled: a body is closed, so only the translucent mesh's far side goes (it muddied
                 # the colours), and a frame under software OpenGL takes about a quarter less.
-                self.view_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), opacity=MESH_OPACITY,
-                                                              culling="back", name=f"estimate-{v}"))
+                mesh.actor = self.add_mesh(mesh.full, color=view_color(v), opacity=MESH_OPACITY,
+                                                   culling="back", name=f"estimate-{v}")
+                self.view_actors.append(mesh.actor)
                 bones = skeleton(trace.joints3d[k, v], edges)
                 self.skeletons.append(bones)
                 self.follow(bones, lambda i, v=v: trace.joints3d[i, v])
                 self.skeleton_actors_of_view.append([
-                    self.plotter.add_mesh(bones, color=view_color(v), line_width=3, name=f"bones-{v}"),
-                    self.plotter.add_mesh(bones, color=view_color(v), style="points", point_size=9,
+                    self.add_mesh(bones, color=view_color(v), line_width=3, name=f"bones-{v}"),
+                    self.add_mesh(bones, color=view_color(v), style="points", point_size=9,
                                           render_points_as_spheres=True, name=f"joints-{v}")])
-            self.fused_mesh = pv.PolyData(trace.fused_vertices[k].copy(), faces)
-            self.fused_actor = self.plotter.add_mesh(self.fused_mesh, color=FUSED_COLOR, culling="back", name="fused")
-            self.follow(self.fused_mesh, lambda i: trace.fused_vertices[i])
+            fused = self.follow_mesh(trace, lambda i: trace.fused_vertices[i])
+            self.fused_mesh = fused.full
+            self.fused_actor = fused.actor = self.add_mesh(fused.full, color=FUSED_COLOR, culling="back",
+                                                                   name="fused")
             self.joint_marks = pv.PolyData(trace.joints3d[k, :, 0].copy())
-            self.joint_mark_actor = self.plotter.add_mesh(self.joint_marks, color="#ffffff", style="points",
+            self.joint_mark_actor = self.add_mesh(self.joint_marks, color="#ffffff", style="points",
                                                           point_size=18, render_points_as_spheres=True,
                                                           name="selected-joint")
         if comparison is not None:
-            faces = faces_for_pyvista(comparison.faces)
             for v in range(comparison.num_views):
-                mesh = pv.PolyData(comparison.vertices[k, v].copy(), faces)
-                self.comparison_meshes.append(mesh)
-                self.follow(mesh, lambda i, v=v: comparison.vertices[i, v])
-                self.comparison_actors.append(self.plotter.add_mesh(mesh, color=view_color(v), style="wireframe",
-                                                                    opacity=0.35, name=f"comparison-{v}"))
+                mesh = self.follow_mesh(comparison, lambda i, v=v: comparison.vertices[i, v])
+                self.comparison_meshes.append(mesh.full)
+                mesh.actor = self.add_mesh(mesh.full, color=view_color(v), style="wireframe", opacity=0.35,
+                                                   name=f"comparison-{v}")
+                self.comparison_actors.append(mesh.actor)
+        self.shown_iteration, self.shown_coarse = k, False
         self.show_note(trace, comparison)
         self.update_joint_marks(render=False)
         self.highlight_view(self.state.selected_view)
@@ -219,14 +296,62 @@ class Scene3D(QWidget):
         """Move ``dataset``'s points to ``points_at(k)`` whenever the iteration becomes k."""
         self.moving.append((dataset.points, dataset, points_at))
 
+    def follow_mesh(self, trace, points_at: Callable[[int], np.ndarray]) -> FollowingMesh:
+        """A body mesh of ``trace``'s topology at the current iteration, following it (its actor set by the
+        caller)."""
+        vertices = points_at(self.state.iteration)
+        mesh = FollowingMesh(pv.PolyData(vertices.astype(np.float32), faces_for_pyvista(trace.faces)), points_at,
+                             lambda: self.level_of_detail(trace.vertices[0, 0], trace.faces))
+        self.meshes.append(mesh)
+        return mesh
+
+    def level_of_detail(self, template: np.ndarray, faces: np.ndarray) -> LevelOfDetail:
+        """The decimation of this mesh topology: made for the first mesh of a topology and kept."""
+        if self.lod is None or not np.array_equal(self.lod.source_faces, faces):
+            self.lod = LevelOfDetail(template, faces)
+        return self.lod
+
     def update_iteration(self, *_args) -> None:
-        if not self.moving:
+        """A slider step: the 3D view is only marked stale here, and rendered once the panels have painted."""
+        now = time.perf_counter()
+        self.in_motion = now - self.last_step < SETTLE_S
+        self.last_step = now
+        if not self.render_timer.isActive():
+            self.render_timer.start(0)
+        self.settle_timer.start()
+
+    def render_stale(self) -> None:
+        """Bring the 3D view to the state's iteration (coarse while the steps go on) and render it now; during a
+        movement not sooner than `MOTION_FRAME_S` after the last render (the panels paint meanwhile: a 3D view
+        lagging one frame behind them, instead of every panel frame waiting for a 3D one)."""
+        wait = self.last_render + MOTION_FRAME_S - time.perf_counter()
+        if self.in_motion and wait > 0:
+            self.render_timer.start(max(1, round(wait * 1000)))
             return
-        k = self.state.iteration
+        if self.show_iteration(self.state.iteration, coarse=self.in_motion):
+            self.plotter.ren_win.Render()
+            self.last_render = time.perf_counter()
+            self.frames_rendered += 1
+
+    def show_iteration(self, k: int, coarse: bool) -> bool:
+        """Put iteration ``k``'s points into the 3D view's data; whether anything changed."""
+        if (k, coarse) == (self.shown_iteration, self.shown_coarse) or not (self.moving or self.meshes):
+            return False
+        for mesh in self.meshes + ([self.truth_following] if self.truth_following else []):
+            mesh.show(k, coarse)
         for points, dataset, points_at in self.moving:
             points[:] = points_at(k)  # pyvista marks the array modified, so VTK uploads it again
             dataset.Modified()
-        self.update_joint_marks()
+        self.shown_iteration, self.shown_coarse = k, coarse
+        self.update_joint_marks(render=False)
+        return True
+
+    def settle(self) -> None:
+        """The steps stopped (or a picture is about to be taken): the full meshes of the current iteration."""
+        self.render_timer.stop()
+        self.settle_timer.stop()
+        self.in_motion = False
+        self.render_stale()
 
     def update_joint_marks(self, render: bool = True) -> None:
         """The selected joint of every view's estimate, as large white points (hidden when none is selected)."""
