@@ -324,6 +324,8 @@ class Scene3D(QWidget):
         """Bring the 3D view to the state's iteration (coarse while the steps go on) and render it now; during a
         movement not sooner than `MOTION_FRAME_S` after the last render (the panels paint meanwhile: a 3D view
         lagging one frame behind them, instead of every panel frame waiting for a 3D one)."""
+        if self.plotter.ren_win is None:  # closed with the window
+            return
         wait = self.last_render + MOTION_FRAME_S - time.perf_counter()
         if self.in_motion and wait > 0:
             self.render_timer.start(max(1, round(wait * 1000)))
