@@ -15,13 +15,15 @@ from core.files import atomic_path
 from core.video import stamp, write_video
 
 WINDOW, SCENE_3D, CAMERA_PANELS, ERROR_PLOT = "whole window", "3D scene", "camera panels", "error plot"
+HEATMAPS = "heatmap inspector"
+FIXED = (WINDOW, SCENE_3D, CAMERA_PANELS, ERROR_PLOT, HEATMAPS)  # then every camera's panel by name
 
 
 def viewport_names(window) -> list[str]:
     """What can be grabbed: the window, each part of it, and every camera's panel by name."""
     cameras = [p.state.scene.sample.cameras[p.index].name for p in window.view_grid.panels] if window.state.scene \
         else []
-    return [WINDOW, SCENE_3D, CAMERA_PANELS, ERROR_PLOT] + cameras
+    return list(FIXED) + cameras
 
 
 def grab_viewport(window, name: str = WINDOW, scale: int = 1) -> np.ndarray:
@@ -35,8 +37,8 @@ def grab_viewport(window, name: str = WINDOW, scale: int = 1) -> np.ndarray:
         return np.asarray(window.scene3d.plotter.screenshot(return_img=True, scale=scale))[..., :3].copy()
     if name == WINDOW:
         return with_scene_pasted(window, qimage_to_rgb(window.grab().toImage()))
-    widgets = {CAMERA_PANELS: window.view_grid, ERROR_PLOT: window.error_plot}
-    widgets.update({n: p for n, p in zip(viewport_names(window)[4:], window.view_grid.panels)})
+    widgets = {CAMERA_PANELS: window.view_grid, ERROR_PLOT: window.error_plot, HEATMAPS: window.inspector}
+    widgets.update({n: p for n, p in zip(viewport_names(window)[len(FIXED):], window.view_grid.panels)})
     if name not in widgets:
         raise ValueError(f"no viewport named {name!r}; expected one of {', '.join(viewport_names(window))}")
     widget = widgets[name]

@@ -12,10 +12,11 @@ from PyQt6.QtGui import QAction, QIcon
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                              QPushButton)
 
-from app.capture import record_refinement, save_screenshot, viewport_names
+from app.capture import HEATMAPS, record_refinement, save_screenshot, viewport_names
 from app.controls import Controls
 from app.state import BOTH, SIDE_BY_SIDE, LoadedScene, StudioState
 from app.views.error_plot import ErrorPlot
+from app.views.heatmap_inspector import HeatmapInspector
 from app.views.scene3d import Scene3D
 from app.views.view_grid import ViewGrid
 from app.workers import ExportWorker, InferenceWorker, LoadWorker, Worker, start_worker
@@ -100,8 +101,14 @@ class MainWindow(QMainWindow):
         self.error_dock = self._dock("Error per iteration", "error-plot", self.error_plot,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
         self.error_dock.setMinimumHeight(170)
+        self.inspector = HeatmapInspector(self.state)
+        self.inspector_dock = self._dock("Heatmap inspector", "heatmap-inspector", self.inspector,
+                                         Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.error_dock, self.inspector_dock, Qt.Orientation.Horizontal)
+        self.inspector.export.clicked.connect(self.choose_inspector_png)
         self.resizeDocks([self.scene_dock], [750], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.error_dock], [200], Qt.Orientation.Vertical)
+        self.resizeDocks([self.error_dock, self.inspector_dock], [640, 860], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.error_dock], [270], Qt.Orientation.Vertical)
         self.setAcceptDrops(True)
 
         self.progress = QProgressBar()
@@ -172,8 +179,11 @@ class MainWindow(QMainWindow):
                                if self.state.scene else None)
         view_menu.addAction("Reset the 3D view").triggered.connect(self.scene3d.reset_view)
         self.camera_menu = view_menu.addMenu("Cameras shown")
-        for dock in (self.scene_dock, self.error_dock):
+        for dock in (self.scene_dock, self.error_dock, self.inspector_dock):
             view_menu.addAction(dock.toggleViewAction())
+        per_joint = view_menu.addAction("Error plot: the selected joint's errors (else the means)")
+        per_joint.setCheckable(True)
+        per_joint.toggled.connect(self.error_plot.set_per_joint)
         view_menu.addSeparator()
         for name in self.state.layers:
             action = QAction(name, self, checkable=True)
@@ -332,6 +342,11 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save the screenshot", "heatformer.png", "PNG (*.png)")
         if ok and path:
             self._export(save_screenshot, self, Path(path), name, scale)
+
+    def choose_inspector_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the heatmap inspector", "heatmaps.png", "PNG (*.png)")
+        if path:
+            self._export(save_screenshot, self, Path(path), HEATMAPS, 2)
 
     def choose_video(self) -> None:
         name = self.choose_viewport("Video of the refinement")

@@ -281,33 +281,59 @@ def _weak_perspective_root(cam: np.ndarray, prepared: PreparedInput, camera) -> 
     return ray * depth
 
 
+def _truth_in_cameras(trace: RefinementTrace, sample: MultiviewSample):
+    """With 3D ground truth of H36M-17: (the truth's known joints, world -> camera rotations, the world -> camera
+    root-relative map, the display-world -> camera root-relative map); else None."""
+    gt = sample.ground_truth
+    if not (gt is not None and gt.joints3d is not None and gt.joint_set == H36M17.name
+            and np.isfinite(gt.joints3d[ROOT]).all()):
+        return None
+    R = np.stack([c.R for c in sample.cameras])  # world -> camera
+
+    def in_cameras(points_world, truth_root):  # truth (N, 3) world -> (V, N, 3) root-relative, camera axes
+        return np.einsum("vab,nb->vna", R, points_world - truth_root)
+
+    def predicted(points_world, root_world, rotation):  # display world -> camera axes, root-relative
+        return np.einsum("...ba,...nb->...na", rotation, points_world - root_world[..., None, :])
+
+    return gt.known_joints, R, in_cameras, predicted
+
+
+def joint_errors(trace: RefinementTrace, sample: MultiviewSample) -> dict[str, np.ndarray]:
+    """Per iteration, view and joint (I, V, J): the reprojection error against the 2D evidence (px, NaN where the
+    evidence has no joint), the heatmap error (mean squared difference of the rendered and input heatmaps, peak
+    1) and, with 3D ground truth, the joint's error in that camera's frame (mm, NaN where the truth has none)."""
+    evidence = trace.input_keypoints
+    errors = np.linalg.norm(trace.joints2d - evidence[None, ..., :2], axis=-1)
+    out = {"reprojection_px": np.where((evidence[..., 2] > 0)[None], errors, np.nan),
+           "heatmap_mse": ((trace.heatmaps.astype(np.float32) - trace.input_heatmaps[None]) ** 2).mean((-2, -1))}
+    truth = _truth_in_cameras(trace, sample)
+    if truth is not None:
+        known, _, in_cameras, predicted = truth
+        gt = sample.ground_truth
+        truth_joints = in_cameras(np.where(known[:, None], gt.joints3d, 0), gt.joints3d[ROOT])
+        pred_joints = predicted(trace.joints3d, trace.joints3d[..., ROOT, :], trace.display_rotation)
+        out["mpjpe_mm"] = np.where(known, np.linalg.norm(pred_joints - truth_joints[None], axis=-1) * MM, np.nan)
+    return out
+
+
 def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None:
     """Add per-iteration metrics to ``trace``: reprojection and heatmap errors always; with ground truth, MPJPE
     and PA-MPJPE (and MPVPE when ``body`` can pose the ground-truth parameters) of each view's estimate in that
     camera's frame (as the paper evaluates), and of the averaged estimate in the first camera's frame."""
     metrics = {}
-    evidence = trace.input_keypoints
-    seen = evidence[..., 2] > 0
-    errors = np.linalg.norm(trace.joints2d - evidence[None, ..., :2], axis=-1)  # (I, V, J)
-    metrics["reprojection_px"] = np.where(seen[None], errors, 0).sum((1, 2)) / max(seen.sum(), 1)
-    metrics["heatmap_mse"] = ((trace.heatmaps - trace.input_heatmaps[None]) ** 2).mean((1, 2, 3, 4))
-    gt = sample.ground_truth
-    if (gt is not None and gt.joints3d is not None and gt.joint_set == H36M17.name
-            and np.isfinite(gt.joints3d[ROOT]).all()):
-        R = np.stack([c.R for c in sample.cameras])  # world -> camera
-
-        def in_cameras(points_world, truth_root):  # truth (N, 3) world -> (V, N, 3) root-relative, camera axes
-            return np.einsum("vab,nb->vna", R, points_world - truth_root)
-
-        def predicted(points_world, root_world, rotation):  # display world -> camera axes, root-relative
-            return np.einsum("...ba,...nb->...na", rotation, points_world - root_world[..., None, :])
-
-        known = gt.known_joints  # errors over the joints the ground truth has
+    per_joint = joint_errors(trace, sample)
+    seen = np.isfinite(per_joint["reprojection_px"][0])
+    metrics["reprojection_px"] = np.nansum(per_joint["reprojection_px"], (1, 2)) / max(seen.sum(), 1)
+    metrics["heatmap_mse"] = per_joint["heatmap_mse"].mean((1, 2))  # of the joints' errors: what the inspector shows
+    truth_frames = _truth_in_cameras(trace, sample)
+    if truth_frames is not None:
+        gt = sample.ground_truth
+        known, R, in_cameras, predicted = truth_frames  # errors over the joints the ground truth has
         truth_root, truth = gt.joints3d[ROOT], gt.joints3d[known]
         truth_joints = in_cameras(truth, truth_root)
         pred_root, pred = trace.joints3d[..., ROOT, :], trace.joints3d[..., known, :]
-        pred_joints = predicted(pred, pred_root, trace.display_rotation)
-        metrics["mpjpe_mm"] = (np.linalg.norm(pred_joints - truth_joints[None], axis=-1).mean(-1) * MM).mean(1)
+        metrics["mpjpe_mm"] = per_joint["mpjpe_mm"][..., known].mean(-1).mean(1)
         metrics["pa_mpjpe_mm"] = pa_mpjpe(pred, np.broadcast_to(truth, pred.shape)).mean(1)
         first = trace.display_rotation[:, 0]
         fused_root, fused = trace.fused_joints3d[:, ROOT], trace.fused_joints3d[:, known]

@@ -810,3 +810,77 @@ def pv_points(dataset) -> np.ndarray:
     import pyvista as pv
 
     return np.asarray(pv.wrap(dataset).points)
+
+
+def click_inspector_column(qtbot, inspector, column: int) -> None:
+    """A real mouse click in the middle of a column's estimate tile."""
+    from PyQt6.QtCore import QPointF, Qt
+
+    from app.views.heatmap_inspector import tile_rect
+
+    x, y, w, h = tile_rect(1, column, inspector.shown["size"])
+    scene_point = inspector.box.mapViewToScene(QPointF(x + w / 2, y + h / 2))
+    qtbot.mouseClick(inspector.canvas.viewport(), Qt.MouseButton.LeftButton,
+                     pos=inspector.canvas.mapFromScene(scene_point))
+
+
+def test_heatmap_inspector_shows_the_traces_arrays_and_selects_by_click(window, qtbot, tmp_path):
+    from app.capture import HEATMAPS
+    from app.views.heatmap_inspector import BY_VIEW, ESTIMATE_RGB, INPUT_RGB, tile_rect
+
+    state, inspector, trace = window.state, window.inspector, window.state.trace
+    assert inspector.isVisible()
+    state.select_view(2)
+    state.set_iteration(1)
+    shown = inspector.shown
+    assert (shown["view"], shown["iteration"]) == (2, 1) and len(shown["names"]) == 17
+    size = shown["size"]
+    assert size == trace.input_heatmaps.shape[:1:-1]  # (w, h)
+    for joint in (0, 9, 16):
+        x, y, w, h = tile_rect(0, joint, size)
+        expected = (np.clip(trace.input_heatmaps[2, joint].astype(np.float32), 0, 1)[..., None] * INPUT_RGB)
+        np.testing.assert_array_equal(shown["image"][y:y + h, x:x + w], expected.astype(np.uint8))
+        x, y, w, h = tile_rect(1, joint, size)
+        expected = (np.clip(trace.heatmaps[1, 2, joint].astype(np.float32), 0, 1)[..., None] * ESTIMATE_RGB)
+        np.testing.assert_array_equal(shown["image"][y:y + h, x:x + w], expected.astype(np.uint8))
+        error = ((trace.heatmaps[1, 2, joint].astype(np.float64) - trace.input_heatmaps[2, joint]) ** 2).mean()
+        assert shown["errors"][joint] == pytest.approx(error, rel=1e-5)
+    worst = int(np.argmax(shown["errors"]))
+    assert inspector.worst.rect().x() == pytest.approx(tile_rect(0, worst, size)[0] - 1)
+    state.set_iteration(3)  # it steps with the slider
+    assert inspector.shown["iteration"] == 3
+    click_inspector_column(qtbot, inspector, 5)
+    assert state.selected_joint == 5 and window.controls.joint.currentText() == "left_knee"
+    assert all(panel.highlight.isVisible() for panel in window.view_grid.panels)
+    assert inspector.selected.isVisible()
+    inspector.mode.setCurrentText(BY_VIEW)  # the selected joint in every view
+    shown = inspector.shown
+    assert shown["joint"] == 5 and shown["names"] == list(trace.view_names)
+    x, y, w, h = tile_rect(1, 3, size)
+    expected = (np.clip(trace.heatmaps[3, 3, 5].astype(np.float32), 0, 1)[..., None] * ESTIMATE_RGB)
+    np.testing.assert_array_equal(shown["image"][y:y + h, x:x + w], expected.astype(np.uint8))
+    click_inspector_column(qtbot, inspector, 3)
+    assert state.selected_view == 3
+    path = save_screenshot(window, tmp_path / "heatmaps.png", HEATMAPS, 2)
+    import cv2
+
+    picture = cv2.imread(str(path))
+    assert picture.shape[:2] == (2 * inspector.height(), 2 * inspector.width()) and picture.std() > 5
+
+
+def test_error_plot_can_show_the_selected_joints_errors(window):
+    from core.inference import joint_errors
+
+    state, plot = window.state, window.error_plot
+    trace = state.traces["calibrated"]
+    mean_curve = plot.curves["calibrated:mpjpe_mm"].getData()[1]
+    np.testing.assert_allclose(mean_curve, trace.metrics["mpjpe_mm"])
+    plot.set_per_joint(True)
+    state.select_joint(13)
+    expected = np.nanmean(joint_errors(trace, state.scene.sample)["mpjpe_mm"][..., 13], axis=1)
+    np.testing.assert_allclose(plot.curves["calibrated:mpjpe_mm"].getData()[1], expected)
+    assert not np.allclose(expected, trace.metrics["mpjpe_mm"])
+    assert "pa_mpjpe_mm" not in {key.split(":")[1] for key in plot.curves}  # not defined per joint
+    assert plot.numbers.text().startswith("left_wrist · iteration")
+    state.select_joint(-1)  # none selected: the means again
+    np.testing.assert_allclose(plot.curves["calibrated:mpjpe_mm"].getData()[1], trace.metrics["mpjpe_mm"])

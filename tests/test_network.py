@@ -6,7 +6,7 @@ import torch
 
 from core.dataset_io import read_sample
 from core.heatmaps import render_heatmaps
-from core.inference import evaluate, prepare, refine
+from core.inference import evaluate, joint_errors, prepare, refine
 from core.model.checkpoint import load_model, save_checkpoint
 from core.model.config import COMPACT, preset
 from core.model.network import HeatFormer
@@ -83,6 +83,26 @@ def test_metrics_with_and_without_ground_truth(sample, model, body):
     assert "mpjpe_mm" in trace.metrics and "mpvpe_mm" not in trace.metrics
     evaluate(trace, dataclasses.replace(sample, ground_truth=None), body)
     assert set(trace.metrics) == {"reprojection_px", "heatmap_mse"}
+
+
+def test_joint_errors_per_view_and_joint(sample, model, body):
+    """Per-joint errors are what the means are made of, and each is the plain formula for its joint."""
+    trace = refine(sample, model, "calibrated", 2, device="cpu")
+    evaluate(trace, sample, body)
+    errors = joint_errors(trace, sample)
+    assert all(v.shape == (3, sample.num_views, 17) for v in errors.values())
+    np.testing.assert_allclose(errors["heatmap_mse"].mean((1, 2)), trace.metrics["heatmap_mse"], rtol=1e-6)
+    np.testing.assert_allclose(np.nanmean(errors["mpjpe_mm"], (1, 2)), trace.metrics["mpjpe_mm"], rtol=1e-9)
+    seen = trace.input_keypoints[..., 2] > 0
+    assert np.isnan(errors["reprojection_px"][:, ~seen]).all()
+    assert np.isfinite(errors["reprojection_px"][:, seen]).all()
+    k, v, j = 2, 1, 13
+    expected = float(((trace.heatmaps[k, v, j].astype(np.float64) - trace.input_heatmaps[v, j]) ** 2).mean())
+    assert errors["heatmap_mse"][k, v, j] == pytest.approx(expected, rel=1e-5)
+    if seen[v, j]:
+        assert errors["reprojection_px"][k, v, j] == pytest.approx(
+            np.hypot(*(trace.joints2d[k, v, j] - trace.input_keypoints[v, j, :2])), rel=1e-5)
+    assert "mpjpe_mm" not in joint_errors(trace, dataclasses.replace(sample, ground_truth=None))
 
 
 def test_trace_round_trip(sample, model, body, tmp_path):

@@ -33,7 +33,7 @@ SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer", "
                       "basic render")
 LOD_REDUCTION = 0.9  # of the triangles, in the meshes drawn while the slider moves
 SETTLE_S = 0.2  # steps closer than this count as one movement (drawn at the level of detail)
-MOTION_FRAME_S = 1 / 30  # during a movement the 3D view renders at most this often, leaving time for the panels
+MOTION_FRAME_S = 1 / 20  # during a movement the 3D view renders at most this often, leaving time for the panels
 
 
 def opengl_renderer(render_window) -> str:
