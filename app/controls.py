@@ -6,7 +6,7 @@ from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar, QToolButton, QWidget
 
-from app.state import DISPLAY_MODES, StudioState
+from app.state import AB_MODES, DISPLAY_MODES, StudioState
 from core.joints import H36M17
 
 PLAY_INTERVAL_MS = 600
@@ -27,9 +27,11 @@ class Controls(QToolBar):
                               self.addWidget(self.frame_label), self.addSeparator()]
         self.mode = QComboBox()
         self.mode.addItems(DISPLAY_MODES)
+        self.mode.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.mode.setToolTip("calibrated: fused evidence and extrinsics; uncalibrated: no extrinsics, "
                              "weak-perspective cameras; both: calibrated solid, uncalibrated dashed / wireframe; "
-                             "side by side: each camera's panel in both modes")
+                             "side by side: each camera's panel in both modes; A/B (after File > Compare): another "
+                             "checkpoint's or iteration count's estimates, B, beside these, A")
         self.mode.currentTextChanged.connect(state.set_mode)
         self.addWidget(QLabel(" mode "))
         self.addWidget(self.mode)
@@ -74,10 +76,19 @@ class Controls(QToolBar):
         state.traces_changed.connect(self.sync)
         state.iteration_changed.connect(self.sync)
         state.mode_changed.connect(self.sync)
+        state.ab_changed.connect(self.list_modes)
         state.selected_joint_changed.connect(lambda j: self.joint.setCurrentIndex(j + 1))
         state.scene_changed.connect(self.sync_frame)
         self.sync()
         self.sync_frame()
+
+    def list_modes(self) -> None:
+        """The display modes, with the A/B ones while there is a B to compare with."""
+        self.mode.blockSignals(True)
+        self.mode.clear()
+        self.mode.addItems(list(DISPLAY_MODES) + (list(AB_MODES) if self.state.ab_traces else []))
+        self.mode.setCurrentText(self.state.mode)
+        self.mode.blockSignals(False)
 
     def step_frame(self, delta: int) -> None:
         if self.state.scene is not None:

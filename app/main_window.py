@@ -14,7 +14,7 @@ from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QLabel, QMa
 
 from app.capture import HEATMAPS, record_refinement, save_screenshot, viewport_names
 from app.controls import Controls
-from app.state import BOTH, SIDE_BY_SIDE, LoadedScene, StudioState
+from app.state import AB_MODES, BOTH, SIDE_BY_SIDE, LoadedScene, StudioState
 from app.views.error_plot import ErrorPlot
 from app.views.heatmap_inspector import HeatmapInspector
 from app.views.scene3d import Scene3D
@@ -149,7 +149,11 @@ class MainWindow(QMainWindow):
                                      ("Choose a 2D &detector (ONNX)...", None, self.choose_detector),
                                      ("&Run HeatFormer again", "Ctrl+R", lambda: self.run_inference()),
                                      ("Run HeatFormer on every &frame", "Ctrl+Shift+R", lambda: self.run_frames()),
-                                     ("Run HeatFormer on a frame ra&nge...", None, self.choose_frame_range)):
+                                     ("Run HeatFormer on a frame ra&nge...", None, self.choose_frame_range),
+                                     ("Compare with another checkpoint (A/B)...", None, self.choose_comparison),
+                                     ("Compare with this checkpoint at another iteration count (A/B)...", None,
+                                      self.choose_comparison_iterations),
+                                     ("Stop comparing (A/B)", None, lambda: self.state.set_ab({}, ""))):
             action = file_menu.addAction(text)
             if shortcut:
                 action.setShortcut(shortcut)
@@ -370,7 +374,8 @@ class MainWindow(QMainWindow):
 
         def write():  # the meshes appear together, or none of them
             with atomic_folder(folder) as staging:
-                written = export_meshes(self.state.trace, self.state.iteration, staging, shown, fmt=fmt)
+                written = export_meshes(self.state.trace, self.state.iteration_of(self.state.trace), staging, shown,
+                                        fmt=fmt)
             return [str(folder / p.name) for p in written]
 
         self._export(write)
@@ -380,7 +385,7 @@ class MainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save SMPL parameters", "smpl.npz", "NumPy (*.npz);;JSON (*.json)")
         if path:
-            self._export(export_parameters, self.state.trace, self.state.iteration, Path(path))
+            self._export(export_parameters, self.state.trace, self.state.iteration_of(self.state.trace), Path(path))
 
     def choose_sequence_export(self, mesh_format: str | None = None) -> None:
         what = "meshes of the shown views" if mesh_format else "SMPL parameters"
@@ -605,6 +610,39 @@ class MainWindow(QMainWindow):
         self.official_2d_action.setChecked(on)
         self.official_2d_action.blockSignals(False)
 
+    def choose_comparison(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint B, to compare with the estimates shown (A)", "",
+                                              "Checkpoint (*.pt *.pth *.tar)")
+        if path:
+            self.compare(Path(path))
+
+    def choose_comparison_iterations(self) -> None:
+        if self.state.trace is None:
+            return
+        count, ok = QInputDialog.getInt(self, "A/B: iteration counts", "iterations of B (A has "
+                                        f"{self.state.trace.iterations})", 1, 1, 8)
+        if ok:
+            self.compare(None, count)
+
+    def compare(self, checkpoint: Path | None, iterations: int | None = None) -> None:
+        """Estimate the scene again as B, with ``checkpoint`` (None: the current one) and ``iterations`` (None: the
+        checkpoint's own count), and show it beside the current estimates (A) in the A/B mode of the current
+        mode; A and the scene stay as they are, whatever happens to B."""
+        if self.state.scene is None or self.body is None or self.state.trace is None:
+            return
+        model = self.model if checkpoint is None else None
+        worker = InferenceWorker(self.state.scene.sample, self.body, checkpoint or self.checkpoint, model,
+                                 iterations=iterations, official_2d=self.official_2d)
+        name = Path(worker.checkpoint).name if worker.checkpoint else "random weights"
+        label = f"B: {name}" + (f", {iterations} iteration{'s' if iterations > 1 else ''}" if iterations else "")
+        mode = self.state.trace.mode
+        self._start(worker, lambda traces: self.compared(traces, label, mode))
+
+    def compared(self, traces: dict, label: str, mode: str) -> None:
+        self.state.set_ab(traces, label)
+        self.state.set_mode(f"A/B {mode}")
+        self.ready.emit()
+
     def choose_frame_range(self) -> None:
         if self.sequence is None or self.state.scene is None:
             return
@@ -682,6 +720,8 @@ class MainWindow(QMainWindow):
             text += " · uncalibrated dashed"
         elif self.state.mode == SIDE_BY_SIDE:
             text += " · calibrated left, uncalibrated right"
+        elif self.state.mode in AB_MODES:
+            text += f" · A/B: A left, {self.state.ab_label} right (dashed)"
         self.model_label.setText(text)
         self.model_label.setStyleSheet(style)
         self.model_label.setToolTip(f"{info.get('checkpoint')}: {description}\n{info.get('placement', '')}")

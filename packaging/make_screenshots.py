@@ -4,7 +4,9 @@
 
 Writes window.png (the whole window, calibrated), both.png (calibrated and uncalibrated overlaid, left wrist
 selected), side_by_side.png (the camera panels in both modes, iteration 2), panel.png (one camera panel at twice
-its pixels with the projected mesh and the heatmap difference) and scene3d.png (the 3D scene at twice its pixels).
+its pixels with the projected mesh and the heatmap difference), scene3d.png (the 3D scene at twice its pixels),
+inspector.png (the heatmap inspector at twice its pixels: cam02, iteration 1, the left knee selected) and ab.png
+(the whole window in A/B: the shipped checkpoint's 5 iterations, A, against its first iteration alone, B).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("resources/screenshots"))
     args = parser.parse_args()
     qt_app = QApplication(sys.argv[:1])
-    from app.capture import CAMERA_PANELS, SCENE_3D, save_screenshot
+    from app.capture import CAMERA_PANELS, HEATMAPS, SCENE_3D, save_screenshot
     from app.main_window import MainWindow
 
     # a throw-away settings file: the default layout, and the user's own settings untouched
@@ -53,6 +55,17 @@ def main() -> None:
     state.set_layer("input heatmaps", False)
     written.append(save_screenshot(window, args.out / "panel.png", "cam02", scale=2))
     written.append(save_screenshot(window, args.out / "scene3d.png", SCENE_3D, scale=2))
+    for name, shown in (("projected mesh", False), ("heatmap difference", False), ("input heatmaps", True)):
+        state.set_layer(name, shown)
+    state.select_view(1)
+    state.select_joint(5)
+    written.append(save_screenshot(window, args.out / "inspector.png", HEATMAPS, scale=2))
+    state.select_joint(-1)
+    state.select_view(-1)
+    window.compare(None, 1)
+    loop.exec()  # until B's estimates are in
+    state.set_iteration(state.max_iteration)
+    written.append(save_screenshot(window, args.out / "ab.png"))
     window.close()
     qt_app.quit()
     print("\n".join(f"wrote {p}" for p in written))

@@ -884,3 +884,67 @@ def test_error_plot_can_show_the_selected_joints_errors(window):
     assert plot.numbers.text().startswith("left_wrist · iteration")
     state.select_joint(-1)  # none selected: the means again
     np.testing.assert_allclose(plot.curves["calibrated:mpjpe_mm"].getData()[1], trace.metrics["mpjpe_mm"])
+
+
+def test_ab_compares_two_checkpoints_side_by_side_in_the_plot_and_in_3d(window, qtbot, tmp_path, body):
+    from app.views.scene3d import DISTANCE
+    from core.model.checkpoint import load_model, save_checkpoint
+    from core.resources import resolve_checkpoint_path
+
+    other = load_model(resolve_checkpoint_path(None), body)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.mul_(0.9)
+    save_checkpoint(other, tmp_path / "other.pt", "the shipped weights x 0.9", {})
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.compare(tmp_path / "other.pt")
+    state, grid = window.state, window.view_grid
+    assert state.mode == "A/B calibrated" and "other.pt" in state.ab_label
+    a, b = state.traces["calibrated"], state.ab_traces["calibrated"]
+    assert state.trace is a and state.comparison is b and not np.allclose(a.vertices, b.vertices)
+    assert "A/B calibrated" in [window.controls.mode.itemText(i) for i in range(window.controls.mode.count())]
+    plot = window.error_plot
+    np.testing.assert_allclose(plot.curves["A:mpjpe_mm"].getData()[1], a.metrics["mpjpe_mm"])
+    np.testing.assert_allclose(plot.curves["B:mpjpe_mm"].getData()[1], b.metrics["mpjpe_mm"])
+    state.set_iteration(2)
+    assert all(t.isVisible() and t.active for t in grid.twins)  # each camera's panel twice: A, then B
+    np.testing.assert_allclose(np.stack(grid.twins[1].estimate.getData(), 1), b.joints2d[2, 1], atol=1e-4)
+    np.testing.assert_allclose(np.stack(grid.panels[1].estimate.getData(), 1), a.joints2d[2, 1], atol=1e-4)
+    assert "cam02 · B" in grid.twins[1].plot.titleLabel.text and "other.pt" in window.model_label.text()
+    scene = window.scene3d
+    scene.settle()
+    np.testing.assert_allclose(scene.comparison_meshes[2].points, b.vertices[2, 2])
+    np.testing.assert_allclose(scene.view_meshes[2].point_data[DISTANCE],
+                               np.linalg.norm(a.vertices[2, 2] - b.vertices[2, 2], axis=1) * 1000, rtol=1e-5)
+    assert scene.view_actors[2].GetMapper().GetScalarVisibility() and "distance to B" in scene.note
+    state.set_ab({}, "")  # stop comparing: back to the calibrated mode, every mode plotted
+    assert state.mode == "calibrated" and "calibrated:mpjpe_mm" in plot.curves and "A:mpjpe_mm" not in plot.curves
+
+
+def test_ab_of_one_checkpoint_at_two_iteration_counts(window, qtbot):
+    state = window.state
+    state.set_mode("uncalibrated")
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.compare(None, 2)
+    a, b = state.trace, state.comparison
+    assert state.mode == "A/B uncalibrated" and b.iterations == 2 and a.iterations == state.max_iteration == 5
+    np.testing.assert_allclose(b.vertices[:3], a.vertices[:3], atol=1e-5)  # the same network: the same first steps
+    state.set_iteration(5)  # B shows its last iteration there
+    np.testing.assert_allclose(np.stack(window.view_grid.twins[0].estimate.getData(), 1), b.joints2d[2, 0],
+                               atol=1e-4)
+    window.scene3d.settle()
+    np.testing.assert_allclose(window.scene3d.comparison_meshes[0].points, b.vertices[2, 0])
+    assert window.error_plot.curves["B:mpjpe_mm"].getData()[0].tolist() == [0, 1, 2]
+
+
+def test_panels_fit_their_slot_on_every_return_to_side_by_side(window, qtbot):
+    """A plot resized while its title was long kept that width on the next side by side (fixed)."""
+    state = window.state
+    for mode in ("side by side", "calibrated", "side by side"):
+        state.set_mode(mode)
+        qtbot.wait(50)
+    from PyQt6.QtCore import Qt
+
+    for panel in window.view_grid.panels + window.view_grid.twins:  # as wide as the slot, or its title needs
+        needed = panel.ci.effectiveSizeHint(Qt.SizeHint.MinimumSize).width()
+        assert panel.ci.width() <= max(panel.width(), needed) + 1

@@ -11,7 +11,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QGraphicsSimpleTextItem
 
-from app.state import MODES, StudioState
+from app.state import AB_MODES, MODES, StudioState
 from app.views.caching import cache_pixels
 from core.inference import joint_errors
 from core.joints import H36M17
@@ -55,10 +55,11 @@ class ErrorPlot(pg.PlotWidget):
         self.joint_errors: dict[int, tuple[object, dict]] = {}  # id(trace) -> (trace, its joint_errors)
         state.traces_changed.connect(self.show_traces)
         state.iteration_changed.connect(self.show_iteration)
+        state.mode_changed.connect(lambda _m: self.show_traces())  # A/B modes plot A and B instead of the modes
         state.selected_joint_changed.connect(lambda _j: self.show_traces() if self.per_joint else None)
 
     def metrics(self) -> dict[str, tuple[str, str]]:
-        has_truth = any("mpjpe_mm" in t.metrics for t in self.state.traces.values())
+        has_truth = any("mpjpe_mm" in t.metrics for _n, t, _s in self.series())
         return WITH_TRUTH if has_truth else WITHOUT_TRUTH
 
     def set_per_joint(self, on: bool) -> None:
@@ -80,17 +81,24 @@ class ErrorPlot(pg.PlotWidget):
         return {key: np.nanmean(value[..., self.joint], axis=1) for key, value in errors.items()
                 if np.isfinite(value[..., self.joint]).any()}
 
+    def series(self) -> list[tuple[str, object, Qt.PenStyle]]:
+        """(name, trace, line style) of each set of curves: every mode's, or in A/B modes A's and B's."""
+        state = self.state
+        if state.mode in AB_MODES and state.comparison is not None:
+            return [("A", state.trace, Qt.PenStyle.SolidLine), ("B", state.comparison, Qt.PenStyle.DashLine)]
+        return [(mode, state.traces[mode], MODE_STYLE[mode]) for mode in MODES if mode in state.traces]
+
     def show_iteration(self, *_args) -> None:
-        """Move the marker; write each mode's numbers at this iteration."""
+        """Move the marker; write each mode's (or A's and B's) numbers at this iteration."""
         k = self.state.iteration
         self.marker.setValue(k)
         parts = []
-        for mode, trace in self.state.traces.items():
-            if k <= trace.iterations:
-                curves = self.values(trace)
-                values = [f"{label.split(' ')[0]} {curves[key][k]:{'.3g' if key == RIGHT_AXIS else '.1f'}}"
-                          for key, (label, _) in self.metrics().items() if key in curves]
-                parts.append(f"{mode}: {', '.join(values)}")
+        for mode, trace, _style in self.series():
+            at = min(k, trace.iterations)  # a trace of fewer iterations: its last (A/B at two counts)
+            curves = self.values(trace)
+            values = [f"{label.split(' ')[0]} {curves[key][at]:{'.3g' if key == RIGHT_AXIS else '.1f'}}"
+                      for key, (label, _) in self.metrics().items() if key in curves]
+            parts.append(f"{mode}{f' (its last, {at})' if at < k else ''}: {', '.join(values)}")
         joint = f"{H36M17.names[self.joint]} · " if self.joint >= 0 else ""
         self.numbers.setText(f"{joint}iteration {k} · " + "\n".join(parts) if parts else "")  # a line per mode
 
@@ -102,21 +110,18 @@ class ErrorPlot(pg.PlotWidget):
             else:
                 self.removeItem(curve)  # and from the legend
         self.curves = {}
-        traces = self.state.traces
+        series = self.series()
         metrics = self.metrics()
         self.setLabel("left", "error (mm)" if metrics is WITH_TRUTH else "reprojection error (px)")
         self.plotItem.showAxis("right", metrics is WITHOUT_TRUTH)
         self.joint_errors = {key: kept for key, kept in self.joint_errors.items()  # of the traces still shown
-                             if any(kept[0] is t for t in traces.values())}
-        for mode in MODES:
-            trace = traces.get(mode)
-            if trace is None:
-                continue
+                             if any(kept[0] is t for _n, t, _s in series)}
+        for mode, trace, line in series:
             curves = self.values(trace)
             for key, (label, color) in metrics.items():
                 if key not in curves:
                     continue
-                style = dict(pen=pg.mkPen(color, width=2, style=MODE_STYLE[mode]), symbol="o", symbolSize=6,
+                style = dict(pen=pg.mkPen(color, width=2, style=line), symbol="o", symbolSize=6,
                              symbolBrush=color)
                 name = f"{label} · {mode}"
                 if key == RIGHT_AXIS:

@@ -16,7 +16,7 @@ from app.state import StudioState
 from core.joints import H36M17
 
 GAP = 3  # pixels between tiles, in heatmap pixels
-ROWS = ("input", "estimate", "difference")
+ROWS = ("input", "estimate", "difference")  # the rows of tiles, top to bottom
 INPUT_RGB, ESTIMATE_RGB = np.array([255, 200, 0]), np.array([0, 220, 255])
 EVIDENCE_ONLY_RGB, ESTIMATE_ONLY_RGB = np.array([255, 60, 40]), np.array([40, 60, 255])
 BACKGROUND = (32, 33, 36)
@@ -28,7 +28,7 @@ MAX_CACHED = 64  # mosaics kept (of the trace shown): a step back shows a kept o
 def short_name(name: str) -> str:
     """A joint's name short enough for a column a heatmap wide."""
     return (name.replace("right_", "R ").replace("left_", "L ").replace("shoulder", "shldr")
-            .replace("neck_nose", "nose"))
+            .replace("neck_nose", "nose").replace("_", " "))
 
 
 def tile_images(input_maps: np.ndarray, rendered: np.ndarray) -> np.ndarray:
@@ -83,12 +83,18 @@ class HeatmapInspector(QWidget):
         self.box.setMenuEnabled(False)
         self.image = pg.ImageItem()
         self.box.addItem(self.image)
+        self.row_labels: list[pg.TextItem] = []  # input, estimate, difference: what each row of tiles is
         self.worst = QGraphicsRectItem()
         self.worst.setPen(QPen(QColor("#ff3030"), 0))
         self.selected = QGraphicsRectItem()
         self.selected.setPen(QPen(QColor("#ffffff"), 0, Qt.PenStyle.DashLine))
         for item in (self.worst, self.selected):
             self.box.addItem(item)
+        for row, (name, color) in enumerate(zip(ROWS, ("#ffc800", "#00dcff", "#ff6a5a"))):
+            label = pg.TextItem(name, color=color, anchor=(1.0, 0.5))
+            self.box.addItem(label)
+            label.setPos(-2, 0)
+            self.row_labels.append(label)
         self.labels: list[pg.TextItem] = []  # the columns' names
         self.error_texts: list[QGraphicsSimpleTextItem] = []  # and their errors
         self.mosaics: dict[tuple, tuple] = {}  # (id(trace), iteration, mode, view or joint) -> (trace, drawn)
@@ -111,7 +117,7 @@ class HeatmapInspector(QWidget):
         trace = self.state.trace
         if trace is None or not self.isVisible():
             return
-        k, view, joint = self.state.iteration, min(self.view, trace.num_views - 1), self.state.selected_joint
+        k, view, joint = self.state.iteration_of(trace), min(self.view, trace.num_views - 1), self.state.selected_joint
         by = self.mode.currentText()
         if by == BY_VIEW and joint < 0:  # none selected: the joint of the largest error over the views
             joint = int(self._errors(trace, k).mean(0).argmax())
@@ -134,7 +140,8 @@ class HeatmapInspector(QWidget):
             caption = (f"{trace.view_names[view]}: heatmap error x1e-3 per joint (mean squared difference, peak 1); "
                        f"red: the largest. Click a joint to select it.")
         else:
-            caption = f"{H36M17.names[joint]}: heatmap error x1e-3 per view; red: the largest. Click a view to select it."
+            caption = (f"{H36M17.names[joint]}: heatmap error x1e-3 per view; red: the largest. "
+                       "Click a view to select it.")
         if caption != self.caption.text():
             self.caption.setText(caption)
         size, image = drawn["size"], drawn["image"]
@@ -143,7 +150,10 @@ class HeatmapInspector(QWidget):
         self.shown = {**drawn, "view": view, "joint": joint, "names": names, "iteration": k, "by": by}
         if (previous.get("names"), previous.get("size")) != (names, size):
             self._name_columns(names, size)
-            self.box.setRange(QRectF(-2, -size[1], image.shape[1] + 4, image.shape[0] + size[1] + 2), padding=0)
+            for row, label in enumerate(self.row_labels):
+                label.setPos(-2, tile_rect(row, 0, size)[1] + size[1] / 2)
+            self.box.setRange(QRectF(-2 * size[0], -size[1], image.shape[1] + 2 * size[0] + 2,
+                                     image.shape[0] + size[1] + 2), padding=0)
         for i, text in enumerate(self.error_texts):
             text.setText(f"{drawn['errors'][i] * ERROR_SCALE:.2f}" if i < len(names) else "")
         self._outline(self.worst, int(np.argmax(drawn["errors"])), size)

@@ -21,7 +21,7 @@ from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 from app.colors import FUSED_COLOR, TRUTH_COLOR, TRUTH_JOINT_COLOR, view_color
-from app.state import LoadedScene, StudioState
+from app.state import AB_MODES, LoadedScene, StudioState
 from core.cameras import frustum_corners
 from core.joints import H36M17
 
@@ -31,6 +31,8 @@ BACKGROUND, BACKGROUND_TOP = "#2b2d31", "#50545c"
 # OpenGL renderers that run on the CPU (Mesa's llvmpipe under Xvfb or in VMs, SwiftShader, Windows' fallback).
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software rasterizer", "swiftshader", "gdi generic",
                       "basic render")
+DISTANCE = "A-B distance (mm)"  # the scalars colouring A's meshes in A/B modes
+DISTANCE_CMAP = "magma"
 LOD_REDUCTION = 0.9  # of the triangles, in the meshes drawn while the slider moves
 SETTLE_S = 0.2  # steps closer than this count as one movement (drawn at the level of detail)
 MOTION_FRAME_S = 1 / 20  # during a movement the 3D view renders at most this often, leaving time for the panels
@@ -95,6 +97,7 @@ class FollowingMesh:
     actor: object = None
     coarse: pv.PolyData | None = None
     lod: LevelOfDetail | None = None
+    distance_at: Callable[[int], np.ndarray] | None = None  # per-vertex scalars that follow the iteration too
 
     def show(self, k: int, coarse: bool) -> None:
         points = self.points_at(k)
@@ -103,6 +106,9 @@ class FollowingMesh:
             self.coarse = self.lod.mesh(points)
         dataset = self.coarse if coarse else self.full
         dataset.points[:] = points[self.lod.index] if coarse else points  # marks the array modified
+        if self.distance_at is not None:
+            distance = self.distance_at(k)
+            dataset.point_data[DISTANCE] = distance[self.lod.index] if coarse else distance
         dataset.Modified()
         mapper = self.actor.GetMapper()
         if mapper.GetInput() is not dataset:
@@ -240,36 +246,45 @@ class Scene3D(QWidget):
         self._forget_estimates()
         trace, comparison = self.state.trace, self.state.comparison
         k = self.state.iteration
+        at = self.state.iteration_of
+        distances = self.distances(trace, comparison)
         if trace is not None:
-            faces = faces_for_pyvista(trace.faces)
             edges = H36M17.edges  # the estimate's joints, whatever joint set the evidence came in
             for v in range(trace.num_views):
-                mesh = self.follow_mesh(trace, lambda i, v=v: trace.vertices[i, v])
+                mesh = self.follow_mesh(trace, lambda i, v=v: trace.vertices[min(i, trace.iterations), v])
                 self.view_meshes.append(mesh.full)
                 # Flat shading: smooth shading recomputes normals through a filter each time the points move.
                 # Back faces culled: a body is closed, so only the translucent mesh's far side goes (it muddied
                 # the colours), and a frame under software OpenGL takes about a quarter less.
-                mesh.actor = self.add_mesh(mesh.full, color=view_color(v), opacity=MESH_OPACITY,
-                                                   culling="back", name=f"estimate-{v}")
+                if distances is None:
+                    style = dict(color=view_color(v))
+                else:
+                    mesh.distance_at = lambda i, v=v: distances[min(i, len(distances) - 1), v]
+                    mesh.full.point_data[DISTANCE] = mesh.distance_at(k)
+                    style = dict(scalars=DISTANCE, cmap=DISTANCE_CMAP, clim=self.distance_range(distances),
+                                 scalar_bar_args=dict(title=DISTANCE, color="#e8eaed", n_labels=3, fmt="%.0f"))
+                mesh.actor = self.add_mesh(mesh.full, opacity=MESH_OPACITY, culling="back", name=f"estimate-{v}",
+                                           **style)
                 self.view_actors.append(mesh.actor)
-                bones = skeleton(trace.joints3d[k, v], edges)
+                bones = skeleton(trace.joints3d[at(trace), v], edges)
                 self.skeletons.append(bones)
-                self.follow(bones, lambda i, v=v: trace.joints3d[i, v])
+                self.follow(bones, lambda i, v=v: trace.joints3d[min(i, trace.iterations), v])
                 self.skeleton_actors_of_view.append([
                     self.add_mesh(bones, color=view_color(v), line_width=3, name=f"bones-{v}"),
                     self.add_mesh(bones, color=view_color(v), style="points", point_size=9,
                                           render_points_as_spheres=True, name=f"joints-{v}")])
-            fused = self.follow_mesh(trace, lambda i: trace.fused_vertices[i])
+            fused = self.follow_mesh(trace, lambda i: trace.fused_vertices[min(i, trace.iterations)])
             self.fused_mesh = fused.full
             self.fused_actor = fused.actor = self.add_mesh(fused.full, color=FUSED_COLOR, culling="back",
                                                                    name="fused")
-            self.joint_marks = pv.PolyData(trace.joints3d[k, :, 0].copy())
+            self.joint_marks = pv.PolyData(trace.joints3d[at(trace), :, 0].copy())
             self.joint_mark_actor = self.add_mesh(self.joint_marks, color="#ffffff", style="points",
                                                           point_size=18, render_points_as_spheres=True,
                                                           name="selected-joint")
         if comparison is not None:
             for v in range(comparison.num_views):
-                mesh = self.follow_mesh(comparison, lambda i, v=v: comparison.vertices[i, v])
+                last = comparison.iterations
+                mesh = self.follow_mesh(comparison, lambda i, v=v: comparison.vertices[min(i, last), v])
                 self.comparison_meshes.append(mesh.full)
                 mesh.actor = self.add_mesh(mesh.full, color=view_color(v), style="wireframe", opacity=0.35,
                                                    name=f"comparison-{v}")
@@ -280,9 +295,29 @@ class Scene3D(QWidget):
         self.highlight_view(self.state.selected_view)
         self.apply_layers()
 
+    def distances(self, trace, comparison) -> np.ndarray | None:
+        """In A/B modes, (I, V, N) the distance in mm from each vertex of A's mesh to the same vertex of B's, at
+        each iteration A shows (B at its last when it has fewer); else None."""
+        if self.state.mode not in AB_MODES or trace is None or comparison is None \
+                or comparison.vertices.shape[1:] != trace.vertices.shape[1:]:
+            return None
+        steps = np.arange(self.state.max_iteration + 1)
+        a = trace.vertices[np.minimum(steps, trace.iterations)]
+        b = comparison.vertices[np.minimum(steps, comparison.iterations)]
+        return (np.linalg.norm(a - b, axis=-1) * 1000).astype(np.float32)
+
+    @staticmethod
+    def distance_range(distances: np.ndarray) -> tuple[float, float]:
+        """One colour scale for every iteration: 0 to the 99th percentile of the final meshes' distances."""
+        return 0.0, max(float(np.percentile(distances[-1], 99)), 1.0)
+
     def show_note(self, trace, comparison) -> None:
-        """Say, in the view's corner, how uncalibrated estimates are placed: nothing put them in the world."""
-        if comparison is not None:
+        """Say, in the view's corner, how uncalibrated estimates are placed: nothing put them in the world; in A/B
+        modes, what the wireframes and colours are."""
+        if self.state.mode in AB_MODES and comparison is not None:
+            placed = "; views aligned rigidly to view 1" if trace.mode == "uncalibrated" else ""
+            self.note = f"A: coloured by the distance to B; B (wireframes): {self.state.ab_label}{placed}"
+        elif comparison is not None:
             self.note = "uncalibrated (wireframes): views aligned rigidly to view 1, seen through camera 1"
         elif trace is not None and trace.mode == "uncalibrated":
             self.note = "uncalibrated: views aligned rigidly to view 1, seen through camera 1"
@@ -361,7 +396,7 @@ class Scene3D(QWidget):
         if self.joint_marks is None:
             return
         if joint >= 0:
-            self.joint_marks.points[:] = trace.joints3d[self.state.iteration, :, joint]
+            self.joint_marks.points[:] = trace.joints3d[self.state.iteration_of(trace), :, joint]
             self.joint_marks.Modified()
         self.joint_mark_actor.SetVisibility(joint >= 0 and self.state.layers["estimate joints"])
         if render:

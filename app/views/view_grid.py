@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF
+from PyQt6.QtCore import QRectF, QTimer
 from PyQt6.QtWidgets import QGridLayout, QWidget
 
 from app.colors import TRUTH_JOINT_COLOR, view_color
 from app.views.caching import ScatterItem, cache_pixels
-from app.state import SIDE_BY_SIDE, LoadedScene, StudioState
+from app.state import AB_MODES, SIDE_BY_SIDE, TWINNED, LoadedScene, StudioState
 from core.cameras import project_points
 from core.joints import H36M17, convert_keypoints
 from core.render import splat_silhouette
@@ -69,15 +69,15 @@ def clear(*items: pg.ScatterPlotItem | pg.PlotCurveItem) -> None:
 
 
 class ViewPanel(pg.GraphicsLayoutWidget):
-    """One camera's view of the current mode's estimate or, given ``fixed_mode``, always of that mode's (the right
-    half of "side by side"; such a panel follows the state only while ``active``)."""
+    """One camera's view of the current mode's estimate or, as a ``twin``, of the comparison's (the right half of
+    "side by side": the uncalibrated estimate; of A/B: B's; a twin follows the state only while ``active``)."""
 
-    def __init__(self, index: int, state: StudioState, fixed_mode: str | None = None):
+    def __init__(self, index: int, state: StudioState, twin: bool = False):
         super().__init__()
         self.index = index
         self.state = state
-        self.fixed_mode = fixed_mode
-        self.active = fixed_mode is None
+        self.twin = twin
+        self.active = not twin
         self.setBackground("#202124")
         self.plot = self.addPlot()
         self.plot.hideAxis("left")
@@ -118,7 +118,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         cache_pixels(self.image, self.input_heat, self.crop, self.evidence_bones, self.evidence, self.truth,
                      self.occluded)
         self.set_heat_opacity(state.heat_opacity)
-        self.setStyleSheet(f"border: 3px {'dashed' if fixed_mode else 'solid'} {view_color(index)};")
+        self.setStyleSheet(f"border: 3px {'dashed' if twin else 'solid'} {view_color(index)};")
         self.scene().sigMouseClicked.connect(self.clicked)
         self.plot.vb.sigResized.connect(lambda _vb: self.fit_frame())
         self.followed = [(state.iteration_changed, self.update_iteration), (state.mode_changed, self.show_trace),
@@ -147,17 +147,17 @@ class ViewPanel(pg.GraphicsLayoutWidget):
 
     @property
     def trace(self):
-        return self.state.traces.get(self.fixed_mode) if self.fixed_mode else self.state.trace
+        return self.state.comparison if self.twin else self.state.trace
 
     @property
     def comparison(self):
         """The trace overlaid on this panel's ("both" mode only)."""
-        return None if self.fixed_mode or self.state.mode == SIDE_BY_SIDE else self.state.comparison
+        return None if self.twin or self.state.mode in TWINNED else self.state.comparison
 
     def _joint_positions(self) -> np.ndarray | None:
         trace = self.trace
         if trace is not None:
-            return trace.joints2d[self.state.iteration, self.index]
+            return trace.joints2d[self.state.iteration_of(trace), self.index]
         sample = self.state.scene.sample if self.state.scene else None
         if sample is None or sample.keypoints is None:
             return None
@@ -172,10 +172,18 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         calibrated = self.state.traces.get("calibrated")
         consistency = calibrated.info.get("view_consistency_px") if calibrated is not None else None
         if self.state.mode == SIDE_BY_SIDE:
-            text += f" · {self.fixed_mode or 'calibrated'}"
+            text += f" · {'uncalibrated' if self.twin else 'calibrated'}"
+        elif self.state.mode in AB_MODES:  # (what B is: in the status bar and the 3D view's corner)
+            text += f" · {'B' if self.twin else 'A'}"
         elif consistency and np.isfinite(consistency[self.index]):
             text += f" · triangulation reprojects within {consistency[self.index]:.1f} px"
         self.plot.setTitle(f"<span style='color:{view_color(self.index)}'>{text}</span>")
+        # A plot resized while its title was longer stays as wide as that title allowed (second side by side, A/B):
+        # fit it to the view again once the layout knows the new title's width.
+        QTimer.singleShot(0, self.refit_layout)
+
+    def refit_layout(self) -> None:
+        self.ci.setGeometry(self.range)
 
     def show_view(self, scene: LoadedScene) -> None:
         sample = scene.sample
@@ -251,7 +259,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         heatmaps do not change with the iteration, so they are redrawn only for another trace or joint."""
         if trace is None:
             return
-        layers, k = self.state.layers, self.state.iteration
+        layers, k = self.state.layers, self.state.iteration_of(trace)
         input_key = (id(trace), self.state.selected_joint)
         # the crop box goes with every image: pyqtgraph places an image in a rectangle only once it has one
         placed = dict(autoLevels=False, rect=QRectF(*(float(x) for x in trace.crop_boxes[self.index])))
@@ -268,7 +276,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         if trace is None:
             clear(points, bones)
             return
-        joints = trace.joints2d[self.state.iteration, self.index]
+        joints = trace.joints2d[self.state.iteration_of(trace), self.index]
         points.setData(joints[:, 0], joints[:, 1])
         pairs = joints[np.array(H36M17.edges).reshape(-1)]  # estimates are H36M-17, whatever the evidence's joints
         bones.setData(pairs[:, 0], pairs[:, 1])
@@ -277,9 +285,9 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         """The estimate's mesh projected into this view, cached per iteration (cheap, but not free)."""
         if trace is None or trace.vertices2d is None or not self.state.layers["projected mesh"]:
             return
-        key = (id(trace), self.state.iteration)
+        key = (id(trace), self.state.iteration_of(trace))
         if key not in self.silhouettes:
-            self.silhouettes[key] = splat_silhouette(trace.vertices2d[self.state.iteration, self.index])
+            self.silhouettes[key] = splat_silhouette(trace.vertices2d[key[1], self.index])
         mask, rect = self.silhouettes[key]
         self.silhouette.setImage(mask.astype(np.uint8), levels=(0, 1), autoLevels=False)
         self.silhouette.setRect(QRectF(*rect))
@@ -360,9 +368,9 @@ class ViewGrid(QWidget):
 
     def arrange(self) -> None:
         """The shown panels in a near-square grid (each with its twin in "side by side"), hidden ones out of it."""
-        side_by_side = self.state.mode == SIDE_BY_SIDE and self.state.scene is not None
+        side_by_side = self.state.mode in TWINNED and self.state.scene is not None
         if side_by_side:
-            self._fit(self.twins, len(self.panels), lambda i: ViewPanel(i, self.state, fixed_mode="uncalibrated"))
+            self._fit(self.twins, len(self.panels), lambda i: ViewPanel(i, self.state, twin=True))
         for panel in self.panels + self.twins:
             self.layout_.removeWidget(panel)
         shown = [p for p in self.panels if self.state.view_shown(p.index)]
