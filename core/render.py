@@ -26,6 +26,22 @@ class Mesh:
     face_colors: np.ndarray  # (F, 3)
 
 
+def clustered(template: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A coarse version of a mesh topology by vertex clustering on a grid of ``cell`` metres over ``template``
+    (N, 3): every vertex is replaced by the first vertex of its cell, and faces that collapse are dropped. Returns
+    (the vertices kept, as indices into the full mesh; the kept faces over them; the indices of the faces kept),
+    so that any pose of the full mesh gives the coarse one by indexing. The renderer's cost is per face, not per
+    pixel (a 4-view training sample: about 75 ms at 256x256 and at 64x64 alike), so fewer faces are what makes
+    synthetic frames cheap."""
+    cells = np.floor(template / cell).astype(np.int64)
+    _, first, representative = np.unique(cells, axis=0, return_index=True, return_inverse=True)
+    mapped = first[representative.ravel()][faces]  # each corner's representative vertex
+    distinct = (mapped[:, 0] != mapped[:, 1]) & (mapped[:, 1] != mapped[:, 2]) & (mapped[:, 0] != mapped[:, 2])
+    kept_faces = np.flatnonzero(distinct)
+    kept_vertices, compact = np.unique(mapped[kept_faces], return_inverse=True)
+    return kept_vertices, compact.reshape(-1, 3), kept_faces
+
+
 def box_mesh(center: np.ndarray, size: np.ndarray, color=(150, 150, 160)) -> Mesh:
     """An axis-aligned box as 12 outward-facing triangles."""
     corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])

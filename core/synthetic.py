@@ -15,7 +15,7 @@ import torch
 from core.body_model import BodyModel
 from core.cameras import Camera, look_at
 from core.joints import H36M17, SMPL24
-from core.render import Mesh, box_mesh, render
+from core.render import Mesh, box_mesh, clustered, render
 from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from core.sample import GroundTruth, MultiviewSample
 
@@ -66,6 +66,13 @@ RIG_PRESETS = {
                         image_size=(512, 384)),
     "rich": RigConfig(views=8, distance=(3.0, 7.0), height=(0.5, 2.5), focal_factor=(0.8, 1.3),
                       image_size=(548, 400)),
+    # Video cameras, not a dataset: 16:9 landscape (phones and camcorders, about 0.7-0.85 widths; zoomed in up to
+    # 1.2) and 9:16 portrait (a phone held upright: about 0.75 of the long side, 1.3 widths), near enough that
+    # the frame edge cuts the person in some views, as it does in real footage.
+    "video": RigConfig(views=4, distance=(2.5, 6.0), height=(0.8, 2.0), focal_factor=(0.7, 1.2),
+                       image_size=(512, 288)),
+    "portrait": RigConfig(views=4, distance=(1.5, 4.5), height=(0.8, 2.0), focal_factor=(1.2, 1.9),
+                          image_size=(288, 512)),
 }
 
 
@@ -192,11 +199,24 @@ def faulty_keypoints(rng: np.random.Generator, uv: np.ndarray, occluded: np.ndar
     return keypoints
 
 
+_COARSE: dict[tuple[str, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # (body, cell) -> clustered()
+
+
+def coarse_body(body: BodyModel, cell: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The body model's mesh clustered on a grid of ``cell`` metres (`core.render.clustered`), made once."""
+    key = (body.identity, cell)
+    if key not in _COARSE:
+        _COARSE[key] = clustered(body.smpl.v_template.double().numpy(), body.faces, cell)
+    return _COARSE[key]
+
+
 def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, occluders: int = 1,
                     faults: EvidenceFaults | None = None, name: str | None = None,
-                    renderer: Callable[[list[Mesh], Camera], np.ndarray] = render) -> MultiviewSample:
+                    renderer: Callable[[list[Mesh], Camera], np.ndarray] = render,
+                    render_cell: float = 0.0) -> MultiviewSample:
     """One synthetic multiview sample; the same seed always gives the same sample. ``renderer`` draws the frames
-    (training passes a faster one, see `core.training.fast_render`)."""
+    (training passes a faster one, see `core.training.fast_render`); ``render_cell`` > 0 draws the body clustered
+    on a grid of that many metres (fewer faces: cheaper frames), else in full. Only the frames change with it."""
     rig = rig or RigConfig()
     faults = faults or EvidenceFaults()
     rng = np.random.default_rng(seed)
@@ -214,7 +234,11 @@ def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, oc
 
     target = np.array([transl[0], transl[1], 0.9])
     cameras = random_rig(rng, target, rig)
-    meshes = [Mesh(vertices, body.faces, part_colors(body, body.faces))]
+    if render_cell > 0:
+        kept_vertices, kept_faces, face_index = coarse_body(body, render_cell)
+        meshes = [Mesh(vertices[kept_vertices], kept_faces, part_colors(body, body.faces)[face_index])]
+    else:
+        meshes = [Mesh(vertices, body.faces, part_colors(body, body.faces))]
     boxes = []
     for k in range(occluders):
         # A box between the person and one camera, tall enough to hide legs or more.

@@ -146,3 +146,36 @@ def test_dataset_like_rigs_see_the_person(body, name):
     assert rig_preset("behave", views=2, width=256).image_size == (256, 192)
     with pytest.raises(ValueError, match="unknown rig"):
         rig_preset("panoptic")
+
+
+def test_video_rigs_cut_the_person_at_the_frame_edge_sometimes(body):
+    """The 16:9 and 9:16 rigs are what real video looks like: in some views joints fall outside the frame (the
+    square rigs almost never do), and the command line knows every preset."""
+    import main
+
+    assert set(main.RIG_NAMES) == set(RIG_PRESETS)
+    for name in ("video", "portrait"):
+        outside = []
+        for seed in range(12):
+            sample = generate_sample(body, seed=seed, rig=RIG_PRESETS[name], occluders=0)
+            for camera in sample.cameras:
+                uv, _ = project_points(sample.ground_truth.joints3d, camera)
+                outside.append(not ((uv >= 0) & (uv < [camera.width, camera.height])).all())
+        assert 0.05 < np.mean(outside) < 0.8, (name, np.mean(outside))
+
+
+def test_coarse_body_frames_change_only_the_frames(body):
+    """Frames of the body clustered on a 3 cm grid: a fraction of the faces, the same evidence and truth, and
+    pixels close to the full mesh's."""
+    from core.render import clustered
+
+    kept_vertices, faces, face_index = clustered(body.smpl.v_template.double().numpy(), body.faces, 0.03)
+    assert len(faces) < len(body.faces) / 4 and faces.max() < len(kept_vertices)
+    assert (np.diff(face_index) > 0).all()  # faces of the full mesh, in order
+    rig = rig_preset("ring", views=2, width=128)
+    full = generate_sample(body, seed=5, rig=rig, occluders=0)
+    coarse = generate_sample(body, seed=5, rig=rig, occluders=0, render_cell=0.03)
+    np.testing.assert_array_equal(full.keypoints, coarse.keypoints)
+    np.testing.assert_array_equal(full.ground_truth.joints3d, coarse.ground_truth.joints3d)
+    difference = np.abs(full.frames[0].astype(int) - coarse.frames[0].astype(int)).max(-1)
+    assert 0 < (difference > 40).mean() < 0.01  # different, but in under 1 % of the pixels

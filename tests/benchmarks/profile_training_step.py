@@ -25,12 +25,14 @@ from core.training import SyntheticBatches, TrainingConfig, compute_losses  # no
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--render-cell", type=float, default=TrainingConfig.render_cell,
+                        help="the frames' body clustered on this grid, metres (0: the full mesh)")
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     body = BodyModel()
     model = load_model(DEFAULT_CHECKPOINT, body).train()
     config = TrainingConfig(steps=args.steps + 1, batch_size=8, views=(3, 5), iterations=5,
-                            rigs=("ring", "h36m", "mpi_inf_3dhp", "behave", "rich"))
+                            rigs=("ring", "h36m", "mpi_inf_3dhp", "behave", "rich"), render_cell=args.render_cell)
     batches = SyntheticBatches(model, config, torch.arange(0, body.num_vertices, 16))
     optimizer = torch.optim.AdamW(model.parameters(), 1e-4)
     totals = dict.fromkeys(("batch", "forward", "losses", "backward", "optimiser"), 0.0)
