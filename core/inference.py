@@ -299,6 +299,11 @@ def _truth_in_cameras(trace: RefinementTrace, sample: MultiviewSample):
     return gt.known_joints, R, in_cameras, predicted
 
 
+def heatmap_errors(rendered: np.ndarray, input_heatmaps: np.ndarray) -> np.ndarray:
+    """(..., V, J) the mean squared difference of rendered and input heatmaps (peak 1) per view and joint."""
+    return ((rendered.astype(np.float32) - input_heatmaps) ** 2).mean((-2, -1))
+
+
 def joint_errors(trace: RefinementTrace, sample: MultiviewSample) -> dict[str, np.ndarray]:
     """Per iteration, view and joint (I, V, J): the reprojection error against the 2D evidence (px, NaN where the
     evidence has no joint), the heatmap error (mean squared difference of the rendered and input heatmaps, peak
@@ -306,7 +311,7 @@ def joint_errors(trace: RefinementTrace, sample: MultiviewSample) -> dict[str, n
     evidence = trace.input_keypoints
     errors = np.linalg.norm(trace.joints2d - evidence[None, ..., :2], axis=-1)
     out = {"reprojection_px": np.where((evidence[..., 2] > 0)[None], errors, np.nan),
-           "heatmap_mse": ((trace.heatmaps.astype(np.float32) - trace.input_heatmaps[None]) ** 2).mean((-2, -1))}
+           "heatmap_mse": heatmap_errors(trace.heatmaps, trace.input_heatmaps[None])}
     truth = _truth_in_cameras(trace, sample)
     if truth is not None:
         known, _, in_cameras, predicted = truth

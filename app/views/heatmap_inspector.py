@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import (QComboBox, QGraphicsItem, QGraphicsRectItem, QGraph
                              QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from app.state import StudioState
+from core.inference import heatmap_errors
 from core.joints import H36M17
 
 GAP = 3  # pixels between tiles, in heatmap pixels
@@ -120,12 +121,12 @@ class HeatmapInspector(QWidget):
         k, view, joint = self.state.iteration_of(trace), min(self.view, trace.num_views - 1), self.state.selected_joint
         by = self.mode.currentText()
         if by == BY_VIEW and joint < 0:  # none selected: the joint of the largest error over the views
-            joint = int(self._errors(trace, k).mean(0).argmax())
+            joint = int(heatmap_errors(trace.heatmaps[k], trace.input_heatmaps).mean(0).argmax())
         key = (id(trace), k, by, view if by == BY_JOINT else joint)
         if key not in self.mosaics:
             if len(self.mosaics) > MAX_CACHED or any(t is not trace for t, _ in self.mosaics.values()):
                 self.mosaics = {}
-            errors = self._errors(trace, k)
+            errors = heatmap_errors(trace.heatmaps[k], trace.input_heatmaps)
             if by == BY_JOINT:
                 tiles, column_errors = tile_images(trace.input_heatmaps[view], trace.heatmaps[k, view]), errors[view]
             else:
@@ -160,11 +161,6 @@ class HeatmapInspector(QWidget):
         self.selected.setVisible(chosen >= 0)
         if chosen >= 0:
             self._outline(self.selected, chosen, size)
-
-    @staticmethod
-    def _errors(trace, k: int) -> np.ndarray:
-        """(V, J) heatmap errors at iteration k, as `core.inference.joint_errors` has them."""
-        return ((trace.heatmaps[k].astype(np.float32) - trace.input_heatmaps) ** 2).mean((-2, -1))
 
     def _outline(self, item: QGraphicsRectItem, column: int, size: tuple[int, int]) -> None:
         x, _, w, _ = tile_rect(0, column, size)
