@@ -92,9 +92,9 @@ def triangulate(keypoints: np.ndarray, cameras: list[Camera], joints: JointSet =
 
 
 def _root(joints3d: np.ndarray, joints: JointSet) -> np.ndarray:
-    """The pelvis if triangulated, else the middle of the hips, else the mean of what was triangulated."""
-    pelvis = joints3d[joints.index("pelvis")]
-    if np.all(np.isfinite(pelvis)):
+    """The pelvis if the joint set has it and it was triangulated, else the middle of the hips, else the mean of
+    what was triangulated."""
+    if "pelvis" in joints.names and np.all(np.isfinite(pelvis := joints3d[joints.index("pelvis")])):
         return pelvis
     hips = joints3d[[joints.index("left_hip"), joints.index("right_hip")]]
     if np.all(np.isfinite(hips)):

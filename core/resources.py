@@ -27,6 +27,7 @@ DEFAULT_CHECKPOINT = RESOURCES / "checkpoints" / "heatformer_compact.pt"
 APP_ICON = RESOURCES / "icons" / "heatformer-studio.svg"
 DESKTOP_ENTRY = RESOURCES / "heatformer-studio.desktop"
 LICENCE_NOTICE = RESOURCES / "body_model" / "NOTICE.md"
+DETECTOR_DIR = RESOURCES / "detector"  # the built-in BlazePose detector, baked by packaging/bake_pose_detector.py
 
 BODY_MODEL_ENV = "HEATFORMER_BODY_MODEL"
 

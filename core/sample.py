@@ -78,6 +78,7 @@ class MultiviewSample:
     source: str = ""  # the folder it was read from: ``open_sequence(source)[frame]`` reads it again
     frame: int = 0
     calibration: str = ""  # another calibration file its cameras come from (core.sequence.with_calibration)
+    evidence_notes: list[str] | None = None  # per view, where its evidence came from (the built-in detector's choice)
 
     def __post_init__(self):
         views = len(self.cameras)

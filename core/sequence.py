@@ -19,7 +19,8 @@ Layouts (``open_sequence`` tells them apart; cameras are matched to folders and 
     DIR/heatmaps.npz | heatmaps.npy      "heatmaps" (F, V, J, h, w), H36M-17; also used beside keypoints
 
 Keypoint files are taken in sorted name order, one per frame, and their count must equal the frame count. Without
-any of these, a user's ONNX pose model (core.detector) can make the keypoints from the frames.
+any of these, the built-in detector (BlazePose, core.association: one person among several, followed across
+frames) makes the keypoints from the frames, or a user's ONNX pose model (core.detector) if one is given.
 A single sample in the native layout (see core.dataset_io) is a sequence of one frame, and a folder of native
 sample folders is a sequence with one sample per frame (such as a benchmark made by ``main.py synth``).
 The official HeatFormer code's databases (h36m_*_db.pt, mpii3d_*_db.pt, BEHAVE_*_db.pt) open as sequences too.
@@ -34,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.association import MultiviewTracker
 from core.calibration import check_views_match, load_calibration
 from core.cameras import Camera
 from core.detector import DetectorConfig, TrackingDetector
@@ -230,16 +232,19 @@ def _camera_layout(folder: Path, detector: DetectorConfig | None) -> MultiviewSe
     views = [c.name for c in cameras]
     names, read_view = (_video_frames if sub == "videos" else _image_frames)(folder, views)
     evidence = _evidence(folder, views, len(names))
-    if evidence is None and detector is None:
-        raise InputError(folder, "no 2D evidence: expected keypoints.npz/.npy, heatmaps.npz/.npy, keypoint files "
-                                 "in openpose/<cam>/, pose/<cam>_json/, annots/<cam>/, mmpose/<cam>/ or coco/, or a "
-                                 "2D detector")
-    tracker = TrackingDetector(detector) if evidence is None else None
+    tracker = None
+    if evidence is None:
+        tracker = TrackingDetector(detector) if detector is not None else MultiviewTracker(cameras)
 
     def read_frame(f: int) -> MultiviewSample:
         images = [read_view(v, f) for v in range(len(views))]
         if tracker is not None:
-            evidence_f = {"keypoints": tracker.detect_views(f, images), "joint_set": detector.joint_set}
+            keypoints = tracker.detect_views(f, images)
+            if not (keypoints[..., 2] > 0).any():
+                raise InputError(folder, f"frame {names[f]}: the built-in detector found nobody whom two views agree "
+                                         "on; give 2D keypoints (see the layouts above) or your own 2D detector")
+            evidence_f = {"keypoints": keypoints, "joint_set": tracker.joint_set,
+                          "evidence_notes": getattr(tracker, "notes", None)}
         else:
             evidence_f = evidence(f)
         return MultiviewSample(name=f"{folder.name} {names[f]}", cameras=cameras, frames=images,

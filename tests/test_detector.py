@@ -2,6 +2,7 @@
 through the crop, the normalisation, both output kinds and the way back to image pixels; a sequence without 2D
 evidence gets its keypoints from the detector and runs through HeatFormer; bad configurations are refused."""
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -104,9 +105,13 @@ def test_a_sequence_without_evidence_uses_the_detector(tmp_path, models, body, m
     from core.dataset_io import read_sample
     from core.resources import SAMPLE_SCENE
 
-    folder = camera_folder(tmp_path, read_sample(SAMPLE_SCENE), "images")
-    with pytest.raises(InputError, match="no 2D evidence"):
-        open_sequence(folder)
+    sample = read_sample(SAMPLE_SCENE)
+    folder = camera_folder(tmp_path, sample, "images")
+    assert open_sequence(folder)[0].joint_set == "coco17"  # no keypoints: the built-in detector's
+    blank = camera_folder(tmp_path / "blank", replace(sample, frames=[np.full_like(f, 90) for f in sample.frames]),
+                          "images")
+    with pytest.raises(InputError, match="built-in detector found nobody"):
+        open_sequence(blank)[0]
     config_path = tmp_path / "rtm.json"
     config_path.write_text(json.dumps({"model": str(models["simcc"]), "output": "simcc", "joint_set": "coco17"}))
     with pytest.raises(InputError, match="lie at one point"):  # the test model puts every joint on one dot:

@@ -564,6 +564,7 @@ def test_about_box_and_title_say_what_is_running(window):
     assert __version__ in about and "torch" in about and ("CPU" in about or "CUDA" in about)
     assert "heatformer_compact.pt@" in about and "synthetic" in about and "free body model" in about
     assert "Apache" in about and "CC0" in about and "arXiv:2412.04456" in about
+    assert "BlazePose" in about and "mediapipe" in about
 
 
 def test_3d_view_adapts_to_software_opengl(window):
@@ -651,7 +652,7 @@ def test_frame_slider_runs_and_exports_a_sequence(window, qtbot, tmp_path):
                                RefinementTrace.load(tmp_path / "frame1.npz").vertices)
 
 
-def test_a_detector_gives_keypoints_to_a_folder_without_them(window, qtbot, tmp_path, monkeypatch):
+def test_a_folder_without_keypoints_gets_the_built_in_or_the_users_detector(window, qtbot, tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     from conftest import camera_folder
     from test_detector import JOINTS, DotSimcc, export
@@ -659,9 +660,10 @@ def test_a_detector_gives_keypoints_to_a_folder_without_them(window, qtbot, tmp_
     from core.detector import PoseDetector
 
     folder = camera_folder(tmp_path, window.state.scene.sample, "images")
-    with qtbot.waitSignal(window.load_failed, timeout=60000) as failed:
+    with qtbot.waitSignal(window.ready, timeout=60000):  # no keypoints: the built-in detector makes them
         window.load(folder)
-    assert "no 2D evidence" in failed.args[0] and window.state.scene.sample.source == str(SAMPLE_SCENE)
+    assert window.state.scene.sample.source == str(folder) and window.state.scene.sample.joint_set == "coco17"
+    assert "built-in detector" in window.view_grid.panels[0].evidence_note.toPlainText()
     (tmp_path / "broken.json").write_text('{"model": "x.onnx", "output": "dense"}')
     window.use_detector(tmp_path / "broken.json")
     assert "broken.json" in window.last_error and window.detector is None
@@ -677,6 +679,21 @@ def test_a_detector_gives_keypoints_to_a_folder_without_them(window, qtbot, tmp_
         window.use_detector(tmp_path / "rtm.json")
     sample = window.state.scene.sample
     assert sample.source == str(folder) and sample.joint_set == "coco17" and window.state.traces
+
+
+def test_real_footage_opens_with_nothing_but_videos_and_a_calibration(window, qtbot):
+    """Pose2Sim's real multi-person footage: the built-in detector's subject in every panel, said in each."""
+    real = Path(__file__).parent / "fixtures" / "real_multiperson"
+    with qtbot.waitSignal(window.ready, timeout=120000):
+        window.load(real)
+    sample = window.state.scene.sample
+    assert sample.num_views == 4 and sample.cameras[0].image_size == (1088, 1920) and window.state.traces
+    for panel in window.view_grid.panels:
+        note = panel.evidence_note.toPlainText()
+        assert "the subject" in note and "COCO-17 evidence; made from it: pelvis" in note
+        assert panel.evidence_note.isVisible()
+    window.state.set_layer("evidence", False)
+    assert not window.view_grid.panels[0].evidence_note.isVisible()
 
 
 def test_side_by_side_shows_each_camera_in_both_modes(window, qtbot):

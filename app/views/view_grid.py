@@ -12,7 +12,7 @@ from app.colors import TRUTH_JOINT_COLOR, view_color
 from app.views.caching import ScatterItem, cache_pixels
 from app.state import AB_MODES, SIDE_BY_SIDE, TWINNED, LoadedScene, StudioState
 from core.cameras import project_points
-from core.joints import H36M17, convert_keypoints
+from core.joints import H36M17, convert_keypoints, synthesised_joints
 from core.render import splat_silhouette
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)  # antialiasing costs more than it shows
@@ -52,9 +52,26 @@ def mask_lut(color: str) -> np.ndarray:
     return lut
 
 
-def has_points(item: pg.ScatterPlotItem | pg.PlotCurveItem) -> bool:
+JOINT_SET_LABELS = {"coco17": "COCO-17", "body25": "BODY_25", "halpe26": "HALPE_26", "smpl24": "SMPL-24"}
+
+
+def evidence_note(sample, view: int) -> str:
+    """Where a view's evidence came from, in words: which of the built-in detector's people it is, and which
+    H36M joints were made from another joint set's (COCO-17's pelvis, spine, thorax, neck and head top)."""
+    lines = []
+    if sample.evidence_notes:
+        lines.append(sample.evidence_notes[view])
+    if sample.keypoints is not None and sample.joint_set != H36M17.name:
+        name = JOINT_SET_LABELS.get(sample.joint_set, sample.joint_set)
+        lines.append(f"{name} evidence; made from it: {', '.join(synthesised_joints(sample.joints))}")
+    return "\n".join(lines)
+
+
+def has_points(item: pg.ScatterPlotItem | pg.PlotCurveItem | pg.TextItem) -> bool:
     """Whether a point or curve item holds any data: pyqtgraph paints empty ones too (about a millisecond a slider
     step for the four panels' unused overlays), so they are hidden while empty."""
+    if isinstance(item, pg.TextItem):
+        return bool(item.toPlainText())
     if isinstance(item, pg.ScatterPlotItem):
         return len(item.data) > 0
     return item.xData is not None and len(item.xData) > 0
@@ -103,16 +120,19 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.truth = ScatterItem(size=9, symbol="+", pen=pg.mkPen(TRUTH_JOINT_COLOR, width=2))
         self.occluded = ScatterItem(size=12, symbol="x", pen=pg.mkPen("#ff3030", width=2.5))
         self.highlight = ScatterItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
+        # where the evidence came from: the detector's choice, the joints made from another joint set
+        self.evidence_note = pg.TextItem(color="#e8e8e8", fill=pg.mkBrush(0, 0, 0, 150), anchor=(0, 0))
         # the point and line overlays by the layer that shows them (the highlight by none: it marks the selection)
         self.point_layers = {
-            "evidence": (self.evidence, self.evidence_bones), "ground truth": (self.truth, self.occluded),
+            "evidence": (self.evidence, self.evidence_bones, self.evidence_note),
+            "ground truth": (self.truth, self.occluded),
             "estimate joints": (self.estimate, self.estimate_bones, self.comparison_points, self.comparison_bones),
             None: (self.highlight,)}
         self.silhouettes: dict[tuple[int, int], tuple[np.ndarray, tuple]] = {}  # (id(trace), iteration) -> mask
         self.input_key: tuple[int, int] | None = None  # (id(trace), joint) the input heatmaps are drawn for
         for item in (self.image, self.silhouette, self.input_heat, self.estimate_heat, self.difference_heat, self.crop,
                      self.evidence_bones, self.evidence, self.truth, self.occluded, self.comparison_bones,
-                     self.comparison_points, self.estimate_bones, self.estimate, self.highlight):
+                     self.comparison_points, self.estimate_bones, self.estimate, self.highlight, self.evidence_note):
             self.plot.addItem(item)
         # what moves with the iteration (estimate, its heatmaps, silhouette, selection) is drawn afresh
         cache_pixels(self.image, self.input_heat, self.crop, self.evidence_bones, self.evidence, self.truth,
@@ -194,6 +214,7 @@ class ViewPanel(pg.GraphicsLayoutWidget):
                             levels=(0, 255))
         self.fit_frame()
         self._set_evidence(sample.keypoints[self.index] if sample.keypoints is not None else None, sample.joints.edges)
+        self.evidence_note.setText(evidence_note(sample, self.index))
         self._set_truth(sample)
         self.show_trace()
 

@@ -1,0 +1,188 @@
+"""One person among several, in every view and frame: the built-in detector's people associated across calibrated
+views by how well they triangulate, and that person followed from frame to frame.
+
+Real scenes have bystanders, and a view's most prominent person is often not the others' (the one who walks past
+the camera). In the first frame, every pair of detections in two views is triangulated; the pair that agrees
+best grows into a group by adding, in each other view, the detection nearest the group's reprojected joints.
+Of the groups seen in the most views, the one nearest the point the cameras look at is the subject. Later frames
+follow each view's landmark crop (BlazePose's tracking) and check it against the previous frame's joints
+reprojected: a view that lost the person or switched to another is detected afresh and the detection nearest
+the reprojection is taken; a view where none is near enough is left without evidence for that frame.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.blazepose import BLAZEPOSE_TO_COCO17, PRESENCE_MIN, BlazePose, Region
+from core.cameras import Camera
+from core.fusion import triangulate
+from core.joints import COCO17
+
+MIN_CONFIDENCE = 0.5  # keypoints below this are not used to associate
+MIN_COMMON_JOINTS = 6  # two detections are compared on at least this many joints both see
+AGREEMENT = 0.04  # a detection belongs to a person when its median distance to the reprojection is within this
+#                   fraction of the image diagonal (77 px on a 1080x1920 frame)
+
+
+@dataclass
+class Detection:
+    keypoints: np.ndarray  # (17, 3) COCO-17 in image pixels, with confidence
+    following: Region  # where the landmark model looks in the next frame
+    tracked: bool  # found by following the previous frame's crop, not by the person detector
+
+
+@dataclass
+class ViewChoice:
+    """What one view contributed to a frame, for the panel to say."""
+    people: int  # detections considered in that view
+    used: bool  # whether one of them was taken as the subject
+    tracked: bool  # whether it came from following the previous frame
+
+    def describe(self) -> str:
+        if not self.used:
+            return f"built-in detector: {self.people} people, none agrees with the other views"
+        how = "followed from the previous frame" if self.tracked else "detected"
+        return f"built-in detector: the subject, {how}" + (f" ({self.people} people)" if self.people > 1 else "")
+
+
+def _median_distance(keypoints: np.ndarray, projected: np.ndarray, known: np.ndarray) -> float:
+    use = known & (keypoints[:, 2] >= MIN_CONFIDENCE)
+    if use.sum() < MIN_COMMON_JOINTS:
+        return np.inf
+    return float(np.median(np.linalg.norm(keypoints[use, :2] - projected[use], axis=1)))
+
+
+def _reprojected(joints3d: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """(J, 2) pixels and (J,) whether each joint is known and in front of the camera."""
+    known = np.all(np.isfinite(joints3d), axis=1)
+    uv, depth = camera.project(np.nan_to_num(joints3d))
+    return uv, known & (depth > 0)
+
+
+def _joints3d(chosen: dict[int, Detection], cameras: list[Camera]) -> np.ndarray:
+    views = sorted(chosen)
+    keypoints = np.stack([chosen[v].keypoints for v in views]).astype(np.float64)
+    keypoints[..., 2] = np.where(keypoints[..., 2] >= MIN_CONFIDENCE, keypoints[..., 2], 0.0)
+    try:
+        return triangulate(keypoints, [cameras[v] for v in views], COCO17, min_confidence=MIN_CONFIDENCE).joints3d
+    except ValueError:  # no joint seen confidently by two views
+        return np.full((len(COCO17), 3), np.nan)
+
+
+def _threshold(camera: Camera) -> float:
+    return AGREEMENT * float(np.hypot(camera.width, camera.height))
+
+
+def _grow(seed: dict[int, Detection], candidates: list[list[Detection]], cameras: list[Camera]):
+    """The seed pair's group: each other view's detection nearest its reprojected joints, if near enough."""
+    group = dict(seed)
+    joints3d = _joints3d(group, cameras)
+    for view, detections in enumerate(candidates):
+        if view in group or not detections:
+            continue
+        projected, known = _reprojected(joints3d, cameras[view])
+        distances = [_median_distance(d.keypoints, projected, known) for d in detections]
+        best = int(np.argmin(distances))
+        if distances[best] <= _threshold(cameras[view]):
+            group[view] = detections[best]
+    joints3d = _joints3d(group, cameras)
+    error = np.mean([_median_distance(d.keypoints, *_reprojected(joints3d, cameras[v])) for v, d in group.items()])
+    return group, joints3d, error
+
+
+def _looked_at(cameras: list[Camera]) -> np.ndarray:
+    """The point nearest every camera's optical axis (least squares): where the capture volume is."""
+    A, b = np.zeros((3, 3)), np.zeros(3)
+    for camera in cameras:
+        axis = camera.R[2] / np.linalg.norm(camera.R[2])
+        across = np.eye(3) - np.outer(axis, axis)
+        A += across
+        b += across @ camera.center
+    return np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def associate(candidates: list[list[Detection]], cameras: list[Camera]) -> tuple[dict[int, Detection], np.ndarray]:
+    """The subject's detection per view ({view: detection}, views without one left out) and its joints (17, 3),
+    from every view's detections; empty with NaN joints when no two views agree."""
+    groups = []
+    for a, b in itertools.combinations(range(len(cameras)), 2):
+        for da, db in itertools.product(candidates[a], candidates[b]):
+            seed = {a: da, b: db}
+            joints3d = _joints3d(seed, cameras)
+            if all(_median_distance(d.keypoints, *_reprojected(joints3d, cameras[v])) <= _threshold(cameras[v])
+                   for v, d in seed.items()):
+                groups.append(_grow(seed, candidates, cameras))
+    if not groups:
+        return {}, np.full((len(COCO17), 3), np.nan)
+    most = max(len(g[0]) for g in groups)
+    centre = _looked_at(cameras)
+
+    def distance_to_centre(joints3d):
+        finite = joints3d[np.all(np.isfinite(joints3d), axis=1)]
+        return np.linalg.norm(finite.mean(0) - centre) if len(finite) else np.inf
+    group, joints3d, _ = min((g for g in groups if len(g[0]) == most), key=lambda g: (distance_to_centre(g[1]), g[2]))
+    return group, joints3d
+
+
+class MultiviewTracker:
+    """The built-in detector over a sequence: `detect_views` gives each frame's (V, 17, 3) COCO-17 keypoints
+    of the one subject (confidence 0 in views without them) and `choices` what each view contributed."""
+
+    joint_set = COCO17.name
+
+    def __init__(self, cameras: list[Camera], model: BlazePose | None = None):
+        self.cameras = cameras
+        self.model = model or BlazePose()
+        self.previous: tuple[int, dict[int, Detection], np.ndarray] | None = None  # frame, chosen, joints
+        self.choices: list[ViewChoice] = []
+
+    @property
+    def notes(self) -> list[str]:
+        """What each view contributed to the last frame, in words."""
+        return [choice.describe() for choice in self.choices]
+
+    def _measured(self, image: np.ndarray, region: Region, tracked: bool) -> Detection | None:
+        landmarks, flag, following = self.model.landmarks(image, region)
+        if flag < PRESENCE_MIN:
+            return None
+        return Detection(landmarks[list(BLAZEPOSE_TO_COCO17)].astype(np.float32), following, tracked)
+
+    def _detected(self, image: np.ndarray) -> list[Detection]:
+        found = (self._measured(image, region, tracked=False) for region, _ in self.model.people(image))
+        return [d for d in found if d is not None]
+
+    def detect_views(self, frame: int, images: list[np.ndarray]) -> np.ndarray:
+        if any(image is None for image in images):
+            raise ValueError("every view needs an image for the detector")
+        previous = self.previous if self.previous and self.previous[0] == frame - 1 else None
+        if previous is None or not np.isfinite(previous[2]).any():
+            candidates = [self._detected(image) for image in images]
+            chosen, joints3d = associate(candidates, self.cameras)
+            counts = [len(c) for c in candidates]
+        else:
+            chosen, counts = {}, []
+            for view, image in enumerate(images):
+                projected, known = _reprojected(previous[2], self.cameras[view])
+                followed = previous[1].get(view)
+                candidates = [d for d in [followed and self._measured(image, followed.following, True)] if d]
+                near = [d for d in candidates
+                        if _median_distance(d.keypoints, projected, known) <= _threshold(self.cameras[view])]
+                if not near:
+                    candidates = self._detected(image)
+                    distances = [_median_distance(d.keypoints, projected, known) for d in candidates]
+                    near = [candidates[int(np.argmin(distances))]] if distances and min(distances) <= \
+                        _threshold(self.cameras[view]) else []
+                counts.append(len(candidates))
+                if near:
+                    chosen[view] = near[0]
+            joints3d = _joints3d(chosen, self.cameras) if len(chosen) >= 2 else np.full((len(COCO17), 3), np.nan)
+        self.previous = frame, chosen, joints3d
+        self.choices = [ViewChoice(counts[v], v in chosen, v in chosen and chosen[v].tracked)
+                        for v in range(len(images))]
+        keypoints = np.zeros((len(images), len(COCO17), 3), np.float32)
+        for view, detection in chosen.items():
+            keypoints[view] = detection.keypoints
+        return keypoints

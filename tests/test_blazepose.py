@@ -1,0 +1,87 @@
+"""The built-in detector (BlazePose baked to ONNX) and the choice of one person among several, on real footage:
+a cut of Pose2Sim's Demo_MultiPerson (tests/fixtures/real_multiperson, four portrait cameras, two people
+walking and bystanders)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.association import MultiviewTracker, _looked_at
+from core.blazepose import LANDMARK_SIZE, BlazePose, Region, ssd_anchors
+from core.joints import COCO17, H36M17, convert_keypoints, synthesised_joints
+from core.sequence import open_sequence
+
+REAL = Path(__file__).parent / "fixtures" / "real_multiperson"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return BlazePose()
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    return open_sequence(REAL)
+
+
+def test_anchors_match_the_detector_outputs(model):
+    anchors = ssd_anchors()
+    assert anchors.shape == (model.detector.get_outputs()[0].shape[1], 2) == (2254, 2)
+    assert anchors.min() > 0 and anchors.max() < 1
+
+
+def test_region_turns_the_scale_point_upright():
+    hips = np.array([500.0, 800.0])
+    upright = Region.from_alignment(hips, hips + [0, -200])
+    assert upright.rotation == pytest.approx(0)
+    assert upright.size == pytest.approx(2 * 200 * 1.25)
+    lying = Region.from_alignment(hips, hips + [200, 0])  # the head to the right on screen
+    to_image = lying.crop_to_image()
+    centre, above = (to_image @ [*p, 1] for p in ([LANDMARK_SIZE / 2] * 2, [LANDMARK_SIZE / 2, 0]))
+    np.testing.assert_allclose(centre, hips, atol=1e-9)
+    assert (above - hips)[0] == pytest.approx(lying.size / 2) and (above - hips)[1] == pytest.approx(0, abs=1e-9)
+
+
+def test_detector_finds_both_walkers_in_a_portrait_frame(model, sequence):
+    """cam04 sees both people who walk; the detector sees a portrait frame in squares too."""
+    image = sequence[0].frames[3]
+    people = model.people(image)
+    assert len(people) >= 2
+    for region, score in people:
+        assert 0.5 <= score <= 1 and 0 <= region.centre[0] < image.shape[1] and 0 <= region.centre[1] < image.shape[0]
+
+
+def test_the_subject_is_found_in_every_view_and_followed(sequence):
+    """One person in all four views, their triangulation reprojecting within 25 px (median) into each, of a
+    person's height, the same person from frame to frame, and the one nearest where the cameras look."""
+    cameras = sequence[0].cameras
+    tracker = MultiviewTracker(cameras)
+    centre = _looked_at(cameras)
+    roots = []
+    for frame in range(4):
+        images = sequence[frame].frames
+        keypoints = tracker.detect_views(frame, images)
+        joints3d = tracker.previous[2]
+        assert all(choice.used for choice in tracker.choices)
+        assert all(choice.tracked for choice in tracker.choices) == (frame > 0)
+        for view, camera in enumerate(cameras):
+            seen = (keypoints[view, :, 2] > 0.5) & np.isfinite(joints3d).all(1)
+            uv, _ = camera.project(joints3d[seen])
+            assert seen.sum() >= 10
+            assert np.median(np.linalg.norm(uv - keypoints[view, seen, :2], axis=1)) < 25
+        hips = joints3d[[COCO17.index("left_hip"), COCO17.index("right_hip")]].mean(0)
+        ankles = joints3d[[COCO17.index("left_ankle"), COCO17.index("right_ankle")]].mean(0)
+        assert 0.6 < np.linalg.norm(joints3d[COCO17.index("nose")] - ankles) < 1.9  # nose to ankles
+        roots.append(hips)
+    assert np.linalg.norm(np.diff(roots, axis=0), axis=1).max() < 0.3  # 0.1 s apart
+    others = [np.linalg.norm(r - centre) for r in roots]
+    assert max(others) < 2.0
+
+
+def test_a_folder_of_videos_and_a_calibration_gets_the_built_in_detector(sequence):
+    sample = sequence[0]
+    assert sample.joint_set == COCO17.name and sample.keypoints.shape == (4, 17, 3)
+    assert len(sample.evidence_notes) == 4 and all("the subject" in note for note in sample.evidence_notes)
+    h36m = convert_keypoints(sample.keypoints, COCO17, H36M17)
+    made = [H36M17.index(name) for name in synthesised_joints(COCO17)]
+    assert "head_top" in synthesised_joints(COCO17) and (h36m[:, made, 2] > 0).all()
