@@ -43,9 +43,9 @@ class ViewChoice:
 
     def describe(self) -> str:
         if not self.used:
-            return f"built-in detector: {self.people} people, none agrees with the other views"
-        how = "followed from the previous frame" if self.tracked else "detected"
-        return f"built-in detector: the subject, {how}" + (f" ({self.people} people)" if self.people > 1 else "")
+            return f"detector: none of {self.people} people agrees with the other views"
+        how = "followed" if self.tracked else "detected"
+        return f"detector: the subject, {how}" + (f" (of {self.people} people)" if self.people > 1 else "")
 
 
 def _median_distance(keypoints: np.ndarray, projected: np.ndarray, known: np.ndarray) -> float:

@@ -663,7 +663,7 @@ def test_a_folder_without_keypoints_gets_the_built_in_or_the_users_detector(wind
     with qtbot.waitSignal(window.ready, timeout=60000):  # no keypoints: the built-in detector makes them
         window.load(folder)
     assert window.state.scene.sample.source == str(folder) and window.state.scene.sample.joint_set == "coco17"
-    assert "built-in detector" in window.view_grid.panels[0].evidence_note.toPlainText()
+    assert "detector: the subject" in window.view_grid.panels[0].evidence_note.toPlainText()
     (tmp_path / "broken.json").write_text('{"model": "x.onnx", "output": "dense"}')
     window.use_detector(tmp_path / "broken.json")
     assert "broken.json" in window.last_error and window.detector is None
@@ -690,7 +690,7 @@ def test_real_footage_opens_with_nothing_but_videos_and_a_calibration(window, qt
     assert sample.num_views == 4 and sample.cameras[0].image_size == (1088, 1920) and window.state.traces
     for panel in window.view_grid.panels:
         note = panel.evidence_note.toPlainText()
-        assert "the subject" in note and "COCO-17 evidence; made from it: pelvis" in note
+        assert "the subject" in note and "COCO-17; made: pelvis" in note
         assert panel.evidence_note.isVisible()
     window.state.set_layer("evidence", False)
     assert not window.view_grid.panels[0].evidence_note.isVisible()

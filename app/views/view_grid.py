@@ -52,6 +52,7 @@ def mask_lut(color: str) -> np.ndarray:
     return lut
 
 
+NOTE_WIDTH = 200  # screen pixels the evidence note wraps at: a portrait frame's panel is narrow
 JOINT_SET_LABELS = {"coco17": "COCO-17", "body25": "BODY_25", "halpe26": "HALPE_26", "smpl24": "SMPL-24"}
 
 
@@ -63,7 +64,7 @@ def evidence_note(sample, view: int) -> str:
         lines.append(sample.evidence_notes[view])
     if sample.keypoints is not None and sample.joint_set != H36M17.name:
         name = JOINT_SET_LABELS.get(sample.joint_set, sample.joint_set)
-        lines.append(f"{name} evidence; made from it: {', '.join(synthesised_joints(sample.joints))}")
+        lines.append(f"{name}; made: {', '.join(synthesised_joints(sample.joints))}")
     return "\n".join(lines)
 
 
@@ -122,6 +123,10 @@ class ViewPanel(pg.GraphicsLayoutWidget):
         self.highlight = ScatterItem(size=18, brush=None, pen=pg.mkPen("#ffffff", width=2.5))
         # where the evidence came from: the detector's choice, the joints made from another joint set
         self.evidence_note = pg.TextItem(color="#e8e8e8", fill=pg.mkBrush(0, 0, 0, 150), anchor=(0, 0))
+        font = pg.QtGui.QFont()
+        font.setPointSize(8)
+        self.evidence_note.setFont(font)
+        self.evidence_note.setTextWidth(NOTE_WIDTH)
         # the point and line overlays by the layer that shows them (the highlight by none: it marks the selection)
         self.point_layers = {
             "evidence": (self.evidence, self.evidence_bones, self.evidence_note),
