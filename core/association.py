@@ -167,7 +167,8 @@ class MultiviewTracker:
             for view, image in enumerate(images):
                 projected, known = _reprojected(previous[2], self.cameras[view])
                 followed = previous[1].get(view)
-                candidates = [d for d in [followed and self._measured(image, followed.following, True)] if d]
+                measured = self._measured(image, followed.following, tracked=True) if followed else None
+                candidates = [measured] if measured else []
                 near = [d for d in candidates
                         if _median_distance(d.keypoints, projected, known) <= _threshold(self.cameras[view])]
                 if not near:

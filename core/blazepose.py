@@ -17,7 +17,6 @@ import numpy as np
 
 from core.resources import DETECTOR_DIR
 
-NAME = "BlazePose (full), Apache-2.0, from mediapipe 0.10.21"
 DETECTION_SIZE, LANDMARK_SIZE = 224, 256
 DETECTION_MIN_SCORE = 0.5
 NMS_OVERLAP = 0.3

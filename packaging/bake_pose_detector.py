@@ -31,7 +31,7 @@ MODELS = {"pose_detection": "mediapipe/modules/pose_detection/pose_detection.tfl
 LICENCE_IN_WHEEL = "mediapipe-0.10.21.dist-info/LICENSE"
 NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_TO_NHWC = (0, 2, 3, 1)
-ACTIVATIONS = {0: None, 1: ("Relu", {}), 3: ("Clip", (0.0, 6.0)), 4: ("Tanh", {})}
+ACTIVATIONS = {0: None, 1: "Relu", 3: "Relu6", 4: "Tanh"}  # TFLite's fused activations
 
 
 def _densify(tensor, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -143,12 +143,12 @@ class Converter:
         activation = ACTIVATIONS[code]
         if activation is None:
             self.node("Identity", [raw], output)
-        elif activation[0] == "Clip":
-            low = self.add_initializer(output + "/low", np.float32(activation[1][0]))
-            high = self.add_initializer(output + "/high", np.float32(activation[1][1]))
+        elif activation == "Relu6":
+            low = self.add_initializer(output + "/low", np.float32(0))
+            high = self.add_initializer(output + "/high", np.float32(6))
             self.node("Clip", [raw, low, high], output)
         else:
-            self.node(activation[0], [raw], output)
+            self.node(activation, [raw], output)
 
     def nhwc(self, index: int) -> str:
         """An activation's name in TFLite's own layout (transposed back where it is kept in NCHW)."""

@@ -30,6 +30,12 @@ def test_anchors_match_the_detector_outputs(model):
     assert anchors.min() > 0 and anchors.max() < 1
 
 
+def test_the_landmark_model_gives_39_points_a_flag_and_heatmaps(model):
+    shapes = [tuple(output.shape) for output in model.landmarker.get_outputs()]
+    assert shapes == [(1, 195), (1, 1), (1, 256, 256, 1), (1, 64, 64, 39), (1, 117)]
+    assert tuple(model.landmarker.get_inputs()[0].shape) == (1, 3, LANDMARK_SIZE, LANDMARK_SIZE)
+
+
 def test_region_turns_the_scale_point_upright():
     hips = np.array([500.0, 800.0])
     upright = Region.from_alignment(hips, hips + [0, -200])
