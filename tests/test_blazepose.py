@@ -91,3 +91,19 @@ def test_a_folder_of_videos_and_a_calibration_gets_the_built_in_detector(sequenc
     h36m = convert_keypoints(sample.keypoints, COCO17, H36M17)
     made = [H36M17.index(name) for name in synthesised_joints(COCO17)]
     assert "head_top" in synthesised_joints(COCO17) and (h36m[:, made, 2] > 0).all()
+
+
+def test_infer_over_real_footage_writes_traces_with_errors_per_iteration(tmp_path, capsys):
+    """`infer` on the real clip alone (no keypoints): one trace per frame, each with its reprojection error
+    against the built-in detector's evidence at every iteration, and the means printed."""
+    import main
+    from core.trace import RefinementTrace
+
+    assert main.main(["infer", "--data", str(REAL), "--frames", "0", "1", "--mode", "calibrated",
+                      "--out", str(tmp_path / "real.npz")]) == 0
+    traces = [RefinementTrace.load(p) for p in sorted(tmp_path.glob("real.*.npz"))]
+    assert len(traces) == 2
+    for trace in traces:
+        errors = trace.metrics["reprojection_px"]
+        assert errors.shape == (len(trace.joints2d),) and np.isfinite(errors).all() and (errors > 0).all()
+    assert "reprojection_px" in capsys.readouterr().out
