@@ -172,6 +172,7 @@ class TrackingDetector:
     def __init__(self, config: DetectorConfig):
         self.detector = PoseDetector(config)
         self.joint_set = config.joint_set
+        self.notes: list[str] | None = None  # the built-in detector's tracker says what each view contributed
         self.previous: tuple[int, list[np.ndarray]] | None = None  # (frame, keypoints per view)
 
     def detect_views(self, frame: int, images: list[np.ndarray]) -> np.ndarray:

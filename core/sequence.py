@@ -244,7 +244,7 @@ def _camera_layout(folder: Path, detector: DetectorConfig | None) -> MultiviewSe
                 raise InputError(folder, f"frame {names[f]}: the built-in detector found nobody whom two views agree "
                                          "on; give 2D keypoints (see the layouts above) or your own 2D detector")
             evidence_f = {"keypoints": keypoints, "joint_set": tracker.joint_set,
-                          "evidence_notes": getattr(tracker, "notes", None)}
+                          "evidence_notes": tracker.notes}
         else:
             evidence_f = evidence(f)
         return MultiviewSample(name=f"{folder.name} {names[f]}", cameras=cameras, frames=images,
