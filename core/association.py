@@ -48,32 +48,40 @@ class ViewChoice:
         return f"detector: the subject, {how}" + (f" (of {self.people} people)" if self.people > 1 else "")
 
 
-def _median_distance(keypoints: np.ndarray, projected: np.ndarray, known: np.ndarray) -> float:
-    use = known & (keypoints[:, 2] >= MIN_CONFIDENCE)
+def _unknown_joints() -> np.ndarray:
+    return np.full((len(COCO17), 3), np.nan)
+
+
+def _distance(detection: Detection, joints3d: np.ndarray, camera: Camera) -> float:
+    """Median pixel distance of a detection's confident joints to ``joints3d`` reprojected into its view
+    (infinite with fewer than MIN_COMMON_JOINTS joints to compare)."""
+    known = np.all(np.isfinite(joints3d), axis=1)
+    projected, depth = camera.project(np.nan_to_num(joints3d))
+    use = known & (depth > 0) & (detection.keypoints[:, 2] >= MIN_CONFIDENCE)
     if use.sum() < MIN_COMMON_JOINTS:
         return np.inf
-    return float(np.median(np.linalg.norm(keypoints[use, :2] - projected[use], axis=1)))
+    return float(np.median(np.linalg.norm(detection.keypoints[use, :2] - projected[use], axis=1)))
 
 
-def _reprojected(joints3d: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """(J, 2) pixels and (J,) whether each joint is known and in front of the camera."""
-    known = np.all(np.isfinite(joints3d), axis=1)
-    uv, depth = camera.project(np.nan_to_num(joints3d))
-    return uv, known & (depth > 0)
+def _agrees(detection: Detection, joints3d: np.ndarray, camera: Camera) -> bool:
+    return _distance(detection, joints3d, camera) <= AGREEMENT * float(np.hypot(camera.width, camera.height))
+
+
+def _nearest(detections: list[Detection], joints3d: np.ndarray, camera: Camera) -> Detection | None:
+    """The detection nearest ``joints3d`` reprojected, if it agrees with them."""
+    if not detections:
+        return None
+    best = detections[int(np.argmin([_distance(d, joints3d, camera) for d in detections]))]
+    return best if _agrees(best, joints3d, camera) else None
 
 
 def _joints3d(chosen: dict[int, Detection], cameras: list[Camera]) -> np.ndarray:
     views = sorted(chosen)
     keypoints = np.stack([chosen[v].keypoints for v in views]).astype(np.float64)
-    keypoints[..., 2] = np.where(keypoints[..., 2] >= MIN_CONFIDENCE, keypoints[..., 2], 0.0)
     try:
         return triangulate(keypoints, [cameras[v] for v in views], COCO17, min_confidence=MIN_CONFIDENCE).joints3d
     except ValueError:  # no joint seen confidently by two views
-        return np.full((len(COCO17), 3), np.nan)
-
-
-def _threshold(camera: Camera) -> float:
-    return AGREEMENT * float(np.hypot(camera.width, camera.height))
+        return _unknown_joints()
 
 
 def _grow(seed: dict[int, Detection], candidates: list[list[Detection]], cameras: list[Camera]):
@@ -81,15 +89,10 @@ def _grow(seed: dict[int, Detection], candidates: list[list[Detection]], cameras
     group = dict(seed)
     joints3d = _joints3d(group, cameras)
     for view, detections in enumerate(candidates):
-        if view in group or not detections:
-            continue
-        projected, known = _reprojected(joints3d, cameras[view])
-        distances = [_median_distance(d.keypoints, projected, known) for d in detections]
-        best = int(np.argmin(distances))
-        if distances[best] <= _threshold(cameras[view]):
-            group[view] = detections[best]
+        if view not in group and (nearest := _nearest(detections, joints3d, cameras[view])) is not None:
+            group[view] = nearest
     joints3d = _joints3d(group, cameras)
-    error = np.mean([_median_distance(d.keypoints, *_reprojected(joints3d, cameras[v])) for v, d in group.items()])
+    error = np.mean([_distance(d, joints3d, cameras[v]) for v, d in group.items()])
     return group, joints3d, error
 
 
@@ -112,11 +115,10 @@ def associate(candidates: list[list[Detection]], cameras: list[Camera]) -> tuple
         for da, db in itertools.product(candidates[a], candidates[b]):
             seed = {a: da, b: db}
             joints3d = _joints3d(seed, cameras)
-            if all(_median_distance(d.keypoints, *_reprojected(joints3d, cameras[v])) <= _threshold(cameras[v])
-                   for v, d in seed.items()):
+            if all(_agrees(d, joints3d, cameras[v]) for v, d in seed.items()):
                 groups.append(_grow(seed, candidates, cameras))
     if not groups:
-        return {}, np.full((len(COCO17), 3), np.nan)
+        return {}, _unknown_joints()
     most = max(len(g[0]) for g in groups)
     centre = _looked_at(cameras)
 
@@ -164,22 +166,18 @@ class MultiviewTracker:
             counts = [len(c) for c in candidates]
         else:
             chosen, counts = {}, []
-            for view, image in enumerate(images):
-                projected, known = _reprojected(previous[2], self.cameras[view])
+            for view, (image, camera) in enumerate(zip(images, self.cameras)):
                 followed = previous[1].get(view)
                 measured = self._measured(image, followed.following, tracked=True) if followed else None
                 candidates = [measured] if measured else []
-                near = [d for d in candidates
-                        if _median_distance(d.keypoints, projected, known) <= _threshold(self.cameras[view])]
-                if not near:
+                subject = _nearest(candidates, previous[2], camera)
+                if subject is None:
                     candidates = self._detected(image)
-                    distances = [_median_distance(d.keypoints, projected, known) for d in candidates]
-                    near = [candidates[int(np.argmin(distances))]] if distances and min(distances) <= \
-                        _threshold(self.cameras[view]) else []
+                    subject = _nearest(candidates, previous[2], camera)
                 counts.append(len(candidates))
-                if near:
-                    chosen[view] = near[0]
-            joints3d = _joints3d(chosen, self.cameras) if len(chosen) >= 2 else np.full((len(COCO17), 3), np.nan)
+                if subject is not None:
+                    chosen[view] = subject
+            joints3d = _joints3d(chosen, self.cameras) if len(chosen) >= 2 else _unknown_joints()
         self.previous = frame, chosen, joints3d
         self.choices = [ViewChoice(counts[v], v in chosen, v in chosen and chosen[v].tracked)
                         for v in range(len(images))]

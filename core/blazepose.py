@@ -64,6 +64,11 @@ class Region:
         return np.concatenate([linear, (self.centre - linear @ np.full(2, LANDMARK_SIZE / 2))[:, None]], 1)
 
 
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    """The models' scores, visibilities and heatmaps are logits (clipped: no overflow, the same probabilities)."""
+    return 1 / (1 + np.exp(-np.clip(logits, -80, 80)))
+
+
 def _weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[tuple[np.ndarray, float]]:
     """BlazePose's weighted non-maximum suppression: overlapping detections averaged by score.
     boxes (N, 4) as x0, y0, x1, y1; returns [(keypoints (K, 2), score)] best first."""
@@ -108,7 +113,7 @@ class BlazePose:
         window = cv2.warpAffine(image, warp, (DETECTION_SIZE, DETECTION_SIZE), flags=cv2.INTER_LINEAR)
         tensor = (window.astype(np.float32) / 127.5 - 1).transpose(2, 0, 1)[None]
         raw, logits = self.detector.run(None, {self.detector.get_inputs()[0].name: tensor})
-        scores = 1 / (1 + np.exp(-np.clip(logits[0, :, 0], -80, 80)))
+        scores = _sigmoid(logits[0, :, 0])
         keep = scores >= DETECTION_MIN_SCORE
         raw, anchors = raw[0, keep] / DETECTION_SIZE, self.anchors[keep]
         centres, half = raw[:, :2] + anchors, raw[:, 2:4] / 2
@@ -143,7 +148,7 @@ class BlazePose:
         outputs = self.landmarker.run(None, {self.landmarker.get_inputs()[0].name: tensor})
         points, flag, heatmaps = outputs[0][0].reshape(-1, 5), float(outputs[1][0, 0]), outputs[3][0]
         xy = _refined(points[:, :2], heatmaps)
-        visibility = 1 / (1 + np.exp(-points[:, 3]))
+        visibility = _sigmoid(points[:, 3])
         in_image = xy @ to_image[:, :2].T + to_image[:, 2]
         following = Region.from_alignment(in_image[HIP_CENTRE], in_image[SCALE_POINT])
         return np.concatenate([in_image[:33], visibility[:33, None]], 1), flag, following
@@ -159,7 +164,7 @@ def _refined(xy: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
         r0, r1, c0, c1 = max(row - half, 0), min(row + half + 1, rows), max(col - half, 0), min(col + half + 1, cols)
         if r0 >= r1 or c0 >= c1:
             continue
-        window = 1 / (1 + np.exp(-heatmaps[r0:r1, c0:c1, k]))
+        window = _sigmoid(heatmaps[r0:r1, c0:c1, k])
         if window.max() < REFINE_MIN_CONFIDENCE or window.sum() <= 0:
             continue
         grid_r, grid_c = np.mgrid[r0:r1, c0:c1]
