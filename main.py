@@ -12,7 +12,7 @@ import numpy as np
 from core import __version__
 
 
-RIG_NAMES = ("ring", "h36m", "mpi_inf_3dhp", "behave", "rich", "video", "portrait")  # core.synthetic.RIG_PRESETS, without importing torch
+RIG_NAMES = ("ring", "h36m", "mpi_inf_3dhp", "behave", "rich", "video", "portrait", "volume")  # core.synthetic.RIG_PRESETS, without importing torch
 OFFICIAL_2D_HELP = ("make the 2D evidence from the images with the official checkpoint's own 2D network (AdaFuse), "
                     "as the official code does; the data's evidence then only places its crops")
 
@@ -84,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="more than 1: write OUT/<name>_0000 ... with seeds S, S+1, ... (a benchmark set)")
     synth.add_argument("--clean", type=number_in(0, 10 ** 6), default=0,
                        help="with --count: the first CLEAN samples have no occluder (a clean split)")
-    synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m"), default="native",
-                       help="format of the written calibration (easymocap: intri.yml + extri.yml)")
+    synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m", "aitviewer"),
+                       default="native", help="format of the written calibration (easymocap: intri.yml + extri.yml; "
+                                              "aitviewer: cameras.npz)")
     infer = sub.add_parser("infer", help="run HeatFormer on a sample or sequence and save refinement traces")
     infer.add_argument("--data", type=Path, required=True,
                        help="sample folder (native layout), sequence folder (images/, videos/, sample folders) or "
@@ -148,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--refine-orientation", action="store_true",
                        help="let the decoder refine the global orientation at every iteration as well (a new "
                             "head; with --init, it starts at zero)")
+    train.add_argument("--orientation-init", choices=("head", "triangulated"), default="head",
+                       help="calibrated mode's starting orientation: the orientation head's (default, as the "
+                            "paper) or the triangulated torso's, the same in every view")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
                        help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
                             "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
@@ -336,7 +340,8 @@ def run_train(args: argparse.Namespace) -> int:
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
                             weights=_loss_weights(args.weight), render_cell=args.render_cell)
     body = BodyModel(resolve_body_model_path(args.body_model))
-    model_config = preset("compact", refine_orientation=args.refine_orientation)
+    model_config = preset("compact", refine_orientation=args.refine_orientation,
+                          orientation_init=args.orientation_init)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)
     print(f"wrote {args.out}")

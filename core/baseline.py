@@ -16,14 +16,11 @@ import torch
 
 from core.body_model import BodyModel
 from core.cameras import project_points_torch, stack_cameras
-from core.inference import evidence_keypoints, procrustes_rotation, triangulate_sample
+from core.fusion import TORSO, torso_orientation
+from core.inference import evidence_keypoints, triangulate_sample
 from core.joints import H36M17
 from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from core.sample import MultiviewSample
-
-TORSO = [H36M17.index(n) for n in ("pelvis", "left_hip", "right_hip", "spine", "thorax", "left_shoulder",
-                                   "right_shoulder")]
-
 
 @dataclass
 class FitSettings:
@@ -50,12 +47,8 @@ def _initial_placement(body: BodyModel, fused_joints: np.ndarray, root: np.ndarr
     """Orientation (axis-angle) and translation that put the rest pose's torso on the triangulated one."""
     with torch.no_grad():
         rest = body.rest().joints_h36m[0].cpu().numpy()
-    usable = [j for j in TORSO if np.all(np.isfinite(fused_joints[j]))]
-    if len(usable) >= 3:
-        source, target = rest[usable], fused_joints[usable]
-        rotation = procrustes_rotation(source - source.mean(0), target - target.mean(0)).T
-    else:
-        rotation = np.eye(3)
+    rotation = torso_orientation(rest, fused_joints)
+    rotation = np.eye(3) if rotation is None else rotation
     orient = matrix_to_axis_angle(torch.as_tensor(rotation, dtype=torch.float32)).numpy()
     pelvis = rest[H36M17.index("pelvis")]
     return orient, root - pelvis  # the global rotation turns the body about its pelvis

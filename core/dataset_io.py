@@ -30,7 +30,8 @@ from core.sample import GroundTruth, MultiviewSample
 
 FORMAT_TAG = "heatformer-sample"
 VERSION = 1
-CALIBRATION_CANDIDATES = ("calibration.json", "calibration.toml", "Calib.toml", "intri.yml", "cameras.json")
+CALIBRATION_CANDIDATES = ("calibration.json", "calibration.toml", "Calib.toml", "intri.yml", "cameras.json",
+                          "cameras.npz")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -192,7 +193,7 @@ def _list(array) -> list | None:
 
 
 CALIBRATION_FILE_NAMES = {"native": "calibration.json", "easymocap": "intri.yml", "toml": "calibration.toml",
-                          "h36m": "cameras.json"}
+                          "h36m": "cameras.json", "aitviewer": "cameras.npz"}
 
 
 def write_sample(sample: MultiviewSample, folder: str | Path, frame: str = "000000",

@@ -91,6 +91,29 @@ def triangulate(keypoints: np.ndarray, cameras: list[Camera], joints: JointSet =
     return FusedEvidence(X, fused.astype(np.float32), use & valid[None], reprojection, _root(X, joints))
 
 
+def procrustes_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation R minimising |R source - target| for centred (N, 3) point sets."""
+    u, _, vt = np.linalg.svd(source.T @ target)
+    d = np.sign(np.linalg.det(u @ vt))
+    return (u * np.array([1, 1, d])) @ vt
+
+
+# The joints that move least with the body pose: what a global orientation is read from.
+TORSO = [H36M17.index(n) for n in ("pelvis", "left_hip", "right_hip", "spine", "thorax", "left_shoulder",
+                                   "right_shoulder")]
+
+
+def torso_orientation(rest_joints: np.ndarray, joints3d: np.ndarray) -> np.ndarray | None:
+    """World rotation (3, 3) that turns the body's rest-pose torso (H36M-17 ``rest_joints``) onto the triangulated
+    one; None where fewer than three torso joints were triangulated. It needs no image and cannot face the wrong
+    way, however unlike the training frames the images are."""
+    usable = [j for j in TORSO if np.all(np.isfinite(joints3d[j]))]
+    if len(usable) < 3:
+        return None
+    source, target = rest_joints[usable], joints3d[usable]
+    return procrustes_rotation(source - source.mean(0), target - target.mean(0)).T
+
+
 def _root(joints3d: np.ndarray, joints: JointSet) -> np.ndarray:
     """The pelvis if the joint set has it and it was triangulated, else the middle of the hips, else the mean of
     what was triangulated."""

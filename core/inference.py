@@ -15,7 +15,7 @@ import torch
 from core.cameras import stack_cameras
 from core.crops import crop_affines, crop_boxes, crop_images, image_to_crop
 from core.errors import InputError
-from core.fusion import triangulate
+from core.fusion import procrustes_rotation, torso_orientation, triangulate
 from core.heatmaps import decode_heatmaps, heatmap_to_image
 from core.joints import H36M17, JOINT_SETS, convert_keypoints
 from core.metrics import MM, pa_mpjpe
@@ -114,13 +114,26 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     boxes_t = torch.as_tensor(boxes, dtype=torch.float32, device=device)
     points = image_to_crop(torch.as_tensor(keypoints[..., :2], device=device), boxes_t, config.heatmap_size)
     heatmaps = model.render_heatmaps(points, torch.as_tensor(keypoints[..., 2], device=device))
-    root_cam = None
+    root_cam = orient_cam = None
     if root_world is not None:
         root_cam = torch.as_tensor(np.stack([c.R @ root_world + c.t for c in sample.cameras]), dtype=torch.float32,
                                    device=device)[None]
-    geometry = ViewGeometry(mode, boxes_t[None], config.heatmap_size, cams["K"][None], cams["dist"][None], root_cam)
+        if config.orientation_init == "triangulated":
+            orient_cam = torch.as_tensor(triangulated_orientation(sample, model, fused.joints3d), dtype=torch.float32,
+                                         device=device)[None]
+    geometry = ViewGeometry(mode, boxes_t[None], config.heatmap_size, cams["K"][None], cams["dist"][None], root_cam,
+                            orient_cam)
     images = crop_images(sample.frames, boxes, config.image_size).to(device)[None]
     return PreparedInput(images, heatmaps[None], geometry, keypoints, boxes, root_world, consistency)
+
+
+def triangulated_orientation(sample: MultiviewSample, model: HeatFormer, joints3d: np.ndarray) -> np.ndarray:
+    """(V, 3, 3) body -> camera rotations that put the rest torso on the triangulated one in every view (NaN where
+    too few torso joints were triangulated: the network falls back on its orientation head)."""
+    world = torso_orientation(model.rest_joints(), joints3d)
+    if world is None:
+        return np.full((sample.num_views, 3, 3), np.nan)
+    return np.stack([c.R @ world for c in sample.cameras])
 
 
 def _rotation_mean(rotations: np.ndarray, axis: int) -> np.ndarray:
@@ -131,19 +144,13 @@ def _rotation_mean(rotations: np.ndarray, axis: int) -> np.ndarray:
     return u @ vt
 
 
-def procrustes_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation R minimising |R source - target| for centred (N, 3) point sets."""
-    u, _, vt = np.linalg.svd(source.T @ target)
-    d = np.sign(np.linalg.det(u @ vt))
-    return (u * np.array([1, 1, d])) @ vt
-
-
 def stack_prepared(items: list[PreparedInput], mode: str) -> PreparedInput:
     """One batch from several prepared samples with the same number of views (keypoints and boxes stacked)."""
     g = [p.geometry for p in items]
     geometry = ViewGeometry(mode, torch.cat([x.boxes for x in g]), g[0].heatmap_size, torch.cat([x.K for x in g]),
                             torch.cat([x.dist for x in g]),
-                            None if mode == "uncalibrated" else torch.cat([x.root_cam for x in g]))
+                            None if mode == "uncalibrated" else torch.cat([x.root_cam for x in g]),
+                            None if g[0].orient_cam is None else torch.cat([x.orient_cam for x in g]))
     return PreparedInput(torch.cat([p.images for p in items]), torch.cat([p.heatmaps for p in items]), geometry,
                          np.stack([p.keypoints for p in items]), np.stack([p.boxes for p in items]), None)
 

@@ -2,7 +2,7 @@
 
 Layouts (``open_sequence`` tells them apart; cameras are matched to folders and videos by name):
 
-    DIR/<calibration>                    calibration.json, Calib.toml, intri.yml+extri.yml, calibration/*.toml|*.qca.txt
+    DIR/<calibration>                    calibration.json, Calib.toml, intri.yml+extri.yml, calibration/*.toml|*.qca.txt|*.npz, cameras.npz (aitviewer)
     DIR/images/<cam>/<frame>.jpg|png     EasyMocap style: one image folder per camera, the same frame names in each
     DIR/videos/<cam>.mp4|avi|mov|mkv     Pose2Sim style: one video per camera, the same frame count in each
 
@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from core.association import MultiviewTracker
-from core.calibration import check_views_match, load_calibration
+from core.calibration import check_views_match, is_calibration_file, load_calibration
 from core.cameras import Camera
 from core.detector import DetectorConfig, TrackingDetector
 from core.dataset_io import CALIBRATION_CANDIDATES, IMAGE_SUFFIXES, read_image, read_sample
@@ -91,13 +91,14 @@ class VideoFrames:
 
 
 def _calibration(folder: Path) -> list[Camera]:
-    """The folder's calibration file, else the first TOML or Qualisys .qca.txt in calibration/ (a Pose2Sim
-    project)."""
+    """The folder's calibration file, else the first TOML, Qualisys .qca.txt or aitviewer camera .npz in
+    calibration/ (a Pose2Sim project)."""
     found = [folder / c for c in CALIBRATION_CANDIDATES if (folder / c).exists()]
     found += sorted((folder / "calibration").glob("*.toml")) + sorted((folder / "calibration").glob("*.qca.txt"))
+    found += [p for p in sorted((folder / "calibration").glob("*.npz")) if is_calibration_file(p)]
     if not found:
         raise InputError(folder, f"no calibration file (looked for {', '.join(CALIBRATION_CANDIDATES)} "
-                                 "and calibration/*.toml or *.qca.txt)")
+                                 "and calibration/*.toml, *.qca.txt or *.npz)")
     return load_calibration(found[0])
 
 

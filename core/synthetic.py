@@ -50,6 +50,13 @@ class RigConfig:
     image_size: tuple[int, int] = (512, 512)
     azimuth_jitter_deg: float = 15.0
     radial_distortion: float = 0.04
+    # Real rigs are set up around a capture volume, not around the person: with person_offset > 0 the cameras
+    # surround and look at a point up to this many metres (horizontally) from the person, at a height drawn from
+    # aim_height, so the person is off the optical axis and seen obliquely; roll_deg turns each camera about its
+    # axis by up to that much. All zero: the cameras look at the person, level, as the rigs of runs 1-12.
+    person_offset: float = 0.0
+    aim_height: tuple[float, float] = (0.9, 0.9)
+    roll_deg: float = 0.0
 
 
 # Rigs shaped like those of public multiview datasets: view count, camera distances and heights, field of view
@@ -73,6 +80,11 @@ RIG_PRESETS = {
                        image_size=(512, 288)),
     "portrait": RigConfig(views=4, distance=(1.5, 4.5), height=(0.8, 2.0), focal_factor=(1.2, 1.9),
                           image_size=(288, 512)),
+    # A rig shaped like Pose2Sim's real demo (its calibration: four portrait cameras 1.7-2.1 m high, 2.4-4.4 m from
+    # the middle, looking 18-25 degrees down, rolled by up to 24 degrees, 1.55 widths), with the person anywhere
+    # in the volume.
+    "volume": RigConfig(views=4, distance=(2.5, 4.5), height=(1.5, 2.3), focal_factor=(1.2, 1.8),
+                        image_size=(288, 512), person_offset=0.8, aim_height=(0.4, 1.0), roll_deg=25.0),
 }
 
 
@@ -135,8 +147,13 @@ def standing_orientation(yaw: float) -> np.ndarray:
 
 
 def random_rig(rng: np.random.Generator, target: np.ndarray, config: RigConfig) -> list[Camera]:
-    """Cameras spread around ``target`` (azimuths evenly spaced, jittered), all looking at it."""
+    """Cameras spread around ``target`` (azimuths evenly spaced, jittered), all looking at it, or, with
+    `RigConfig.person_offset`, around and at a point of the capture volume near it."""
     width, height = config.image_size
+    if config.person_offset > 0:
+        bearing, reach = rng.uniform(0, 2 * np.pi), config.person_offset * np.sqrt(rng.uniform())
+        target = target + np.array([reach * np.cos(bearing), reach * np.sin(bearing), 0.0])
+        target[2] = rng.uniform(*config.aim_height)
     start = rng.uniform(0, 2 * np.pi)
     cameras = []
     for i in range(config.views):
@@ -145,6 +162,11 @@ def random_rig(rng: np.random.Generator, target: np.ndarray, config: RigConfig) 
         eye = target + np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), 0.0])
         eye[2] = rng.uniform(*config.height)
         R, t = look_at(eye, target + rng.normal(0, 0.1, 3))
+        if config.roll_deg > 0:
+            roll = np.radians(rng.uniform(-1, 1) * config.roll_deg)
+            c, s = np.cos(roll), np.sin(roll)
+            R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ R
+            t = -R @ eye
         focal = width * rng.uniform(*config.focal_factor)
         K = np.array([[focal, 0, width / 2 + rng.normal(0, 3)], [0, focal, height / 2 + rng.normal(0, 3)], [0, 0, 1]])
         dist = np.array([rng.uniform(-1, 1) * config.radial_distortion, 0, 0, 0, 0])

@@ -33,8 +33,9 @@ from core.rotations import axis_angle_to_matrix
 from core.synthetic import generate_sample, rig_preset
 
 # What fine-tuning (`init`) may change in a checkpoint's configuration: switches that only add zero-initialised
-# heads, and the number of iterations trained (values here only stand in for any).
-FINE_TUNABLE = {"refine_orientation": False, "iterations": 3}
+# heads or change where an estimate starts, and the number of iterations trained (values here only stand in for
+# any).
+FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "iterations": 3}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 

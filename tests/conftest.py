@@ -50,8 +50,8 @@ def camera_folder(tmp_path, original, layout: str, calibration: str = "easymocap
     2D evidence."""
     folder = tmp_path / layout
     (folder / calibration).parent.mkdir(parents=True, exist_ok=True)
-    save_calibration(original.cameras, folder if calibration == "easymocap" else folder / calibration,
-                     "easymocap" if calibration == "easymocap" else "toml")
+    fmt = "easymocap" if calibration == "easymocap" else "aitviewer" if calibration.endswith(".npz") else "toml"
+    save_calibration(original.cameras, folder if calibration == "easymocap" else folder / calibration, fmt)
     for view, image in zip(original.view_names, original.frames):
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         if layout == "images":

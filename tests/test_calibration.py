@@ -7,7 +7,7 @@ from core.calibration import check_views_match, detect_format, load_calibration,
 from core.errors import InputError
 
 FORMAT_PATHS = {"native": "calib.json", "easymocap": "easymocap", "toml": "Calib.toml", "h36m": "cameras.json",
-                "qualisys": "Calib.qca.txt"}
+                "qualisys": "Calib.qca.txt", "aitviewer": "cameras.npz"}
 
 
 def write(rig, tmp_path, fmt):
@@ -36,6 +36,35 @@ def test_every_format_projects_the_same(rig, tmp_path):
         for cam, uv in zip(load_calibration(write(rig, tmp_path, fmt)), expected):
             np.testing.assert_allclose(cam.project(points)[0], uv, atol=1e-6,
                                        err_msg=f"{fmt} projects differently")
+
+
+def test_aitviewer_camera_files_as_its_multiview_system_reads_them(rig, tmp_path):
+    """aitviewer's own file has integer ids and no image size: the names are the ids, the size is guessed from the
+    principal point until images say otherwise; a trace .npz is no calibration; wrong shapes are named."""
+    from core.calibration import is_calibration_file
+
+    path = tmp_path / "cameras.npz"
+    np.savez(path, ids=np.arange(1, len(rig) + 1), intrinsics=np.stack([c.K for c in rig]),
+             extrinsics=np.stack([np.hstack([c.R, c.t[:, None] * 1000]) for c in rig]),  # millimetres
+             dist_coeffs=np.stack([c.dist[:5] for c in rig]))
+    cameras = load_calibration(path)
+    assert [c.name for c in cameras] == [str(i) for i in range(1, len(rig) + 1)]
+    assert all(c.size_guessed and c.width == round(2 * theirs.K[0, 2]) for c, theirs in zip(cameras, rig))
+    np.testing.assert_allclose(cameras[1].t, rig[1].t, atol=1e-9)
+    written = tmp_path / "ours.npz"
+    save_calibration(rig, written, "aitviewer")
+    with np.load(written) as data:  # what MultiViewSystem indexes
+        assert data["extrinsics"].shape == (len(rig), 3, 4) and data["dist_coeffs"].shape == (len(rig), 5)
+        assert list(data["ids"]) == [c.name for c in rig]
+
+    trace = tmp_path / "trace.npz"
+    np.savez(trace, vertices=np.zeros(3))
+    assert not is_calibration_file(trace) and is_calibration_file(written)
+    broken = tmp_path / "broken.npz"
+    np.savez(broken, ids=np.arange(3), intrinsics=np.zeros((3, 3, 3)), extrinsics=np.zeros((2, 3, 4)))
+    with pytest.raises(InputError, match=r"extrinsics has shape \(2, 3, 4\); 3 camera ids need \(3, 3, 4\)") as info:
+        load_calibration(broken)
+    assert str(broken) in str(info.value)
 
 
 def test_h36m_stores_millimetres(rig, tmp_path):

@@ -56,3 +56,17 @@ def test_a_joint_seen_by_one_view_is_missing_everywhere(joints):
     np.testing.assert_array_equal(fused.keypoints[:, head], 0.0)
     assert np.isnan(fused.reprojection_error[1:, head]).all()  # not detected there: no error to report
     np.testing.assert_allclose(np.delete(fused.joints3d, head, 0), np.delete(joints, head, 0), atol=1e-6)
+
+
+def test_torso_orientation_turns_the_rest_torso_onto_the_triangulated_one(joints):
+    import torch
+
+    from core.fusion import TORSO, torso_orientation
+    from core.rotations import axis_angle_to_matrix
+
+    # more than 90 degrees: no small-angle luck
+    turn = axis_angle_to_matrix(torch.tensor([0.3, -2.6, 0.9], dtype=torch.float64)).numpy()
+    placed = joints @ turn.T + [1.0, -2.0, 0.5]
+    np.testing.assert_allclose(torso_orientation(joints, placed), turn, atol=1e-9)
+    placed[TORSO[:5]] = np.nan  # two torso joints are too few to say which way the body faces
+    assert torso_orientation(joints, placed) is None

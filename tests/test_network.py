@@ -269,3 +269,33 @@ def test_shipped_checkpoint_refines_held_out_samples(body):
         errors.append(trace.metrics["mpjpe_mm"])
     mean = np.mean(errors, axis=0)
     assert mean[1] < 0.9 * mean[0] and mean[2] < 0.9 * mean[0]
+
+
+def test_triangulated_orientation_init_is_the_torso_in_every_view(sample, body):
+    """With `orientation_init="triangulated"`, calibrated iteration 0 faces where the triangulated torso faces, the
+    same in every view whatever the image says; a view without it, and uncalibrated mode, keep the head's."""
+    from core.fusion import torso_orientation, triangulate
+    from core.inference import evidence_keypoints
+    from core.rotations import axis_angle_to_matrix
+
+    torch.manual_seed(0)
+    head = load_model(None, body)
+    torso = load_model(None, body, dataclasses.replace(COMPACT, orientation_init="triangulated"))
+    torso.load_state_dict(head.state_dict())
+    expected = torso_orientation(torso.rest_joints(), triangulate(evidence_keypoints(sample), sample.cameras).joints3d)
+    trace = refine(sample, torso, "calibrated", 1, device="cpu")
+    in_cameras = axis_angle_to_matrix(torch.as_tensor(trace.global_orient[0])).numpy()
+    for v, camera in enumerate(sample.cameras):
+        np.testing.assert_allclose(camera.R.T @ in_cameras[v], expected, atol=1e-4)
+    by_head = refine(sample, head, "calibrated", 1, device="cpu")
+    assert not np.allclose(by_head.global_orient[0], trace.global_orient[0], atol=1e-2)
+    np.testing.assert_array_equal(refine(sample, torso, "uncalibrated", 1, device="cpu").vertices,
+                                  refine(sample, head, "uncalibrated", 1, device="cpu").vertices)
+
+    prepared = prepare(sample, torso, "calibrated", torch.device("cpu"))
+    prepared.geometry.orient_cam[0, 2] = float("nan")  # view 3's torso unknown
+    with torch.no_grad():
+        first = torso(prepared.images, prepared.heatmaps, prepared.geometry, 1)[0]
+        own = head(prepared.images, prepared.heatmaps, prepared.geometry, 1)[0]
+    np.testing.assert_allclose(first.global_orient[0, 2], own.global_orient[0, 2], atol=1e-6)
+    assert torch.isfinite(first.joints).all()

@@ -85,6 +85,14 @@ def test_videos_with_pose2sim_halpe_output(tmp_path, original, body, video):
     check_runs(sequence, original, body)
 
 
+def test_image_folders_with_an_aitviewer_camera_file(tmp_path, original, body):
+    folder = camera_folder(tmp_path, original, "images", calibration="calibration/cameras.npz")
+    write_detector_files(folder, original, "openpose/{}", BODY25, openpose_people)
+    sequence = open_sequence(folder)
+    assert [c.name for c in sequence[0].cameras] == original.view_names
+    check_runs(sequence, original, body)
+
+
 def test_image_folders_with_easymocap_annots(tmp_path, original, body):
     folder = camera_folder(tmp_path, original, "images")
     write_detector_files(folder, original, "annots/{}", BODY25, easymocap_annots)

@@ -179,3 +179,24 @@ def test_coarse_body_frames_change_only_the_frames(body):
     np.testing.assert_array_equal(full.ground_truth.joints3d, coarse.ground_truth.joints3d)
     difference = np.abs(full.frames[0].astype(int) - coarse.frames[0].astype(int)).max(-1)
     assert 0 < (difference > 40).mean() < 0.01  # different, but in under 1 % of the pixels
+
+
+def test_a_volume_rig_looks_past_the_person_and_rolls(body):
+    """Real rigs aim at the capture volume and are not level: in the `volume` rig the person is seen off the
+    optical axis and the cameras roll, where the `ring` rig looks straight at a level person."""
+
+    def off_axis_and_roll(name):
+        off, roll = [], []
+        for seed in range(10):
+            sample = generate_sample(body, seed=seed, rig=RIG_PRESETS[name], occluders=0)
+            pelvis = sample.ground_truth.joints3d[H36M17.index("pelvis")]
+            for camera in sample.cameras:
+                towards = camera.R @ pelvis + camera.t
+                off.append(np.degrees(np.arccos(towards[2] / np.linalg.norm(towards))))
+                roll.append(abs(np.degrees(np.arcsin(camera.R[0, 2]))))  # the image x axis out of level
+        return np.mean(np.array(off) > 8), np.max(roll)  # the share of views seeing the pelvis 8 degrees off
+
+    ring_off, ring_roll = off_axis_and_roll("ring")
+    volume_off, volume_roll = off_axis_and_roll("volume")
+    assert ring_off < 0.1 and ring_roll < 1e-6
+    assert volume_off > 0.2 and volume_roll > 10, (volume_off, volume_roll)

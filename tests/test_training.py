@@ -147,7 +147,8 @@ def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
 def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other_change(body, tmp_path):
     """`init` into a network with `refine_orientation` adds its zero head: at first the same function as the
     network without it (every iteration keeps the head's orientation); a learning rate moves it, and the
-    iterations then change the orientation. Any other difference of configuration is refused."""
+    iterations then change the orientation. The iteration count and where the orientation starts may change too;
+    any other difference of configuration is refused."""
     from core.dataset_io import read_sample
     from core.errors import InputError
     from core.inference import prepare, refine
@@ -175,9 +176,11 @@ def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other
     moved = refine(sample, load_model(out, body), "calibrated", 3, device="cpu")
     assert not np.allclose(moved.global_orient[1:], moved.global_orient[:1], atol=1e-4)
 
-    longer = replace(small_config(1), iterations=4, lr=0.0)  # iterations too may change in fine-tuning
-    train(out, longer, body, grown, device="cpu", log=lambda _: None, init=base)
+    longer = replace(small_config(1), iterations=4, lr=0.0)  # iterations too may change in fine-tuning,
+    torso = replace(grown, orientation_init="triangulated")  # and where the orientation starts
+    train(out, longer, body, torso, device="cpu", log=lambda _: None, init=base)
     assert load_model(out, body).config.iterations == 4
+    assert load_model(out, body).config.orientation_init == "triangulated"
 
     with pytest.raises(InputError, match="lacks: orient_head"):  # no fine-tuning drops a head
         train(tmp_path / "shrunk.pt", small_config(1), body, COMPACT, device="cpu", log=lambda _: None, init=out)

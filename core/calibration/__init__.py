@@ -1,7 +1,7 @@
 """Calibration files in and out. Every reader returns `Camera`s in metres, world -> camera, OpenCV axes.
 
 Formats: native JSON, EasyMocap intri.yml/extri.yml, Pose2Sim/anipose Calib.toml, Human3.6M camera JSON,
-Qualisys .qca.txt.
+Qualisys .qca.txt, aitviewer's camera .npz.
 Traps and conventions of each are in shared/calibration-formats.md; see `load_calibration` for detection.
 """
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Literal
 
 from core.cameras import Camera
-from core.calibration import easymocap, h36m, native, qualisys, toml_calib
+from core.calibration import aitviewer, easymocap, h36m, native, qualisys, toml_calib
 from core.errors import InputError, reading
 from core.files import read_json
 
-Format = Literal["native", "easymocap", "toml", "h36m", "qualisys"]
-FORMATS: tuple[str, ...] = ("native", "easymocap", "toml", "h36m", "qualisys")
+Format = Literal["native", "easymocap", "toml", "h36m", "qualisys", "aitviewer"]
+FORMATS: tuple[str, ...] = ("native", "easymocap", "toml", "h36m", "qualisys", "aitviewer")
 
 
 def detect_format(path: Path) -> Format:
@@ -26,6 +26,8 @@ def detect_format(path: Path) -> Format:
         return "toml"
     if qualisys.is_qca(path):
         return "qualisys"
+    if aitviewer.is_aitviewer(path):
+        return "aitviewer"
     if path.suffix == ".json":
         data = read_json(path)
         if "cameras" in data:
@@ -34,13 +36,15 @@ def detect_format(path: Path) -> Format:
             return "h36m"
         raise InputError(path, "JSON is neither a native calibration (key 'cameras') nor Human3.6M-style "
                                "({'1': {'R', 't', 'f', 'c'}, ...})")
-    raise InputError(path, "unknown calibration format: expected .json, .toml, .qca.txt or intri.yml/extri.yml")
+    raise InputError(path, "unknown calibration format: expected .json, .toml, .qca.txt, intri.yml/extri.yml or an "
+                           "aitviewer camera .npz (ids, intrinsics, extrinsics)")
 
 
 def is_calibration_file(path: Path) -> bool:
     """Whether ``path`` is a calibration file this module reads (JSON is looked into: detector configurations and
     other JSON files are not calibrations)."""
-    if not path.is_file() or (path.suffix not in (".json", ".toml", ".yml", ".yaml") and not qualisys.is_qca(path)):
+    if not path.is_file() or (path.suffix not in (".json", ".toml", ".yml", ".yaml") and not qualisys.is_qca(path)
+                              and not aitviewer.is_aitviewer(path)):
         return False
     try:
         detect_format(path)
@@ -56,7 +60,7 @@ def load_calibration(path: str | Path, fmt: Format | None = None, units: str | N
         raise InputError(path, "calibration file does not exist")
     fmt = fmt or detect_format(path)
     readers = {"native": native.read, "easymocap": easymocap.read, "toml": toml_calib.read, "h36m": h36m.read,
-               "qualisys": qualisys.read}
+               "qualisys": qualisys.read, "aitviewer": aitviewer.read}
     if fmt not in readers:
         raise InputError(path, f"unknown calibration format {fmt!r}; expected one of {', '.join(FORMATS)}")
     with reading(path, f"{fmt} calibration"):
@@ -72,7 +76,7 @@ def load_calibration(path: str | Path, fmt: Format | None = None, units: str | N
 def save_calibration(cameras: list[Camera], path: str | Path, fmt: Format = "native") -> None:
     """Write cameras atomically; for EasyMocap ``path`` is the folder that receives intri.yml and extri.yml."""
     writers = {"native": native.write, "easymocap": easymocap.write, "toml": toml_calib.write, "h36m": h36m.write,
-               "qualisys": qualisys.write}
+               "qualisys": qualisys.write, "aitviewer": aitviewer.write}
     if fmt not in writers:
         raise ValueError(f"unknown calibration format {fmt!r}")
     writers[fmt](cameras, Path(path))

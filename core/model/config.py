@@ -52,6 +52,11 @@ class HeatFormerConfig:
     # The paper keeps the global orientation of the orientation head for every iteration. Ours can also let the
     # decoder add a residual to it at each iteration: with our small head, orientation is the largest error.
     refine_orientation: bool = False
+    # Where iteration 0's global orientation comes from in calibrated mode. "head": the orientation head, from the
+    # crop's image and heatmaps, as the paper. "triangulated": the rest torso turned onto the triangulated one
+    # (core.fusion.torso_orientation), the same in every view; on real frames the head's per-view orientations
+    # disagreed by up to 170 degrees. Uncalibrated mode, and a sample whose torso was not triangulated, use the head.
+    orientation_init: Literal["head", "triangulated"] = "head"
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -131,7 +136,7 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "orient_heads": (1, 64, int), "orient_head_dim": (1, 512, int), "orient_mlp": (1, 16384, int),
           "iterations": (1, 8, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
-           "orient_context": ("image", "image+heat"), "refine_orientation": (False, True)}
+           "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated")}
 
 COMPACT = HeatFormerConfig()
 

@@ -27,6 +27,9 @@ class ViewGeometry:
     K: torch.Tensor  # (B, V, 3, 3)
     dist: torch.Tensor  # (B, V, 8)
     root_cam: torch.Tensor | None = None  # (B, V, 3) calibrated root in each camera frame, metres
+    # (B, V, 3, 3) calibrated: the triangulated torso's orientation in each camera (NaN where none), read by a
+    # network whose `orientation_init` is "triangulated"
+    orient_cam: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -12,6 +12,7 @@ import contextlib
 import time
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -109,6 +110,15 @@ class HeatFormer(nn.Module):
         # `official_2d` the evidence of every sample comes from it rather than from the sample's own keypoints.
         self.adafuse: nn.Module | None = None
         self.official_2d = False
+        self._rest_joints: np.ndarray | None = None
+
+    def rest_joints(self) -> np.ndarray:
+        """(17, 3) H36M joints of the body model's rest pose (cached: the triangulated orientation reads them for
+        every sample)."""
+        if self._rest_joints is None:
+            with torch.no_grad():
+                self._rest_joints = self.body.rest().joints_h36m[0].cpu().numpy()
+        return self._rest_joints
 
     @contextlib.contextmanager
     def _stage(self, name: str):
@@ -168,6 +178,10 @@ class HeatFormer(nn.Module):
         with self._stage("orientation head"):
             d_orient, d_cam = self.orientation(context.flatten(0, 1))
         orient6d = (self.init_orient + d_orient).unflatten(0, (b, v))
+        if self.config.orientation_init == "triangulated" and geometry.orient_cam is not None:
+            known = torch.isfinite(geometry.orient_cam).flatten(-2).all(-1, keepdim=True)  # (B, V, 1)
+            triangulated = matrix_to_rot6d(torch.nan_to_num(geometry.orient_cam))
+            orient6d = torch.where(known, triangulated, orient6d)
         cam = (self.init_cam + d_cam).unflatten(0, (b, v))
         pose6d = self.init_pose.expand(b, v, 23, 6)
         betas = self.init_betas.expand(b, v, -1)
