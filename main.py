@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="more than 1: write OUT/<name>_0000 ... with seeds S, S+1, ... (a benchmark set)")
     synth.add_argument("--clean", type=number_in(0, 10 ** 6), default=0,
                        help="with --count: the first CLEAN samples have no occluder (a clean split)")
+    synth.add_argument("--appearance", action="store_true",
+                       help="dressed people, cluttered backgrounds and camera faults instead of part colours over "
+                            "the checkered floor (the truth and 2D evidence stay those of the seed)")
     synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m", "aitviewer"),
                        default="native", help="format of the written calibration (easymocap: intri.yml + extri.yml; "
                                               "aitviewer: cameras.npz)")
@@ -146,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=0,
                        help="processes that draw the synthetic batches while the network trains (default 0: "
                             "between steps; the batches are the same either way)")
+    train.add_argument("--appearance", action="store_true",
+                       help="randomise the frames' appearance: dressed people, cluttered backgrounds, exposure, "
+                            "blur, noise and JPEG (core/appearance.py)")
     train.add_argument("--refine-orientation", action="store_true",
                        help="let the decoder refine the global orientation at every iteration as well (a new "
                             "head; with --init, it starts at zero)")
@@ -338,7 +344,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit("train: --workers must be 0 or more")
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
-                            weights=_loss_weights(args.weight), render_cell=args.render_cell)
+                            weights=_loss_weights(args.weight), render_cell=args.render_cell,
+                            appearance=args.appearance)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init)
@@ -365,7 +372,8 @@ def run_synth(args: argparse.Namespace) -> int:
     for i in range(args.count):
         out = args.out if args.count == 1 else args.out / f"{args.out.name}_{i:04d}"
         occluders = 0 if i < args.clean else args.occluders
-        sample = generate_sample(body, seed=args.seed + i, rig=rig, occluders=occluders, name=out.name)
+        sample = generate_sample(body, seed=args.seed + i, rig=rig, occluders=occluders, name=out.name,
+                                 appearance=args.appearance)
         write_sample(sample, out, calibration_format=args.calibration_format)
         if args.count > 1:
             print_progress(int(100 * (i + 1) / args.count), out.name)

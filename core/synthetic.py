@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from core.appearance import camera_faults, clothing_colors, random_background
 from core.body_model import BodyModel
 from core.cameras import Camera, look_at
 from core.joints import H36M17, SMPL24
@@ -185,17 +186,21 @@ def segment_hits_box(start: np.ndarray, ends: np.ndarray, box_min: np.ndarray, b
     return (t_near <= t_far) & (t_far > 0) & (t_near < 0.98)  # stop short of the joint itself
 
 
+def face_joints(body: BodyModel, faces: np.ndarray) -> np.ndarray:
+    """(F,) the SMPL-24 joint each face moves with (its first vertex's largest skinning weight)."""
+    return body.smpl.lbs_weights.argmax(1).numpy()[faces[:, 0]]
+
+
 def part_colors(body: BodyModel, faces: np.ndarray) -> np.ndarray:
-    """One colour per body part (the joint with the largest skinning weight), per face."""
+    """One colour per body part, per face."""
     palette = np.array([[70, 110, 180], [220, 120, 70], [90, 170, 110], [200, 180, 90], [160, 100, 170],
                         [90, 170, 190]], dtype=np.uint8)
-    part_of_vertex = body.smpl.lbs_weights.argmax(1).numpy()
     groups = {"torso": [0, 3, 6, 9, 13, 14], "head": [12, 15], "left_leg": [1, 4, 7, 10],
               "right_leg": [2, 5, 8, 11], "left_arm": [16, 18, 20, 22], "right_arm": [17, 19, 21, 23]}
     group_of_joint = np.zeros(len(SMPL24), dtype=int)
     for g, joints in enumerate(groups.values()):
         group_of_joint[joints] = g
-    return palette[group_of_joint[part_of_vertex[faces[:, 0]]]]
+    return palette[group_of_joint[face_joints(body, faces)]]
 
 
 def faulty_keypoints(rng: np.random.Generator, uv: np.ndarray, occluded: np.ndarray, cameras: list[Camera],
@@ -234,11 +239,13 @@ def coarse_body(body: BodyModel, cell: float) -> tuple[np.ndarray, np.ndarray, n
 
 def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, occluders: int = 1,
                     faults: EvidenceFaults | None = None, name: str | None = None,
-                    renderer: Callable[[list[Mesh], Camera], np.ndarray] = render,
-                    render_cell: float = 0.0) -> MultiviewSample:
+                    renderer: Callable[[list[Mesh], Camera, np.ndarray | None], np.ndarray] = render,
+                    render_cell: float = 0.0, appearance: bool = False) -> MultiviewSample:
     """One synthetic multiview sample; the same seed always gives the same sample. ``renderer`` draws the frames
     (training passes a faster one, see `core.training.fast_render`); ``render_cell`` > 0 draws the body clustered
-    on a grid of that many metres (fewer faces: cheaper frames), else in full. Only the frames change with it."""
+    on a grid of that many metres (fewer faces: cheaper frames), else in full; ``appearance`` dresses the person,
+    clutters the backgrounds and degrades the frames as a camera does (`core.appearance`, from a generator of
+    its own). Only the frames change with either."""
     rig = rig or RigConfig()
     faults = faults or EvidenceFaults()
     rng = np.random.default_rng(seed)
@@ -256,11 +263,13 @@ def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, oc
 
     target = np.array([transl[0], transl[1], 0.9])
     cameras = random_rig(rng, target, rig)
+    looks = np.random.default_rng([seed, 1]) if appearance else None
+    colors = part_colors(body, body.faces) if looks is None else clothing_colors(face_joints(body, body.faces), looks)
     if render_cell > 0:
         kept_vertices, kept_faces, face_index = coarse_body(body, render_cell)
-        meshes = [Mesh(vertices[kept_vertices], kept_faces, part_colors(body, body.faces)[face_index])]
+        meshes = [Mesh(vertices[kept_vertices], kept_faces, colors[face_index])]
     else:
-        meshes = [Mesh(vertices, body.faces, part_colors(body, body.faces))]
+        meshes = [Mesh(vertices, body.faces, colors)]
     boxes = []
     for k in range(occluders):
         # A box between the person and one camera, tall enough to hide legs or more.
@@ -271,13 +280,18 @@ def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, oc
         size = np.array([rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.6), rng.uniform(0.5, 1.0)])
         boxes.append((np.array([*centre_xy, size[2] / 2]), size))
         meshes.append(box_mesh(boxes[-1][0], size))
+        if looks is not None:
+            meshes[-1].face_colors[:] = looks.uniform(0, 255, 3)
 
     uv = np.stack([cam.project(joints3d)[0] for cam in cameras])
     occluded = np.zeros((len(cameras), len(H36M17)), dtype=bool)
     for v, cam in enumerate(cameras):
         for centre, size in boxes:
             occluded[v] |= segment_hits_box(cam.center, joints3d, centre - size / 2, centre + size / 2)
-    frames = [renderer(meshes, cam) for cam in cameras]
+    if looks is not None:
+        frames = [camera_faults(renderer(meshes, cam, random_background(cam, looks)), looks) for cam in cameras]
+    else:
+        frames = [renderer(meshes, cam, None) for cam in cameras]
     keypoints = faulty_keypoints(rng, uv, occluded, cameras, faults)
     truth = GroundTruth(global_orient=global_orient, body_pose=body_pose, betas=betas, transl=transl,
                         joints3d=joints3d, joint_set="h36m17", body_model=body.identity, occluded=occluded)

@@ -39,8 +39,8 @@ FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "iterat
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 
-def fast_render(meshes, camera):
-    return render(meshes, camera, depth_layers=TRAINING_DEPTH_LAYERS)
+def fast_render(meshes, camera, image=None):
+    return render(meshes, camera, image, depth_layers=TRAINING_DEPTH_LAYERS)
 
 
 DESCRIPTION = "trained on synthetic multiview data only (free body model, random poses, rigs and detector faults)"
@@ -71,6 +71,7 @@ class TrainingConfig:
     # the body in the frames clustered on a grid of this many metres (0: the full mesh): the frames cost per face,
     # and at the crops' 96x128 pixels a 3 cm body differs from the full one in about 1 % of them
     render_cell: float = 0.03
+    appearance: bool = False  # dressed people, cluttered backgrounds, camera faults (core.appearance)
     seed: int = 0
     log_every: int = 20
     save_every: int = 200
@@ -98,7 +99,8 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
     items, truths = [], []
     while len(items) < config.batch_size:
         sample = generate_sample(body, int(rng.integers(2 ** 31)), rig, occluders=int(rng.integers(0, 3)),
-                                 renderer=fast_render, render_cell=config.render_cell)
+                                 renderer=fast_render, render_cell=config.render_cell,
+                                 appearance=config.appearance)
         try:
             items.append(prepare(sample, model, mode, device))
         except Exception:  # e.g. too few views agree to triangulate: draw another sample

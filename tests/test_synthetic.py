@@ -200,3 +200,27 @@ def test_a_volume_rig_looks_past_the_person_and_rolls(body):
     volume_off, volume_roll = off_axis_and_roll("volume")
     assert ring_off < 0.1 and ring_roll < 1e-6
     assert volume_off > 0.2 and volume_roll > 10, (volume_off, volume_roll)
+
+
+def test_appearance_dresses_the_person_and_changes_only_the_frames(body):
+    """With `appearance`, the seed's truth and evidence stay; the frames are new, the same for the same seed, and
+    the left and right limbs wear the same clothes (the plain frames tell them apart by colour)."""
+    from core.appearance import clothing_colors
+    from core.synthetic import face_joints
+
+    rig = rig_preset("portrait", width=144)
+    plain = generate_sample(body, seed=5, rig=rig)
+    dressed = generate_sample(body, seed=5, rig=rig, appearance=True)
+    np.testing.assert_array_equal(dressed.keypoints, plain.keypoints)
+    np.testing.assert_array_equal(dressed.ground_truth.joints3d, plain.ground_truth.joints3d)
+    assert all(np.abs(a.astype(int) - b).mean() > 10 for a, b in zip(dressed.frames, plain.frames))
+    again = generate_sample(body, seed=5, rig=rig, appearance=True)
+    assert all(np.array_equal(a, b) for a, b in zip(again.frames, dressed.frames))
+    other = generate_sample(body, seed=6, rig=rig, appearance=True)
+    assert np.abs(other.frames[0].astype(int) - dressed.frames[0]).mean() > 10
+
+    joints = face_joints(body, body.faces)
+    colours = clothing_colors(joints, np.random.default_rng(0))
+    for left, right in ((16, 17), (18, 19), (1, 2), (4, 5), (7, 8), (20, 21)):  # SMPL-24 left/right pairs
+        np.testing.assert_array_equal(colours[joints == left][0], colours[joints == right][0])
+    assert len(np.unique(colours, axis=0)) >= 3  # skin, shirt, trousers at least
