@@ -107,6 +107,17 @@ class EvidenceFaults:
     miss_probability: float = 0.03
     occluded_miss_probability: float = 0.6
     swap_probability: float = 0.1  # per view: one limb's left and right are exchanged
+    # A detector's joints are not the body model's (BlazePose's hips, shoulders and head top lie 17-27 px from
+    # them on a person 1000 px tall, wrists and the pelvis 8 px): per sample and joint, one 3D offset that every
+    # view sees, of this spread in metres per axis for the worst joints (`DEFINITION_SPREAD` scales the others);
+    # triangulation cannot average it away as it does jitter. The directions are random, not the detector's own.
+    definition_offset_m: float = 0.0
+
+
+# How far each H36M-17 joint's definition differs between detectors and the body model, relative to the worst.
+DEFINITION_SPREAD = np.array([0.3 if n in ("pelvis", "spine", "left_wrist", "right_wrist") else
+                              1.0 if n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder", "head_top") else
+                              0.6 for n in H36M17.names])
 
 
 def _limits_table() -> np.ndarray:
@@ -283,7 +294,11 @@ def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, oc
         if looks is not None:
             meshes[-1].face_colors[:] = looks.uniform(0, 255, 3)
 
-    uv = np.stack([cam.project(joints3d)[0] for cam in cameras])
+    detected = joints3d
+    if faults.definition_offset_m > 0:
+        spread = faults.definition_offset_m * DEFINITION_SPREAD[:, None]
+        detected = joints3d + np.random.default_rng([seed, 2]).normal(0, 1, joints3d.shape) * spread
+    uv = np.stack([cam.project(detected)[0] for cam in cameras])
     occluded = np.zeros((len(cameras), len(H36M17)), dtype=bool)
     for v, cam in enumerate(cameras):
         for centre, size in boxes:

@@ -30,7 +30,7 @@ from core.model.config import COMPACT, HeatFormerConfig
 from core.model.network import ROOT, HeatFormer
 from core.render import render
 from core.rotations import axis_angle_to_matrix
-from core.synthetic import generate_sample, rig_preset
+from core.synthetic import EvidenceFaults, generate_sample, rig_preset
 
 # What fine-tuning (`init`) may change in a checkpoint's configuration: switches that only add zero-initialised
 # heads or change where an estimate starts, and the number of iterations trained (values here only stand in for
@@ -72,6 +72,7 @@ class TrainingConfig:
     # and at the crops' 96x128 pixels a 3 cm body differs from the full one in about 1 % of them
     render_cell: float = 0.03
     appearance: bool = False  # dressed people, cluttered backgrounds, camera faults (core.appearance)
+    definition_offset_m: float = 0.0  # core.synthetic.EvidenceFaults: detector joints defined unlike the body's
     seed: int = 0
     log_every: int = 20
     save_every: int = 200
@@ -99,6 +100,7 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
     items, truths = [], []
     while len(items) < config.batch_size:
         sample = generate_sample(body, int(rng.integers(2 ** 31)), rig, occluders=int(rng.integers(0, 3)),
+                                 faults=EvidenceFaults(definition_offset_m=config.definition_offset_m),
                                  renderer=fast_render, render_cell=config.render_cell,
                                  appearance=config.appearance)
         try:
