@@ -376,7 +376,7 @@ def run_synth(args: argparse.Namespace) -> int:
         out = args.out if args.count == 1 else args.out / f"{args.out.name}_{i:04d}"
         occluders = 0 if i < args.clean else args.occluders
         sample = generate_sample(body, seed=args.seed + i, rig=rig, occluders=occluders, name=out.name,
-                                 appearance=args.appearance, definition_offset_m=args.definition_offset)
+                                 appearance=args.appearance)
         write_sample(sample, out, calibration_format=args.calibration_format)
         if args.count > 1:
             print_progress(int(100 * (i + 1) / args.count), out.name)
