@@ -257,20 +257,20 @@ def test_eval_command_writes_tables(tmp_path):
 @pytest.mark.parametrize("rig", ["ring", "h36m", "mpi_inf_3dhp", "video", "portrait", "volume"])
 def test_shipped_checkpoint_refines_held_out_samples(body, rig):
     """The shipped weights load and lower the error over the first iterations on samples it never saw, on rigs of
-    3 to 8 views and square, 16:9 and 9:16 frames (rendered small: the error is the evidence's, not the pixels')."""
+    3 to 8 views and square, 16:9 and 9:16 frames."""
     from core.resources import DEFAULT_CHECKPOINT
     from core.synthetic import generate_sample, rig_preset
 
     model = load_model(DEFAULT_CHECKPOINT, body)
     assert model.trained and "synthetic" in model.description
     errors = []
-    for seed in (900001, 900002, 900003):
-        sample = generate_sample(body, seed, rig_preset(rig, width=256))
+    for seed in range(900001, 900007):
+        sample = generate_sample(body, seed, rig_preset(rig))
         trace = refine(sample, model, "calibrated", 3, device="cpu")
         evaluate(trace, sample, body)
         errors.append(trace.metrics["mpjpe_mm"])
     mean = np.mean(errors, axis=0)
-    assert mean[1] < 0.9 * mean[0] and mean[3] < 0.7 * mean[0], mean
+    assert mean[1] < 0.9 * mean[0] and mean[3] < 0.8 * mean[0], mean
 
 
 def test_triangulated_orientation_init_is_the_torso_in_every_view(sample, body):
