@@ -1,9 +1,12 @@
 """Errors in millimetres, as the HeatFormer paper reports them: MPJPE and MPVPE after aligning the root joints
 (computed in `core.inference.evaluate`, in each camera's frame), PA-MPJPE after a similarity (Procrustes)
-alignment. Arrays are (..., N, 3) in metres."""
+alignment. Arrays are (..., N, 3) in metres. Without ground truth (real footage): the body's height and how far
+the per-view estimates lie apart."""
 from __future__ import annotations
 
 import numpy as np
+
+from core.joints import H36M17
 
 MM = 1000.0
 
@@ -23,3 +26,14 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1).mean(-1) * MM
+
+
+def body_height(joints3d: np.ndarray) -> np.ndarray:
+    """(...,) metres from the head top to the mean of the ankles of H36M-17 joints (..., 17, 3)."""
+    ankles = [H36M17.index("left_ankle"), H36M17.index("right_ankle")]
+    return np.linalg.norm(joints3d[..., H36M17.index("head_top"), :] - joints3d[..., ankles, :].mean(-2), axis=-1)
+
+
+def view_spread(joints3d: np.ndarray) -> np.ndarray:
+    """(...,) metres: the mean distance of each view's joints (..., V, J, 3) from the views' mean."""
+    return np.linalg.norm(joints3d - joints3d.mean(-3, keepdims=True), axis=-1).mean((-2, -1))

@@ -116,6 +116,7 @@ def test_the_shipped_network_improves_on_real_footage(sequence):
     the synthetic frames' part colours (docs/training-design.md)."""
     from core.body_model import BodyModel
     from core.inference import evaluate, refine_batch
+    from core.metrics import body_height, view_spread
     from core.model.checkpoint import load_model
     from core.resources import DEFAULT_CHECKPOINT
 
@@ -125,8 +126,6 @@ def test_the_shipped_network_improves_on_real_footage(sequence):
         evaluate(trace, sample)
     errors = np.mean([t.metrics["reprojection_px"] for t in traces], 0)
     assert errors[1] < 0.85 * errors[0] and errors[-1] < errors[0], errors
-    head, ankles = H36M17.index("head_top"), [H36M17.index("left_ankle"), H36M17.index("right_ankle")]
     for trace in traces:
-        height = np.linalg.norm(trace.fused_joints3d[-1, head] - trace.fused_joints3d[-1, ankles].mean(0))
-        spread = np.linalg.norm(trace.joints3d[-1] - trace.joints3d[-1].mean(0), axis=-1).mean()
+        height, spread = body_height(trace.fused_joints3d[-1]), view_spread(trace.joints3d[-1])
         assert 1.4 < height < 2.0 and spread < 0.08, (height, spread)

@@ -1,11 +1,13 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from core.dataset_io import read_sample
 from core.inference import evaluate
-from core.metrics import pa_mpjpe, procrustes_align
+from core.joints import H36M17
+from core.metrics import body_height, pa_mpjpe, procrustes_align, view_spread
 from core.resources import SAMPLE_SCENE
 from core.rotations import axis_angle_to_matrix
 from core.trace import RefinementTrace
@@ -77,3 +79,16 @@ def test_orientation_error_is_the_angle_to_the_truth_in_each_camera_frame():
     evaluate(trace, dataclasses.replace(sample, ground_truth=dataclasses.replace(sample.ground_truth,
                                                                                  global_orient=None)))
     assert "orient_error_deg" not in trace.metrics
+
+
+def test_height_and_view_spread_without_ground_truth():
+    """Height: head top to the ankles' midpoint; spread: how far, on average, each view's joints lie from the views'
+    mean (zero when the views agree)."""
+    joints = np.zeros((17, 3))
+    joints[H36M17.index("head_top")] = (0, 0, 1.7)
+    joints[H36M17.index("left_ankle")], joints[H36M17.index("right_ankle")] = (0.1, 0, 0.1), (-0.1, 0, -0.1)
+    assert body_height(joints) == pytest.approx(1.7)
+    views = np.stack([joints, joints + (0.02, 0, 0), joints - (0.02, 0, 0)])
+    assert view_spread(views[:1].repeat(3, 0)) == pytest.approx(0, abs=1e-12)
+    assert view_spread(views) == pytest.approx(2 * 0.02 / 3)
+    assert view_spread(np.stack([views, views[:1].repeat(3, 0)])).shape == (2,)

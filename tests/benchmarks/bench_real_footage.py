@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from core.association import MultiviewTracker  # noqa: E402
 from core.body_model import BodyModel  # noqa: E402
 from core.inference import evaluate, refine_batch  # noqa: E402
-from core.joints import H36M17  # noqa: E402
+from core.metrics import body_height, view_spread  # noqa: E402
 from core.model.checkpoint import load_model  # noqa: E402
 from core.resources import resolve_checkpoint_path  # noqa: E402
 from core.sequence import open_sequence  # noqa: E402
@@ -58,17 +58,14 @@ def detector_figures(sequence, frames: range) -> None:
 def heatformer_figures(samples, checkpoint: Path | None) -> None:
     body = BodyModel(None)
     model = load_model(resolve_checkpoint_path(checkpoint), body)
-    head, ankles = H36M17.index("head_top"), [H36M17.index("left_ankle"), H36M17.index("right_ankle")]
     for mode in ("calibrated", "uncalibrated"):
         traces = refine_batch(samples, model, mode, device="cpu")
         for trace, sample in zip(traces, samples):
             evaluate(trace, sample)
         reprojection = np.mean([t.metrics["reprojection_px"] for t in traces], 0)
         heat = np.mean([t.metrics["heatmap_mse"] for t in traces], 0)
-        height = np.mean([np.linalg.norm(t.fused_joints3d[:, head] - t.fused_joints3d[:, ankles].mean(1), axis=-1)
-                          for t in traces], 0)
-        spread = np.mean([np.linalg.norm(t.joints3d - t.joints3d.mean(1, keepdims=True), axis=-1).mean((1, 2))
-                          for t in traces], 0) * 1e3
+        height = np.mean([body_height(t.fused_joints3d) for t in traces], 0)
+        spread = np.mean([view_spread(t.joints3d) for t in traces], 0) * 1e3
         print(f"HeatFormer, {mode}, mean over {len(samples)} frames ({model.identity})")
         print("  iteration  reprojection px  heatmap error x1e-3  height m  view-to-view spread mm")
         for k in range(len(reprojection)):
