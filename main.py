@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--orientation-init", choices=("head", "triangulated"), default="head",
                        help="calibrated mode's starting orientation: the orientation head's (default, as the "
                             "paper) or the triangulated torso's, the same in every view")
+    train.add_argument("--image-features", choices=("all", "orientation", "none"), default="all",
+                       help="what reads the frames: the orientation head and the decoder (default, as the paper), "
+                            "the orientation head only (the paper's ablation), or nothing (frames are not drawn)")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
                        help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
                             "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
@@ -345,13 +348,15 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit("train: --iterations must be between 1 and 8")
     if args.workers < 0:
         raise SystemExit("train: --workers must be 0 or more")
+    if args.appearance and args.image_features == "none":
+        raise SystemExit("train: --appearance changes only the frames, which --image-features none does not read")
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
                             weights=_loss_weights(args.weight), render_cell=args.render_cell,
                             appearance=args.appearance, definition_offset_m=args.definition_offset)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
-                          orientation_init=args.orientation_init)
+                          orientation_init=args.orientation_init, image_features=args.image_features)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)
     print(f"wrote {args.out}")

@@ -32,10 +32,10 @@ from core.render import render
 from core.rotations import axis_angle_to_matrix
 from core.synthetic import EvidenceFaults, generate_sample, rig_preset
 
-# What fine-tuning (`init`) may change in a checkpoint's configuration: switches that only add zero-initialised
-# heads or change where an estimate starts, and the number of iterations trained (values here only stand in for
-# any).
-FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "iterations": 3}
+# What fine-tuning (`init`) may change in a checkpoint's configuration: switches that add a zero-initialised head
+# or drop a part (the orientation refinement, the image encoder), where an estimate starts, and the number of
+# iterations trained (values here only stand in for any).
+FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "image_features": "all", "iterations": 3}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 
@@ -43,7 +43,17 @@ def fast_render(meshes, camera, image=None):
     return render(meshes, camera, image, depth_layers=TRAINING_DEPTH_LAYERS)
 
 
+def blank_frame(meshes, camera, image=None):
+    """For a network that reads no frames (`image_features` "none"): drawing them would be wasted time."""
+    return np.zeros((camera.height, camera.width, 3), dtype=np.uint8)
+
+
 DESCRIPTION = "trained on synthetic multiview data only (free body model, random poses, rigs and detector faults)"
+
+
+def describe(config: HeatFormerConfig) -> str:
+    """The checkpoint's description: what it was trained on, and whether it reads the frames at all."""
+    return DESCRIPTION if config.reads_images else DESCRIPTION + "; it reads the evidence's heatmaps, not the frames"
 
 
 @dataclass
@@ -97,12 +107,13 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
     views = int(rng.integers(config.views[0], config.views[1] + 1))
     name = str(rng.choice(config.rigs))
     rig = rig_preset(name, views=views, width=config.image_size[0])
+    reads_images = model.config.reads_images
     items, truths = [], []
     while len(items) < config.batch_size:
         sample = generate_sample(body, int(rng.integers(2 ** 31)), rig, occluders=int(rng.integers(0, 3)),
                                  faults=EvidenceFaults(definition_offset_m=config.definition_offset_m),
-                                 renderer=fast_render, render_cell=config.render_cell,
-                                 appearance=config.appearance)
+                                 renderer=fast_render if reads_images else blank_frame,
+                                 render_cell=config.render_cell, appearance=config.appearance and reads_images)
         try:
             items.append(prepare(sample, model, mode, device))
         except Exception:  # e.g. too few views agree to triangulate: draw another sample
@@ -221,12 +232,11 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
         if replace(start.config, **FINE_TUNABLE) != replace(model_config, **FINE_TUNABLE):
             raise InputError(init, "the checkpoint's network configuration differs from the one being trained")
         loaded = model.load_state_dict(start.state_dict(), strict=False)
-        if loaded.unexpected_keys:  # a head would be dropped (a switch turned off)
-            raise InputError(init, "the checkpoint has weights the network being trained lacks: "
-                             + ", ".join(loaded.unexpected_keys)
-                             + " (train with the switch that made them on, such as refine_orientation)")
+        if loaded.unexpected_keys:  # a switch turned off (refine_orientation, image_features): its weights go
+            modules = sorted({key.split(".")[0] for key in loaded.unexpected_keys})
+            log(f"dropped, its switch is off: {', '.join(modules)}")
         if loaded.missing_keys:
-            log(f"new, zero-initialised: {', '.join(loaded.missing_keys)}")
+            log(f"new, not in the checkpoint: {', '.join(loaded.missing_keys)}")
         log(f"starting from the weights of {start.identity}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     milestones = [int(config.steps * f) for f in config.milestones]
@@ -246,7 +256,7 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
 
     def save():
         model.eval()
-        save_checkpoint(model, out, DESCRIPTION, {"training": {**asdict(config), "steps_done": step,
+        save_checkpoint(model, out, describe(model.config), {"training": {**asdict(config), "steps_done": step,
                                                                "seconds": time.perf_counter() - started,
                                                                "device": str(device)}})
         with atomic_path(state_path) as tmp:

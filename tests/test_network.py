@@ -176,6 +176,33 @@ def test_query_structure_switch(sample, body, query):
     assert np.isfinite(trace.vertices).all()
 
 
+@pytest.mark.parametrize("image_features", ["all", "orientation", "none"])
+def test_what_reads_the_frames(sample, body, image_features):
+    """`image_features` decides what sees the crops: other frames change the orientation head's start unless
+    "none", and the decoder's refinement only with "all" (its pose residuals, the orientation start held);
+    "none" builds no image encoder."""
+    torch.manual_seed(0)
+    model = HeatFormer(preset("compact", image_features=image_features), body).eval()
+    for head in (model.pose_head, model.orientation.orient):  # a random network's heads are near zero
+        torch.nn.init.normal_(head.weight, std=0.1)
+    prepared = prepare(sample, model, "uncalibrated", torch.device("cpu"))
+    other = torch.randn_like(prepared.images)
+    with torch.no_grad():
+        states = [model(images, prepared.heatmaps, prepared.geometry, 2) for images in (prepared.images, other)]
+    start_moved = not torch.allclose(states[0][0].global_orient, states[1][0].global_orient)
+    pose_moved = not torch.allclose(states[0][2].body_pose, states[1][2].body_pose)
+    assert start_moved == (image_features != "none")
+    assert (model.image_encoder is None) == (image_features == "none")
+    if image_features != "all":  # the decoder's pose residuals given the same start: not the frames'
+        model.orientation.orient.weight.data.zero_()
+        model.orientation.camera.weight.data.zero_()
+        with torch.no_grad():
+            states = [model(images, prepared.heatmaps, prepared.geometry, 2) for images in (prepared.images, other)]
+        torch.testing.assert_close(states[0][2].body_pose, states[1][2].body_pose)
+    else:
+        assert pose_moved
+
+
 def test_our_checkpoint_round_trip_and_wrong_files(sample, model, body, tmp_path):
     path = tmp_path / "model.pt"
     save_checkpoint(model, path, "test weights")

@@ -144,11 +144,11 @@ def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
         assert torch.equal(value, tuned[name]), name  # (batch-norm statistics do move in training mode)
 
 
-def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other_change(body, tmp_path):
+def test_fine_tuning_may_grow_or_drop_the_orientation_head_and_iterate_more_but_no_other_change(body, tmp_path):
     """`init` into a network with `refine_orientation` adds its zero head: at first the same function as the
     network without it (every iteration keeps the head's orientation); a learning rate moves it, and the
-    iterations then change the orientation. The iteration count and where the orientation starts may change too;
-    any other difference of configuration is refused."""
+    iterations then change the orientation. The iteration count and where the orientation starts may change too,
+    and the head may be dropped again; any other difference of configuration is refused."""
     from core.dataset_io import read_sample
     from core.errors import InputError
     from core.inference import prepare, refine
@@ -182,11 +182,31 @@ def test_fine_tuning_may_grow_the_orientation_head_and_iterate_more_but_no_other
     assert load_model(out, body).config.iterations == 4
     assert load_model(out, body).config.orientation_init == "triangulated"
 
-    with pytest.raises(InputError, match="lacks: orient_head"):  # no fine-tuning drops a head
-        train(tmp_path / "shrunk.pt", small_config(1), body, COMPACT, device="cpu", log=lambda _: None, init=out)
+    messages = []  # turning the switch off drops the head, and says so
+    train(tmp_path / "shrunk.pt", small_config(1), body, COMPACT, device="cpu", log=messages.append, init=out)
+    assert "dropped, its switch is off: orient_head" in messages
+    assert not hasattr(load_model(tmp_path / "shrunk.pt", body), "orient_head")
     with pytest.raises(InputError, match="configuration differs"):
         train(tmp_path / "other.pt", small_config(1), body, preset("compact", decoder_depth=1), device="cpu",
               log=lambda _: None, init=base)
+
+
+def test_a_network_that_reads_no_frames_fine_tunes_from_one_that_does_and_draws_none(body, tmp_path):
+    from core.model.config import preset
+
+    base = tmp_path / "base.pt"
+    train(base, small_config(1), body, COMPACT, device="cpu", log=lambda _: None)
+    messages = []
+    out = tmp_path / "blind.pt"
+    train(out, replace(small_config(1), appearance=True), body, preset("compact", image_features="none"),
+          device="cpu", log=messages.append, init=base)
+    blind = load_model(out, body)
+    assert blind.config.image_features == "none" and blind.image_encoder is None
+    assert blind.description.endswith("not the frames")
+    assert "dropped, its switch is off: image_encoder" in messages
+    prepared, _ = make_batch(blind, np.random.default_rng(3), small_config(1), "calibrated",
+                             torch.arange(0, body.num_vertices, 16), torch.device("cpu"))
+    assert (prepared.images == prepared.images[..., :1, :1]).all()  # blank frames: nothing was drawn
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -211,3 +231,6 @@ def test_train_command_takes_loss_weights_and_names_a_wrong_one(tmp_path):
                          ("pose=-1", "finite and not negative")):
         result = subprocess.run(command + ["--weight", bad], capture_output=True, text=True, timeout=300)
         assert result.returncode != 0 and message in result.stderr
+    result = subprocess.run(command + ["--image-features", "none", "--appearance"], capture_output=True, text=True,
+                            timeout=300)  # frames drawn for a network that reads none: refused, with the reason
+    assert result.returncode != 0 and "does not read" in result.stderr

@@ -57,6 +57,12 @@ class HeatFormerConfig:
     # (core.fusion.torso_orientation), the same in every view; on real frames the head's per-view orientations
     # disagreed by up to 170 degrees. Uncalibrated mode, and a sample whose torso was not triangulated, use the head.
     orientation_init: Literal["head", "triangulated"] = "head"
+    # What reads the frames (the paper's ablation "w/o image features" is "orientation"). "all": the orientation
+    # head and the decoder, as the paper. "orientation": the orientation head only. "none": nothing; the image
+    # encoder is not built and the image tokens are zeros (shapes as with them, so a checkpoint trained with
+    # images fine-tunes to this). Without frames, a network cannot meet a domain gap in them, and training
+    # need not draw them.
+    image_features: Literal["all", "orientation", "none"] = "all"
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -72,6 +78,10 @@ class HeatFormerConfig:
         """(rows, columns) of the patch grid shared by heatmap and image features."""
         width, height = self.heatmap_size
         return height // self.patch_size, width // self.patch_size
+
+    @property
+    def reads_images(self) -> bool:
+        return self.image_features != "none"
 
     @property
     def token_dim(self) -> int:
@@ -136,7 +146,8 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "orient_heads": (1, 64, int), "orient_head_dim": (1, 512, int), "orient_mlp": (1, 16384, int),
           "iterations": (1, 8, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
-           "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated")}
+           "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
+           "image_features": ("all", "orientation", "none")}
 
 COMPACT = HeatFormerConfig()
 

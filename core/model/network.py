@@ -2,7 +2,7 @@
 
 Iteration 0: mean body pose and shape with a global orientation and camera estimated per view. Iteration k:
 render the current estimate's joints as heatmaps in every view, encode them with the HeatEncoder, let the decoder
-compare them (queries) with the input heatmaps and the image (keys/values) across all views, and add the decoded
+compare them (queries) with the input heatmaps and the image (keys/values; see `image_features`) across all views, and add the decoded
 residuals to the body pose (6D) and shape (and, with `refine_orientation`, to the global orientation).
 `forward` returns every iteration's state.
 """
@@ -82,7 +82,7 @@ class HeatFormer(nn.Module):
         # Not a registered submodule: checkpoints never carry body-model data (SMPL files are registration-only).
         object.__setattr__(self, "body", body)
         self.heat_encoder = HeatEncoder(config)
-        self.image_encoder = build_image_encoder(config)
+        self.image_encoder = build_image_encoder(config) if config.reads_images else None
         dim = config.token_dim
         context = config.image_dim + (config.heat_dim if config.orient_context == "image+heat" else 0)
         self.orientation = OrientationHead(config, context)
@@ -162,8 +162,11 @@ class HeatFormer(nn.Module):
         self.stage_seconds = {}
         b, v = heatmaps.shape[:2]
         rows, cols = self.config.grid
-        with self._stage("image encoder"):
-            image_feat = self.image_encoder(images.flatten(0, 1)).unflatten(0, (b, v))  # (B, V, Ci, rows, cols)
+        if self.image_encoder is None:
+            image_feat = heatmaps.new_zeros(b, v, self.config.image_dim, rows, cols)
+        else:
+            with self._stage("image encoder"):
+                image_feat = self.image_encoder(images.flatten(0, 1)).unflatten(0, (b, v))  # (B, V, Ci, rows, cols)
         if image_feat.shape[-2:] != (rows, cols):
             raise ValueError(f"image features on a {tuple(image_feat.shape[-2:])} grid, heatmaps on {(rows, cols)}")
         with self._stage("heat encoder"):
@@ -187,7 +190,8 @@ class HeatFormer(nn.Module):
         betas = self.init_betas.expand(b, v, -1)
 
         position = self.position(v, rows, cols, heatmaps.device)  # (V*rows*cols, C)
-        keys = torch.cat([tokens(image_feat), tokens(input_feat)], dim=-1).flatten(1, 2) + position
+        decoder_image = tokens(image_feat if self.config.image_features == "all" else torch.zeros_like(image_feat))
+        keys = torch.cat([decoder_image, tokens(input_feat)], dim=-1).flatten(1, 2) + position
         with self._stage("decoder"):
             cross_context = [block.cross.keys_values(keys) for block in self.decoder]  # the same every iteration
         with self._stage("body + heatmap rendering"):
@@ -196,7 +200,7 @@ class HeatFormer(nn.Module):
             with self._stage("heat encoder"):
                 estimate_feat = self.encode_heatmaps(states[-1].heatmaps)
             with self._stage("decoder"):
-                queries = torch.cat([tokens(image_feat), tokens(estimate_feat)], dim=-1).flatten(1, 2) + position
+                queries = torch.cat([decoder_image, tokens(estimate_feat)], dim=-1).flatten(1, 2) + position
                 if self.config.query == "pooled":
                     queries = queries.unflatten(1, (v, rows * cols)).mean(2)  # one token per view
                 x = self.query_embed(queries)

@@ -2,7 +2,7 @@
 on the shipped checkpoint with the command of the recent training runs (8 samples of 3-5 views, 5 iterations,
 every rig). Prints the mean of 5 steps after a warm-up one, then the batch maker's slowest functions.
 
-    python tests/benchmarks/profile_training_step.py [--steps 5]
+    python tests/benchmarks/profile_training_step.py [--steps 5] [--appearance] [--image-features none]
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import cProfile
 import pstats
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from core.body_model import BodyModel  # noqa: E402
 from core.model.checkpoint import load_model  # noqa: E402
+from core.model.network import HeatFormer  # noqa: E402
 from core.resources import DEFAULT_CHECKPOINT  # noqa: E402
 from core.training import SyntheticBatches, TrainingConfig, compute_losses  # noqa: E402
 
@@ -28,11 +30,18 @@ def main() -> None:
     parser.add_argument("--render-cell", type=float, default=TrainingConfig.render_cell,
                         help="the frames' body clustered on this grid, metres (0: the full mesh)")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--appearance", action="store_true", help="dressed people and cluttered frames")
+    parser.add_argument("--image-features", choices=("all", "orientation", "none"), default="all",
+                        help="what of the network reads the frames (none: they are not drawn)")
     args = parser.parse_args()
     body = BodyModel()
-    model = load_model(DEFAULT_CHECKPOINT, body).train()
+    shipped = load_model(DEFAULT_CHECKPOINT, body)
+    model = HeatFormer(replace(shipped.config, image_features=args.image_features), body)
+    model.load_state_dict(shipped.state_dict(), strict=False)  # without an image encoder, its weights are left
+    model.train()
     config = TrainingConfig(steps=args.steps + 1, batch_size=8, views=(3, 5), iterations=5,
-                            rigs=("ring", "h36m", "mpi_inf_3dhp", "behave", "rich"), render_cell=args.render_cell)
+                            rigs=("ring", "h36m", "mpi_inf_3dhp", "behave", "rich"), render_cell=args.render_cell,
+                            appearance=args.appearance)
     batches = SyntheticBatches(model, config, torch.arange(0, body.num_vertices, 16))
     optimizer = torch.optim.AdamW(model.parameters(), 1e-4)
     totals = dict.fromkeys(("batch", "forward", "losses", "backward", "optimiser"), 0.0)
