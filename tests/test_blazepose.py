@@ -111,9 +111,11 @@ def test_infer_over_real_footage_writes_traces_with_errors_per_iteration(tmp_pat
 
 def test_the_shipped_network_improves_on_real_footage(sequence):
     """On the real clip, with the built-in detector's evidence, the shipped checkpoint's calibrated estimate moves
-    towards the detections (iteration 1 well below iteration 0, the last still below it), keeps a person's height
-    and puts the four per-view bodies in one place. The checkpoint shipped before run 13 failed all three: it read
-    the synthetic frames' part colours (docs/training-design.md)."""
+    towards the detections (iteration 1 well below iteration 0, falling through iteration 3 to below 40 px on
+    these 1080-wide frames, the last still below iteration 0), keeps a person's height and puts the four per-view
+    bodies in one place. The checkpoint shipped before run 13 failed all of it (it read the synthetic frames' part
+    colours); run 13's drifted back after iteration 2 as its orientation refinement tilted the body
+    (docs/training-design.md)."""
     from core.body_model import BodyModel
     from core.inference import evaluate, refine_batch
     from core.metrics import body_height, view_spread
@@ -125,7 +127,8 @@ def test_the_shipped_network_improves_on_real_footage(sequence):
     for trace, sample in zip(traces, samples):
         evaluate(trace, sample)
     errors = np.mean([t.metrics["reprojection_px"] for t in traces], 0)
-    assert errors[1] < 0.85 * errors[0] and errors[-1] < errors[0], errors
+    assert errors[1] < 0.85 * errors[0] and (np.diff(errors[:4]) < 0).all() and errors[3] < 40, errors
+    assert errors[-1] < errors[0], errors
     for trace in traces:
         height, spread = body_height(trace.fused_joints3d[-1]), view_spread(trace.joints3d[-1])
-        assert 1.4 < height < 2.0 and spread < 0.08, (height, spread)
+        assert 1.4 < height < 2.0 and spread < 0.02, (height, spread)
