@@ -2,8 +2,9 @@
 
 Iteration 0: mean body pose and shape with a global orientation and camera estimated per view. Iteration k:
 render the current estimate's joints as heatmaps in every view, encode them with the HeatEncoder, let the decoder
-compare them (queries) with the input heatmaps and the image (keys/values; see `image_features`) across all views, and add the decoded
-residuals to the body pose (6D) and shape (and, with `refine_orientation`, to the global orientation).
+compare them (queries) with the input heatmaps and the image (keys/values; see `image_features`) across all
+views, and add the decoded residuals to the body pose (6D) and shape (and, with `refine_orientation`, to the
+global orientation).
 `forward` returns every iteration's state.
 """
 from __future__ import annotations

@@ -31,13 +31,15 @@ def main() -> None:
                         help="the frames' body clustered on this grid, metres (0: the full mesh)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--appearance", action="store_true", help="dressed people and cluttered frames")
-    parser.add_argument("--image-features", choices=("all", "orientation", "none"), default="all",
-                        help="what of the network reads the frames (none: they are not drawn)")
+    parser.add_argument("--image-features", choices=("all", "orientation", "none"),
+                        help="what of the network reads the frames (none: they are not drawn; default: as the "
+                             "shipped checkpoint)")
     args = parser.parse_args()
     body = BodyModel()
     shipped = load_model(DEFAULT_CHECKPOINT, body)
-    model = HeatFormer(replace(shipped.config, image_features=args.image_features), body)
-    model.load_state_dict(shipped.state_dict(), strict=False)  # without an image encoder, its weights are left
+    model = HeatFormer(replace(shipped.config, image_features=args.image_features or shipped.config.image_features),
+                       body)
+    model.load_state_dict(shipped.state_dict(), strict=False)  # an image encoder only one of them has: left as is
     model.train()
     config = TrainingConfig(steps=args.steps + 1, batch_size=8, views=(3, 5), iterations=5,
                             rigs=("ring", "h36m", "mpi_inf_3dhp", "behave", "rich"), render_cell=args.render_cell,
