@@ -7,10 +7,7 @@ best grows into a group by adding, in each other view, the detection nearest the
 Of the groups seen in the most views, the one nearest the point the cameras look at is the subject. Later frames
 follow each view's landmark crop (BlazePose's tracking) and check it against the previous frame's joints
 reprojected: a view that lost the person or switched to another is detected afresh and the detection nearest
-the reprojection is taken; a view where none is near enough is left without evidence for that frame. When the
-views so chosen are too few or do not agree with each other (one view's person is not where the others
-triangulate it), every view is searched afresh and associated again, keeping the group nearest the previous
-frame's joints.
+the reprojection is taken; a view where none is near enough is left without evidence for that frame.
 """
 from __future__ import annotations
 
@@ -110,22 +107,9 @@ def _looked_at(cameras: list[Camera]) -> np.ndarray:
     return np.linalg.lstsq(A, b, rcond=None)[0]
 
 
-def _consistent(chosen: dict[int, Detection], cameras: list[Camera]) -> bool:
-    """Whether enough views were chosen (three, or every camera of a smaller rig) and each agrees with the
-    triangulation of the others: a view that followed a bystander does not."""
-    if len(chosen) < min(3, len(cameras)):
-        return False
-    if len(chosen) < 3:  # two views triangulate exactly: nothing to check them against
-        return True
-    return all(_agrees(d, _joints3d({u: e for u, e in chosen.items() if u != v}, cameras), cameras[v])
-               for v, d in chosen.items())
-
-
-def associate(candidates: list[list[Detection]], cameras: list[Camera], near: np.ndarray | None = None
-              ) -> tuple[dict[int, Detection], np.ndarray]:
+def associate(candidates: list[list[Detection]], cameras: list[Camera]) -> tuple[dict[int, Detection], np.ndarray]:
     """The subject's detection per view ({view: detection}, views without one left out) and its joints (17, 3),
-    from every view's detections; empty with NaN joints when no two views agree. Of the groups seen in the most
-    views, the subject is the one nearest ``near`` (the previous frame's joints) or else the capture volume."""
+    from every view's detections; empty with NaN joints when no two views agree."""
     groups = []
     for a, b in itertools.combinations(range(len(cameras)), 2):
         for da, db in itertools.product(candidates[a], candidates[b]):
@@ -136,8 +120,7 @@ def associate(candidates: list[list[Detection]], cameras: list[Camera], near: np
     if not groups:
         return {}, _unknown_joints()
     most = max(len(g[0]) for g in groups)
-    known = near[np.all(np.isfinite(near), axis=1)] if near is not None else np.empty((0, 3))
-    centre = known.mean(0) if len(known) else _looked_at(cameras)
+    centre = _looked_at(cameras)
 
     def distance_to_centre(joints3d):
         finite = joints3d[np.all(np.isfinite(joints3d), axis=1)]
@@ -194,11 +177,6 @@ class MultiviewTracker:
                 counts.append(len(candidates))
                 if subject is not None:
                     chosen[view] = subject
-            if not _consistent(chosen, self.cameras):  # lost in a view, or one followed another person
-                candidates = [self._detected(image) for image in images]
-                found, joints3d = associate(candidates, self.cameras, near=previous[2])
-                if len(found) >= len(chosen):
-                    chosen, counts = found, [len(c) for c in candidates]
             joints3d = _joints3d(chosen, self.cameras) if len(chosen) >= 2 else _unknown_joints()
         self.previous = frame, chosen, joints3d
         self.choices = [ViewChoice(counts[v], v in chosen, v in chosen and chosen[v].tracked)
