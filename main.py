@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core import __version__
+from core.model.config import CHOICES as MODEL_CHOICES  # no torch: the parser stays quick
 
 
 RIG_NAMES = ("ring", "h36m", "mpi_inf_3dhp", "behave", "rich", "video", "portrait", "volume")  # core.synthetic.RIG_PRESETS, without importing torch
@@ -158,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--refine-orientation", action="store_true",
                        help="let the decoder refine the global orientation at every iteration as well (a new "
                             "head; with --init, it starts at zero)")
-    train.add_argument("--orientation-init", choices=("head", "triangulated"), default="head",
+    train.add_argument("--orientation-init", choices=MODEL_CHOICES["orientation_init"], default="head",
                        help="calibrated mode's starting orientation: the orientation head's (default, as the "
                             "paper) or the triangulated torso's, the same in every view")
-    train.add_argument("--image-features", choices=("all", "orientation", "none"), default="all",
+    train.add_argument("--image-features", choices=MODEL_CHOICES["image_features"], default="all",
                        help="what reads the frames: the orientation head and the decoder (default, as the paper), "
                             "the orientation head only (the paper's ablation), or nothing (frames are not drawn)")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from core.body_model import BodyModel  # noqa: E402
 from core.model.checkpoint import load_model  # noqa: E402
+from core.model.config import CHOICES  # noqa: E402
 from core.model.network import HeatFormer  # noqa: E402
 from core.resources import DEFAULT_CHECKPOINT  # noqa: E402
 from core.training import SyntheticBatches, TrainingConfig, compute_losses  # noqa: E402
@@ -31,7 +32,7 @@ def main() -> None:
                         help="the frames' body clustered on this grid, metres (0: the full mesh)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--appearance", action="store_true", help="dressed people and cluttered frames")
-    parser.add_argument("--image-features", choices=("all", "orientation", "none"),
+    parser.add_argument("--image-features", choices=CHOICES["image_features"],
                         help="what of the network reads the frames (none: they are not drawn; default: as the "
                              "shipped checkpoint)")
     args = parser.parse_args()
