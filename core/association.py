@@ -8,11 +8,16 @@ Of the groups seen in the most views, the one nearest the point the cameras look
 follow each view's landmark crop (BlazePose's tracking) and check it against the previous frame's joints
 reprojected: a view that lost the person or switched to another is detected afresh and the detection nearest
 the reprojection is taken; a view where none is near enough is left without evidence for that frame.
+
+The detector swaps a person's left and right now and then (seen from behind, or in an unusual pose: on the
+Pose2Sim demo, cam02's view of the subject for 25 frames on end). A swapped view neither triangulates with the
+others nor gives the network the right evidence, so every comparison also tries each detection with left and
+right exchanged and keeps whichever agrees; a group of views keeps the labelling most of its views had.
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +37,11 @@ class Detection:
     keypoints: np.ndarray  # (17, 3) COCO-17 in image pixels, with confidence
     following: Region  # where the landmark model looks in the next frame
     tracked: bool  # found by following the previous frame's crop, not by the person detector
+    swapped: bool = False  # left and right exchanged from what the detector said
+
+    def mirrored(self) -> Detection:
+        """The same detection with every left joint and its right twin exchanged."""
+        return replace(self, keypoints=self.keypoints[COCO17.flip_permutation], swapped=not self.swapped)
 
 
 @dataclass
@@ -40,12 +50,14 @@ class ViewChoice:
     people: int  # detections considered in that view
     used: bool  # whether one of them was taken as the subject
     tracked: bool  # whether it came from following the previous frame
+    swapped: bool = False  # whether its left and right were exchanged to agree with the other views
 
     def describe(self) -> str:
         if not self.used:
             return f"detector: none of {self.people} people agrees with the other views"
         how = "followed" if self.tracked else "detected"
-        return f"detector: the subject, {how}" + (f" (of {self.people} people)" if self.people > 1 else "")
+        return (f"detector: the subject, {how}" + (f" (of {self.people} people)" if self.people > 1 else "")
+                + (", left and right swapped back" if self.swapped else ""))
 
 
 def _unknown_joints() -> np.ndarray:
@@ -68,11 +80,21 @@ def _agrees(detection: Detection, joints3d: np.ndarray, camera: Camera) -> bool:
 
 
 def _nearest(detections: list[Detection], joints3d: np.ndarray, camera: Camera) -> Detection | None:
-    """The detection nearest ``joints3d`` reprojected, if it agrees with them."""
+    """The detection nearest ``joints3d`` reprojected, as given or with left and right exchanged, if it agrees
+    with them."""
     if not detections:
         return None
-    best = detections[int(np.argmin([_distance(d, joints3d, camera) for d in detections]))]
+    either = [d for detection in detections for d in (detection, detection.mirrored())]
+    best = either[int(np.argmin([_distance(d, joints3d, camera) for d in either]))]
     return best if _agrees(best, joints3d, camera) else None
+
+
+def _as_most_labelled(group: dict[int, Detection]) -> dict[int, Detection]:
+    """The group with every view exchanged back when most of its views had to be exchanged: the detector's
+    labels are right more often than not, and exchanging every view triangulates the same points."""
+    if 2 * sum(d.swapped for d in group.values()) <= len(group):
+        return group
+    return {v: d.mirrored() for v, d in group.items()}
 
 
 def _joints3d(chosen: dict[int, Detection], cameras: list[Camera]) -> np.ndarray:
@@ -84,6 +106,15 @@ def _joints3d(chosen: dict[int, Detection], cameras: list[Camera]) -> np.ndarray
         return _unknown_joints()
 
 
+def _seed_error(pair: dict[int, Detection], cameras: list[Camera]) -> float:
+    """How far a pair of views' detections lie from their own triangulation (the worse of the two, px), infinite
+    when either is beyond agreement."""
+    joints3d = _joints3d(pair, cameras)
+    if not all(_agrees(d, joints3d, cameras[v]) for v, d in pair.items()):
+        return np.inf
+    return max(_distance(d, joints3d, cameras[v]) for v, d in pair.items())
+
+
 def _grow(seed: dict[int, Detection], candidates: list[list[Detection]], cameras: list[Camera]):
     """The seed pair's group: each other view's detection nearest its reprojected joints, if near enough."""
     group = dict(seed)
@@ -91,6 +122,7 @@ def _grow(seed: dict[int, Detection], candidates: list[list[Detection]], cameras
     for view, detections in enumerate(candidates):
         if view not in group and (nearest := _nearest(detections, joints3d, cameras[view])) is not None:
             group[view] = nearest
+    group = _as_most_labelled(group)
     joints3d = _joints3d(group, cameras)
     error = np.mean([_distance(d, joints3d, cameras[v]) for v, d in group.items()])
     return group, joints3d, error
@@ -113,10 +145,10 @@ def associate(candidates: list[list[Detection]], cameras: list[Camera]) -> tuple
     groups = []
     for a, b in itertools.combinations(range(len(cameras)), 2):
         for da, db in itertools.product(candidates[a], candidates[b]):
-            seed = {a: da, b: db}
-            joints3d = _joints3d(seed, cameras)
-            if all(_agrees(d, joints3d, cameras[v]) for v, d in seed.items()):
-                groups.append(_grow(seed, candidates, cameras))
+            pairs = ({a: da, b: db}, {a: da, b: db.mirrored()})
+            errors = [_seed_error(pair, cameras) for pair in pairs]
+            if np.isfinite(min(errors)):
+                groups.append(_grow(pairs[int(np.argmin(errors))], candidates, cameras))
     if not groups:
         return {}, _unknown_joints()
     most = max(len(g[0]) for g in groups)
@@ -179,8 +211,8 @@ class MultiviewTracker:
                     chosen[view] = subject
             joints3d = _joints3d(chosen, self.cameras) if len(chosen) >= 2 else _unknown_joints()
         self.previous = frame, chosen, joints3d
-        self.choices = [ViewChoice(counts[v], v in chosen, v in chosen and chosen[v].tracked)
-                        for v in range(len(images))]
+        self.choices = [ViewChoice(counts[v], v in chosen, v in chosen and chosen[v].tracked,
+                                   v in chosen and chosen[v].swapped) for v in range(len(images))]
         keypoints = np.zeros((len(images), len(COCO17), 3), np.float32)
         for view, detection in chosen.items():
             keypoints[view] = detection.keypoints

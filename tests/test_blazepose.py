@@ -1,12 +1,13 @@
 """The built-in detector (BlazePose baked to ONNX) and the choice of one person among several, on real footage:
 a cut of Pose2Sim's Demo_MultiPerson (tests/fixtures/real_multiperson, four portrait cameras, two people
 walking and bystanders)."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.association import MultiviewTracker, _looked_at
+from core.association import MultiviewTracker, _looked_at, associate
 from core.blazepose import LANDMARK_SIZE, BlazePose, Region, ssd_anchors
 from core.joints import COCO17, H36M17, convert_keypoints, synthesised_joints
 from core.sequence import open_sequence
@@ -82,6 +83,38 @@ def test_the_subject_is_found_in_every_view_and_followed(sequence):
     assert np.linalg.norm(np.diff(roots, axis=0), axis=1).max() < 0.3  # 0.1 s apart
     others = [np.linalg.norm(r - centre) for r in roots]
     assert max(others) < 2.0
+
+
+def swapped_by_the_detector(detection):
+    return replace(detection, keypoints=detection.keypoints[COCO17.flip_permutation])
+
+
+def test_a_view_with_left_and_right_swapped_is_kept_and_swapped_back(sequence):
+    """The detector sometimes swaps a person's left and right in one view (on the demo, cam02's view of the subject
+    for 25 frames). Such a view is still associated and its joints come back with their own labels, in the
+    first frame's search and when followed into the next frame; the panel says so."""
+    cameras = sequence[0].cameras
+    plain = MultiviewTracker(cameras)
+    expected = [plain.detect_views(frame, sequence[frame].frames) for frame in (0, 1)]
+
+    tracker = MultiviewTracker(cameras)
+    detected = [tracker._detected(image) for image in sequence[0].frames]
+    detected[1] = [swapped_by_the_detector(person) for person in detected[1]]
+    chosen, _ = associate(detected, cameras)
+    assert sorted(chosen) == [0, 1, 2, 3] and chosen[1].swapped and not chosen[0].swapped
+    np.testing.assert_allclose(chosen[1].keypoints, expected[0][1])
+
+    tracker.detect_views(0, sequence[0].frames)
+    images, measured = sequence[1].frames, tracker._measured
+
+    def swapped_in_view_1(image, region, tracked):
+        detection = measured(image, region, tracked)
+        return swapped_by_the_detector(detection) if image is images[1] and detection is not None else detection
+    tracker._measured = swapped_in_view_1
+    followed = tracker.detect_views(1, images)
+    assert [choice.swapped for choice in tracker.choices] == [False, True, False, False]
+    assert all(choice.used for choice in tracker.choices) and "left and right swapped back" in tracker.notes[1]
+    np.testing.assert_allclose(followed, expected[1])
 
 
 def test_a_folder_of_videos_and_a_calibration_gets_the_built_in_detector(sequence):
