@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-features", choices=MODEL_CHOICES["image_features"], default="all",
                        help="what reads the frames: the orientation head and the decoder (default, as the paper), "
                             "the orientation head only (the paper's ablation), or nothing (frames are not drawn)")
+    train.add_argument("--joint-offsets", action="store_true",
+                       help="let the decoder read each joint's offset from the estimate to the evidence as well "
+                            "(not in the paper; a new embedding: with --init, it starts at zero)")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
                        help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
                             "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
@@ -357,7 +360,8 @@ def run_train(args: argparse.Namespace) -> int:
                             appearance=args.appearance, definition_offset_m=args.definition_offset)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
-                          orientation_init=args.orientation_init, image_features=args.image_features)
+                          orientation_init=args.orientation_init, image_features=args.image_features,
+                          joint_offsets=args.joint_offsets)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)
     print(f"wrote {args.out}")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.dataset_io import read_sample
-from core.heatmaps import render_heatmaps
+from core.heatmaps import decode_heatmaps, render_heatmaps
 from core.inference import evaluate, joint_errors, prepare, refine
 from core.model.checkpoint import load_model, save_checkpoint
 from core.model.config import COMPACT, preset
@@ -201,6 +201,38 @@ def test_what_reads_the_frames(sample, body, image_features):
         torch.testing.assert_close(states[0][2].body_pose, states[1][2].body_pose)
     else:
         assert pose_moved
+
+
+def test_joint_offsets_start_as_the_same_network_and_read_the_evidence(sample, body):
+    """With `joint_offsets`, a network given another's weights (its offset embedding new, at zero) computes the
+    same; the offsets are zero where the estimate sits on the evidence's peaks and point to them otherwise; once
+    the embedding is trained, evidence that moves changes the refinement."""
+    torch.manual_seed(0)
+    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
+    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
+    model = HeatFormer(preset("compact", image_features="none", joint_offsets=True), body).eval()
+    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("offset_embed.") for key in missing)
+    prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
+    with torch.no_grad():
+        a, b = (net(prepared.images, prepared.heatmaps, prepared.geometry, 2) for net in (plain, model))
+    torch.testing.assert_close(a[-1].body_pose, b[-1].body_pose)
+
+    joints = torch.rand(1, 2, 17, 2) * torch.tensor([38.0, 54.0]) + 5  # inside the 48x64 heatmaps
+    evidence = model.render_heatmaps(joints)
+    features = model.offset_features(decode_heatmaps(evidence), joints).unflatten(-1, (17, 3))
+    torch.testing.assert_close(features[..., :2], torch.zeros_like(features[..., :2]), atol=1e-3, rtol=0)
+    assert (features[..., 2] > 0.7).all()  # the peak of a Gaussian centred between pixels
+    shifted = model.offset_features(decode_heatmaps(evidence), joints - joints.new_tensor([4.8, 0.0]))
+    torch.testing.assert_close(shifted.unflatten(-1, (17, 3))[..., 0], torch.full_like(features[..., 0], 0.1),
+                               atol=1e-3, rtol=0)
+
+    torch.nn.init.normal_(model.offset_embed[-1].weight, std=0.1)
+    moved = torch.roll(prepared.heatmaps, shifts=3, dims=-1)
+    with torch.no_grad():
+        c, d = (model(prepared.images, maps, prepared.geometry, 2) for maps in (prepared.heatmaps, moved))
+    assert not torch.allclose(c[-1].body_pose, b[-1].body_pose)
+    assert not torch.allclose(c[-1].body_pose, d[-1].body_pose)
 
 
 def test_our_checkpoint_round_trip_and_wrong_files(sample, model, body, tmp_path):

@@ -63,6 +63,12 @@ class HeatFormerConfig:
     # images fine-tunes to this). Without frames, a network cannot meet a domain gap in them, and training
     # need not draw them.
     image_features: Literal["all", "orientation", "none"] = "all"
+    # Not in the paper: at every iteration the decoder's queries of a view also carry, embedded, each joint's
+    # offset from the estimate to the evidence, both read off the heatmaps (the evidence's peak by
+    # core.heatmaps.decode_heatmaps, the estimate's joints where they were rendered). The heatmap comparison has
+    # to learn that offset from 8x8 patches; given outright, the update is a smaller function to learn.
+    # The embedding's last layer starts at zero: a checkpoint fine-tuned with it starts as the same network.
+    joint_offsets: bool = False
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -147,7 +153,7 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "iterations": (1, 8, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
-           "image_features": ("all", "orientation", "none")}
+           "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True)}
 
 COMPACT = HeatFormerConfig()
 

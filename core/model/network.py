@@ -4,7 +4,8 @@ Iteration 0: mean body pose and shape with a global orientation and camera estim
 render the current estimate's joints as heatmaps in every view, encode them with the HeatEncoder, let the decoder
 compare them (queries) with the input heatmaps and the image (keys/values; see `image_features`) across all
 views, and add the decoded residuals to the body pose (6D) and shape (and, with `refine_orientation`, to the
-global orientation).
+global orientation). With `joint_offsets` the queries also carry each joint's offset from the estimate to the
+evidence.
 `forward` returns every iteration's state.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from core.body_model import BodyModel
-from core.heatmaps import render_coarse_heatmaps, render_heatmaps
+from core.heatmaps import decode_heatmaps, render_coarse_heatmaps, render_heatmaps
 from core.joints import H36M17
 from core.model.config import HeatFormerConfig
 from core.model.geometry import ViewGeometry
@@ -97,6 +98,10 @@ class HeatFormer(nn.Module):
         for head in (self.pose_head, self.shape_head):
             nn.init.normal_(head.weight, std=1e-3)
             nn.init.zeros_(head.bias)
+        if config.joint_offsets:
+            self.offset_embed = nn.Sequential(nn.Linear(config.num_joints * 3, dim), nn.GELU(), nn.Linear(dim, dim))
+            nn.init.zeros_(self.offset_embed[-1].weight)  # as the orientation head below
+            nn.init.zeros_(self.offset_embed[-1].bias)
         if config.refine_orientation:
             # Zero: a network fine-tuned with this head starts as the same function as without it.
             self.orient_head = nn.Linear(dim, 6)
@@ -141,6 +146,15 @@ class HeatFormer(nn.Module):
             return render_coarse_heatmaps(joints, config.heatmap_size, config.sigma, config.coarse_grid,
                                           config.heatmap_window or 3.0, visibility, drop_outside=estimate)
         return render_heatmaps(joints, config.heatmap_size, config.sigma, visibility, config.heatmap_window)
+
+    def offset_features(self, evidence: tuple[torch.Tensor, torch.Tensor], estimate: torch.Tensor) -> torch.Tensor:
+        """(B, V, J*3): per joint, the offset from the estimate's heatmap position to the evidence's peak (in heatmap
+        widths and heights; zero where the evidence has no peak) and the evidence's peak value."""
+        positions, peak = evidence
+        width, height = self.config.heatmap_size
+        seen = (peak > 0.1).unsqueeze(-1)
+        offset = (positions - estimate) / estimate.new_tensor([width, height])
+        return torch.cat([torch.where(seen, offset, torch.zeros_like(offset)), peak.unsqueeze(-1)], -1).flatten(-2)
 
     def state(self, geometry: ViewGeometry, orient6d, pose6d, betas, cam) -> IterationState:
         """Pose the body for every view and render where its joints land."""
@@ -195,6 +209,7 @@ class HeatFormer(nn.Module):
         keys = torch.cat([decoder_image, tokens(input_feat)], dim=-1).flatten(1, 2) + position
         with self._stage("decoder"):
             cross_context = [block.cross.keys_values(keys) for block in self.decoder]  # the same every iteration
+        evidence = decode_heatmaps(heatmaps) if self.config.joint_offsets else None
         with self._stage("body + heatmap rendering"):
             states = [self.state(geometry, orient6d, pose6d, betas, cam)]
         for _ in range(iterations):
@@ -205,6 +220,9 @@ class HeatFormer(nn.Module):
                 if self.config.query == "pooled":
                     queries = queries.unflatten(1, (v, rows * cols)).mean(2)  # one token per view
                 x = self.query_embed(queries)
+                if evidence is not None:
+                    offsets = self.offset_embed(self.offset_features(evidence, states[-1].heatmap_joints))  # (B, V, C)
+                    x = x + (offsets if self.config.query == "pooled" else offsets.repeat_interleave(rows * cols, 1))
                 for block, context in zip(self.decoder, cross_context):
                     x = block(x, context)
                 per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)

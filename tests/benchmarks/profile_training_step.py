@@ -2,7 +2,7 @@
 on the shipped checkpoint with the command of the recent training runs (8 samples of 3-5 views, 5 iterations,
 every rig). Prints the mean of 5 steps after a warm-up one, then the batch maker's slowest functions.
 
-    python tests/benchmarks/profile_training_step.py [--steps 5] [--appearance] [--image-features none]
+    python tests/benchmarks/profile_training_step.py [--steps 5] [--appearance] [--image-features none] [--joint-offsets]
 """
 from __future__ import annotations
 
@@ -35,11 +35,12 @@ def main() -> None:
     parser.add_argument("--image-features", choices=CHOICES["image_features"],
                         help="what of the network reads the frames (none: they are not drawn; default: as the "
                              "shipped checkpoint)")
+    parser.add_argument("--joint-offsets", action="store_true", help="the decoder reads the joints' offsets too")
     args = parser.parse_args()
     body = BodyModel()
     shipped = load_model(DEFAULT_CHECKPOINT, body)
-    model = HeatFormer(replace(shipped.config, image_features=args.image_features or shipped.config.image_features),
-                       body)
+    model = HeatFormer(replace(shipped.config, image_features=args.image_features or shipped.config.image_features,
+                               joint_offsets=args.joint_offsets or shipped.config.joint_offsets), body)
     model.load_state_dict(shipped.state_dict(), strict=False)  # an image encoder only one of them has: left as is
     model.train()
     config = TrainingConfig(steps=args.steps + 1, batch_size=8, views=(3, 5), iterations=5,
