@@ -226,6 +226,10 @@ def test_joint_offsets_start_as_the_same_network_and_read_the_evidence(sample, b
     shifted = model.offset_features(decode_heatmaps(evidence), joints - joints.new_tensor([4.8, 0.0]))
     torch.testing.assert_close(shifted.unflatten(-1, (17, 3))[..., 0], torch.full_like(features[..., 0], 0.1),
                                atol=1e-3, rtol=0)
+    behind = joints.clone()
+    behind[0, 0, 3] = torch.tensor([float("inf"), float("nan")])  # a joint behind the camera
+    far = model.offset_features(decode_heatmaps(evidence), behind.requires_grad_()).unflatten(-1, (17, 3))
+    assert torch.isfinite(far).all() and far[0, 0, 3, :2].abs().max() <= 1 and not far.requires_grad
 
     torch.nn.init.normal_(model.offset_embed[-1].weight, std=0.1)
     moved = torch.roll(prepared.heatmaps, shifts=3, dims=-1)

@@ -149,11 +149,14 @@ class HeatFormer(nn.Module):
 
     def offset_features(self, evidence: tuple[torch.Tensor, torch.Tensor], estimate: torch.Tensor) -> torch.Tensor:
         """(B, V, J*3): per joint, the offset from the estimate's heatmap position to the evidence's peak (in heatmap
-        widths and heights; zero where the evidence has no peak) and the evidence's peak value."""
+        widths and heights, within one either way; zero where the evidence has no peak) and the evidence's peak
+        value. The estimate is read, not differentiated: a joint behind a camera lands at an infinite position
+        (training met one at step 1420 of its first run with offsets, and its loss became NaN)."""
         positions, peak = evidence
         width, height = self.config.heatmap_size
         seen = (peak > 0.1).unsqueeze(-1)
-        offset = (positions - estimate) / estimate.new_tensor([width, height])
+        offset = (positions - estimate.detach()) / estimate.new_tensor([width, height])
+        offset = torch.nan_to_num(offset, nan=0.0).clamp(-1.0, 1.0)
         return torch.cat([torch.where(seen, offset, torch.zeros_like(offset)), peak.unsqueeze(-1)], -1).flatten(-2)
 
     def state(self, geometry: ViewGeometry, orient6d, pose6d, betas, cam) -> IterationState:
