@@ -2,7 +2,8 @@
 on the shipped checkpoint with the command of the recent training runs (8 samples of 3-5 views, 5 iterations,
 every rig). Prints the mean of 5 steps after a warm-up one, then the batch maker's slowest functions.
 
-    python tests/benchmarks/profile_training_step.py [--steps 5] [--appearance] [--image-features none] [--joint-offsets]
+    python tests/benchmarks/profile_training_step.py [--steps 5] [--appearance] [--image-features none]
+        [--joint-offsets]
 """
 from __future__ import annotations
 
