@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--appearance", action="store_true",
                        help="dressed people, cluttered backgrounds and camera faults instead of part colours over "
                             "the checkered floor (the truth and 2D evidence stay those of the seed)")
+    synth.add_argument("--bend", type=number_in(0.0, 45.0, float), default=0.0, metavar="DEGREES",
+                       help="bend the bodies forward at the hips, as train --bend (default 0: upright pelvises)")
     synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m", "aitviewer"),
                        default="native", help="format of the written calibration (easymocap: intri.yml + extri.yml; "
                                               "aitviewer: cameras.npz)")
@@ -156,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--definition-offset", type=number_in(0.0, 0.2, float), default=0.0, metavar="METRES",
                        help="offset each joint of the 2D evidence in 3D, the same in every view, by up to this "
                             "spread per axis (0.03 is about the built-in detector's; default 0: none)")
+    train.add_argument("--bend", type=number_in(0.0, 45.0, float), default=0.0, metavar="DEGREES",
+                       help="bend the bodies forward at the hips by the absolute value of a normal draw of this "
+                            "spread (default 0: upright pelvises)")
     train.add_argument("--refine-orientation", action="store_true",
                        help="let the decoder refine the global orientation at every iteration as well (a new "
                             "head; with --init, it starts at zero)")
@@ -357,7 +362,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
                             weights=_loss_weights(args.weight), render_cell=args.render_cell,
-                            appearance=args.appearance, definition_offset_m=args.definition_offset)
+                            appearance=args.appearance, definition_offset_m=args.definition_offset,
+                            bend_deg=args.bend)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, image_features=args.image_features,
@@ -386,7 +392,7 @@ def run_synth(args: argparse.Namespace) -> int:
         out = args.out if args.count == 1 else args.out / f"{args.out.name}_{i:04d}"
         occluders = 0 if i < args.clean else args.occluders
         sample = generate_sample(body, seed=args.seed + i, rig=rig, occluders=occluders, name=out.name,
-                                 appearance=args.appearance)
+                                 appearance=args.appearance, bend_deg=args.bend)
         write_sample(sample, out, calibration_format=args.calibration_format)
         if args.count > 1:
             print_progress(int(100 * (i + 1) / args.count), out.name)

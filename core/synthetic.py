@@ -158,6 +158,20 @@ def standing_orientation(yaw: float) -> np.ndarray:
     return matrix_to_axis_angle(turn @ stand).numpy()
 
 
+def bent_at_the_hips(global_orient: np.ndarray, body_pose: np.ndarray, pitch: float) -> tuple[np.ndarray, np.ndarray]:
+    """(global orientation, body pose) of the body bent forward by ``pitch`` radians at the hips: the pelvis tips
+    forward and both thighs turn back by as much, so the legs stand as drawn while the trunk leans over. Upright
+    pelvises alone leave out how people stand when they reach, lift or crouch (the real demo clip leans 30-42
+    degrees in half its frames; `random_body_pose`'s spine alone gives at most about 20)."""
+    tip = axis_angle_to_matrix(torch.tensor([pitch, 0.0, 0.0], dtype=torch.float64))
+    orient = matrix_to_axis_angle(axis_angle_to_matrix(torch.as_tensor(global_orient, dtype=torch.float64)) @ tip)
+    pose = body_pose.reshape(-1, 3).copy()
+    for hip in ("left_hip", "right_hip"):
+        i = SMPL24.index(hip) - 1  # body_pose leaves out the root
+        pose[i] = matrix_to_axis_angle(tip.T @ axis_angle_to_matrix(torch.as_tensor(pose[i]))).numpy()
+    return orient.numpy(), pose.reshape(-1)
+
+
 def random_rig(rng: np.random.Generator, target: np.ndarray, config: RigConfig) -> list[Camera]:
     """Cameras spread around ``target`` (azimuths evenly spaced, jittered), all looking at it, or, with
     `RigConfig.person_offset`, around and at a point of the capture volume near it."""
@@ -251,18 +265,23 @@ def coarse_body(body: BodyModel, cell: float) -> tuple[np.ndarray, np.ndarray, n
 def generate_sample(body: BodyModel, seed: int, rig: RigConfig | None = None, occluders: int = 1,
                     faults: EvidenceFaults | None = None, name: str | None = None,
                     renderer: Callable[[list[Mesh], Camera, np.ndarray | None], np.ndarray] = render,
-                    render_cell: float = 0.0, appearance: bool = False) -> MultiviewSample:
+                    render_cell: float = 0.0, appearance: bool = False, bend_deg: float = 0.0) -> MultiviewSample:
     """One synthetic multiview sample; the same seed always gives the same sample. ``renderer`` draws the frames
     (training passes a faster one, see `core.training.fast_render`); ``render_cell`` > 0 draws the body clustered
     on a grid of that many metres (fewer faces: cheaper frames), else in full; ``appearance`` dresses the person,
     clutters the backgrounds and degrades the frames as a camera does (`core.appearance`, from a generator of
-    its own). Only the frames change with either."""
+    its own). Only the frames change with either. ``bend_deg`` > 0 bends the body forward at the hips
+    (`bent_at_the_hips`) by the absolute value of a normal draw of that spread, from a generator of its own, so
+    that everything else stays as the seed draws it."""
     rig = rig or RigConfig()
     faults = faults or EvidenceFaults()
     rng = np.random.default_rng(seed)
     betas = rng.normal(0, 1, body.num_betas).clip(-2.5, 2.5)
     body_pose = random_body_pose(rng)
     global_orient = standing_orientation(rng.uniform(0, 2 * np.pi))
+    if bend_deg > 0:
+        pitch = np.radians(bend_deg) * abs(np.random.default_rng([seed, 3]).normal())
+        global_orient, body_pose = bent_at_the_hips(global_orient, body_pose, pitch)
     with torch.no_grad():
         out = body(torch.tensor(global_orient[None], dtype=torch.float32),
                    torch.tensor(body_pose[None], dtype=torch.float32),

@@ -84,6 +84,7 @@ class TrainingConfig:
     render_cell: float = 0.03
     appearance: bool = False  # dressed people, cluttered backgrounds, camera faults (core.appearance)
     definition_offset_m: float = 0.0  # core.synthetic.EvidenceFaults: detector joints defined unlike the body's
+    bend_deg: float = 0.0  # core.synthetic.generate_sample: bodies bent forward at the hips, of this spread
     seed: int = 0
     log_every: int = 20
     save_every: int = 200
@@ -114,7 +115,8 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
         sample = generate_sample(body, int(rng.integers(2 ** 31)), rig, occluders=int(rng.integers(0, 3)),
                                  faults=EvidenceFaults(definition_offset_m=config.definition_offset_m),
                                  renderer=fast_render if reads_images else blank_frame,
-                                 render_cell=config.render_cell, appearance=config.appearance and reads_images)
+                                 render_cell=config.render_cell, appearance=config.appearance and reads_images,
+                                 bend_deg=config.bend_deg)
         try:
             items.append(prepare(sample, model, mode, device))
         except Exception:  # e.g. too few views agree to triangulate: draw another sample
