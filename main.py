@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--image-features", choices=MODEL_CHOICES["image_features"], default="all",
                        help="what reads the frames: the orientation head and the decoder (default, as the paper), "
                             "the orientation head only (the paper's ablation), or nothing (frames are not drawn)")
+    train.add_argument("--query", choices=MODEL_CHOICES["query"], default="spatial",
+                       help="the decoder's queries: every heatmap patch of every view (default, as the paper) or "
+                            "one pooled token per view (the paper's Fig. 9 ablation; the same weights)")
     train.add_argument("--joint-offsets", action="store_true",
                        help="let the decoder read each joint's offset from the estimate to the evidence as well "
                             "(not in the paper; a new embedding: with --init, it starts at zero)")
@@ -367,7 +370,7 @@ def run_train(args: argparse.Namespace) -> int:
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, image_features=args.image_features,
-                          joint_offsets=args.joint_offsets)
+                          joint_offsets=args.joint_offsets, query=args.query)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)
     print(f"wrote {args.out}")

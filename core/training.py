@@ -36,7 +36,7 @@ from core.synthetic import EvidenceFaults, generate_sample, rig_preset
 # (the orientation refinement, the joint offsets) or drop a part (the image encoder), where an estimate starts,
 # and the number of iterations trained (values here only stand in for any).
 FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "image_features": "all",
-                "joint_offsets": False, "iterations": 3}
+                "joint_offsets": False, "iterations": 3, "query": "spatial"}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 

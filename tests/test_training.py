@@ -191,6 +191,30 @@ def test_fine_tuning_may_grow_or_drop_the_orientation_head_and_iterate_more_but_
               log=lambda _: None, init=base)
 
 
+def test_spatial_queries_fine_tune_into_pooled_ones_with_the_same_weights(body, tmp_path):
+    """The paper's pooled-query ablation is a switch of the same weights: `init` from a spatial checkpoint keeps
+    every parameter, records the switch, and the network then computes another function (one token per view)."""
+    from core.dataset_io import read_sample
+    from core.inference import prepare
+    from core.model.config import preset
+    from core.resources import SAMPLE_SCENE
+
+    base = tmp_path / "spatial.pt"
+    train(base, small_config(1), body, COMPACT, device="cpu", log=lambda _: None)
+    out = tmp_path / "pooled.pt"
+    train(out, replace(small_config(1), lr=0.0), body, preset("compact", query="pooled"), device="cpu",
+          log=lambda _: None, init=base)
+    spatial, pooled = load_model(base, body), load_model(out, body)
+    assert pooled.config.query == "pooled" and spatial.config.query == "spatial"
+    weights = dict(pooled.named_parameters())
+    for name, value in spatial.named_parameters():
+        assert torch.equal(value, weights[name]), name
+    prepared = prepare(read_sample(SAMPLE_SCENE), pooled, "calibrated", torch.device("cpu"))
+    with torch.no_grad():
+        a, b = (m.eval()(prepared.images, prepared.heatmaps, prepared.geometry, 2)[-1] for m in (spatial, pooled))
+    assert not torch.allclose(a.body_pose, b.body_pose, atol=1e-4)
+
+
 def test_a_network_that_reads_no_frames_fine_tunes_from_one_that_does_and_draws_none(body, tmp_path):
     from core.model.config import preset
 
