@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 MAX_CONFIDENCE = 1.5  # above this a "confidence" is no probability; up to it, clipped to 1 (some heatmap peaks)
 # Codecs store frames in blocks of 16 pixels: a calibration of the padded frame (1088 for 1080) fits its video.
 CODEC_PADDING = 15
+_PADDING_TOLD: set[tuple[str, str]] = set()  # (source, view) already warned of a padded calibrated size
 HEATMAP_ROUNDING = 1e-3  # float16 and resampling may dip heatmaps just below zero
 
 
@@ -123,9 +124,11 @@ class MultiviewSample:
                 log.info("%s: view %s is %dx%d, not the guessed %dx%d", where, cam.name, frame.shape[1],
                          frame.shape[0], cam.width, cam.height)
             elif 0 <= min(short) and max(short) <= CODEC_PADDING:
-                log.warning("%s: view %s is %dx%d, the calibration's %dx%d less what a video codec pads: its image is "
-                            "taken as the calibrated frame's top-left part", where, cam.name, frame.shape[1],
-                            frame.shape[0], cam.width, cam.height)
+                if (where, cam.name) not in _PADDING_TOLD:  # once: a sequence makes a sample per frame
+                    _PADDING_TOLD.add((where, cam.name))
+                    log.warning("%s: view %s is %dx%d, the calibration's %dx%d less what a video codec pads: its "
+                                "image is taken as the calibrated frame's top-left part", where, cam.name,
+                                frame.shape[1], frame.shape[0], cam.width, cam.height)
             else:
                 raise InputError(where, f"view {cam.name}: image is {frame.shape[1]}x{frame.shape[0]} but the "
                                         f"calibration says {cam.width}x{cam.height}")

@@ -1,4 +1,5 @@
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -103,7 +104,7 @@ def test_easymocap_without_image_size_guesses_from_principal_point(rig, tmp_path
     assert (cam.width, cam.height) == (round(2 * rig[0].K[0, 2]), round(2 * rig[0].K[1, 2])) and cam.size_guessed
 
 
-def test_a_guessed_image_size_gives_way_to_the_images(tmp_path):
+def test_a_guessed_image_size_gives_way_to_the_images(tmp_path, caplog):
     """EasyMocap without H_/W_: the sample's 512x512 images replace the size guessed from the principal point
     (about 513x507 here); a size the file gives is never overridden, and a wrong one is refused."""
     import shutil
@@ -123,8 +124,11 @@ def test_a_guessed_image_size_gives_way_to_the_images(tmp_path):
     with pytest.raises(InputError, match="cam01: image is 512x512 but the calibration says 640x512"):
         read_sample(folder)
     intri.write_text(text.replace("W_cam01: 512", "W_cam01: 520"))  # a codec's padding (1088 for 1080): taken
-    camera = read_sample(folder).cameras[0]
+    with caplog.at_level(logging.WARNING, logger="core.sample"):
+        camera = read_sample(folder).cameras[0]
+        read_sample(folder)  # said once, not for every frame of a sequence
     assert camera.image_size == (512, 512) and camera.K[0, 2] == load_calibration(intri)[0].K[0, 2]
+    assert sum("less what a video codec pads" in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.parametrize("breakage,message", [
