@@ -33,6 +33,9 @@ class Camera:
     # The calibration file gave no image size, so it was guessed (EasyMocap without H_/W_): the real images'
     # size replaces it (see `MultiviewSample`).
     size_guessed: bool = False
+    # The calibration's (width, height) where the image is its top-left part, a few pixels smaller (a video codec
+    # padded the calibrated frame: 1088 for 1080); None where the image is the calibrated size.
+    calibrated_size: tuple[int, int] | None = None
 
     def __post_init__(self):
         for attr, shape in (("K", (3, 3)), ("R", (3, 3)), ("t", (3,))):

@@ -132,7 +132,9 @@ class MultiviewSample:
             else:
                 raise InputError(where, f"view {cam.name}: image is {frame.shape[1]}x{frame.shape[0]} but the "
                                         f"calibration says {cam.width}x{cam.height}")
-            self.cameras[v] = replace(cam, width=frame.shape[1], height=frame.shape[0], size_guessed=False)
+            padded = None if cam.size_guessed else (cam.width, cam.height)
+            self.cameras[v] = replace(cam, width=frame.shape[1], height=frame.shape[0], size_guessed=False,
+                                      calibrated_size=padded)
 
     def _check_keypoints(self, where: str) -> None:
         """Confidences are probabilities (`checked_confidences`); the confident joints of each view lie near its

@@ -128,6 +128,7 @@ def test_a_guessed_image_size_gives_way_to_the_images(tmp_path, caplog):
         camera = read_sample(folder).cameras[0]
         read_sample(folder)  # said once, not for every frame of a sequence
     assert camera.image_size == (512, 512) and camera.K[0, 2] == load_calibration(intri)[0].K[0, 2]
+    assert camera.calibrated_size == (520, 512) and read_sample(folder).cameras[1].calibrated_size is None
     assert sum("less what a video codec pads" in r.getMessage() for r in caplog.records) == 1
 
 

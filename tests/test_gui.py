@@ -965,3 +965,21 @@ def test_panels_fit_their_slot_on_every_return_to_side_by_side(window, qtbot):
     for panel in window.view_grid.panels + window.view_grid.twins:  # as wide as the slot, or its title needs
         needed = panel.ci.effectiveSizeHint(Qt.SizeHint.MinimumSize).width()
         assert panel.ci.width() <= max(panel.width(), needed) + 1
+
+
+def test_a_view_cut_from_a_padded_calibrated_frame_says_so_in_its_panel(tmp_path):
+    """A video 8 pixels narrower than its calibration (a codec's padding) is used as the calibrated frame's top-left
+    part: the panel's note says so, and says nothing for the views of the calibrated size."""
+    import shutil
+
+    from app.views.view_grid import evidence_note
+    from core.dataset_io import read_sample
+    from core.resources import SAMPLE_SCENE
+
+    folder = tmp_path / "sample"
+    shutil.copytree(SAMPLE_SCENE, folder)
+    intri = folder / "intri.yml"
+    intri.write_text(intri.read_text().replace("W_cam01: 512", "W_cam01: 520"))
+    sample = read_sample(folder)
+    assert evidence_note(sample, 0) == "image 512x512: top-left of the calibrated 520x512"
+    assert "calibrated" not in evidence_note(sample, 1)

@@ -57,9 +57,14 @@ JOINT_SET_LABELS = {"coco17": "COCO-17", "body25": "BODY_25", "halpe26": "HALPE_
 
 
 def evidence_note(sample, view: int) -> str:
-    """Where a view's evidence came from, in words: which of the built-in detector's people it is, and which
-    H36M joints were made from another joint set's (COCO-17's pelvis, spine, thorax, neck and head top)."""
+    """Where a view's evidence came from, in words: which of the built-in detector's people it is, which H36M
+    joints were made from another joint set's (COCO-17's pelvis, spine, thorax, neck and head top), and whether the
+    image is only the top-left part of the calibrated frame (a video codec's padding)."""
     lines = []
+    padded = sample.cameras[view].calibrated_size
+    if padded is not None:
+        camera = sample.cameras[view]
+        lines.append(f"image {camera.width}x{camera.height}: top-left of the calibrated {padded[0]}x{padded[1]}")
     if sample.evidence_notes:
         lines.append(sample.evidence_notes[view])
     if sample.keypoints is not None and sample.joint_set != H36M17.name:
