@@ -61,9 +61,9 @@ def evidence_note(sample, view: int) -> str:
     joints were made from another joint set's (COCO-17's pelvis, spine, thorax, neck and head top), and whether the
     image is only the top-left part of the calibrated frame (a video codec's padding)."""
     lines = []
-    padded = sample.cameras[view].calibrated_size
+    camera = sample.cameras[view]
+    padded = camera.calibrated_size
     if padded is not None:
-        camera = sample.cameras[view]
         lines.append(f"image {camera.width}x{camera.height}: top-left of the calibrated {padded[0]}x{padded[1]}")
     if sample.evidence_notes:
         lines.append(sample.evidence_notes[view])
