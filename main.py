@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--joint-offsets", action="store_true",
                        help="let the decoder read each joint's offset from the estimate to the evidence as well "
                             "(not in the paper; a new embedding: with --init, it starts at zero)")
+    train.add_argument("--offset-joints", choices=MODEL_CHOICES["offset_joints"], default="all",
+                       help="with --joint-offsets, whose offsets: every joint's (default) or those above the knees")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
                        help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
                             "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
@@ -370,7 +372,8 @@ def run_train(args: argparse.Namespace) -> int:
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, image_features=args.image_features,
-                          joint_offsets=args.joint_offsets, query=args.query)
+                          joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
+                          query=args.query)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)
     print(f"wrote {args.out}")

@@ -7,6 +7,7 @@ import torch
 from core.dataset_io import read_sample
 from core.heatmaps import decode_heatmaps, render_heatmaps
 from core.inference import evaluate, joint_errors, prepare, refine
+from core.joints import H36M17
 from core.model.checkpoint import load_model, save_checkpoint
 from core.model.config import COMPACT, preset
 from core.model.network import HeatFormer
@@ -238,6 +239,26 @@ def test_joint_offsets_start_as_the_same_network_and_read_the_evidence(sample, b
     assert not torch.allclose(c[-1].body_pose, b[-1].body_pose)
     assert not torch.allclose(c[-1].body_pose, d[-1].body_pose)
 
+
+
+def test_offsets_above_the_knees_leave_the_legs_to_the_heatmaps(body, tmp_path):
+    """`offset_joints="above_knees"` gives the knees' and ankles' offsets as unseen (zeros, peak included) and
+    every other joint's as with all of them; the choice survives a checkpoint's round trip."""
+    torch.manual_seed(0)
+    every, above = (HeatFormer(preset("compact", image_features="none", joint_offsets=True, offset_joints=which),
+                               body).eval() for which in ("all", "above_knees"))
+    joints = torch.rand(1, 2, 17, 2) * torch.tensor([38.0, 54.0]) + 5
+    evidence = decode_heatmaps(every.render_heatmaps(joints))
+    estimate = joints - joints.new_tensor([4.8, 2.0])
+    a, b = (net.offset_features(evidence, estimate).unflatten(-1, (17, 3)) for net in (every, above))
+    legs = [H36M17.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+    rest = [j for j in range(17) if j not in legs]
+    assert (a[..., legs, 0].abs() > 0.05).all() and (a[..., legs, 2] > 0.5).all()
+    assert (b[..., legs, :] == 0).all()
+    torch.testing.assert_close(b[..., rest, :], a[..., rest, :])
+    path = tmp_path / "above.pt"
+    save_checkpoint(above, path, "test weights")
+    assert load_model(path, body).config.offset_joints == "above_knees"
 
 def test_our_checkpoint_round_trip_and_wrong_files(sample, model, body, tmp_path):
     path = tmp_path / "model.pt"

@@ -69,6 +69,10 @@ class HeatFormerConfig:
     # to learn that offset from 8x8 patches; given outright, the update is a smaller function to learn.
     # The embedding's last layer starts at zero: a checkpoint fine-tuned with it starts as the same network.
     joint_offsets: bool = False
+    # Which joints' offsets the decoder reads: "all", or "above_knees" (knees and ankles read as unseen, so the
+    # legs are refined from the heatmap comparison alone). With all of them, real footage's ankles ran away after
+    # iteration 2 (README "Ablations").
+    offset_joints: Literal["all", "above_knees"] = "all"
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -153,7 +157,8 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "iterations": (1, 8, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
-           "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True)}
+           "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True),
+           "offset_joints": ("all", "above_knees")}
 
 COMPACT = HeatFormerConfig()
 

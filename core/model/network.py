@@ -29,6 +29,7 @@ from core.model.layers import Block, PositionalEncoding3D
 from core.rotations import matrix_to_rot6d, rot6d_to_matrix
 
 ROOT = H36M17.index("pelvis")
+KNEES_AND_ANKLES = [H36M17.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
 # A person upright in front of a camera: the y-up, +z-facing body turned by 180 degrees about x.
 FACING_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 WEAK_PERSPECTIVE_INIT = (0.9, 0.0, 0.0)  # a 1.7 m person filling about 80 % of the crop height
@@ -102,6 +103,10 @@ class HeatFormer(nn.Module):
             self.offset_embed = nn.Sequential(nn.Linear(config.num_joints * 3, dim), nn.GELU(), nn.Linear(dim, dim))
             nn.init.zeros_(self.offset_embed[-1].weight)  # as the orientation head below
             nn.init.zeros_(self.offset_embed[-1].bias)
+            read = torch.ones(config.num_joints, dtype=torch.bool)
+            if config.offset_joints == "above_knees":
+                read[KNEES_AND_ANKLES] = False
+            self.register_buffer("offset_read", read, persistent=False)  # a function of the config, not a weight
         if config.refine_orientation:
             # Zero: a network fine-tuned with this head starts as the same function as without it.
             self.orient_head = nn.Linear(dim, 6)
@@ -150,10 +155,12 @@ class HeatFormer(nn.Module):
     def offset_features(self, evidence: tuple[torch.Tensor, torch.Tensor], estimate: torch.Tensor) -> torch.Tensor:
         """(B, V, J*3): per joint, the offset from the estimate's heatmap position to the evidence's peak (in heatmap
         widths and heights, within one either way; zero where the evidence has no peak) and the evidence's peak
-        value. The estimate is read, not differentiated: a joint behind a camera lands at an infinite position
+        value; joints whose offsets `HeatFormerConfig.offset_joints` leaves out read as unseen. The estimate is
+        read, not differentiated: a joint behind a camera lands at an infinite position
         (training met one at step 1420 of its first run with offsets, and its loss became NaN)."""
         positions, peak = evidence
         width, height = self.config.heatmap_size
+        peak = peak * self.offset_read
         seen = (peak > 0.1).unsqueeze(-1)
         offset = (positions - estimate.detach()) / estimate.new_tensor([width, height])
         offset = torch.nan_to_num(offset, nan=0.0).clamp(-1.0, 1.0)
