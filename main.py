@@ -364,6 +364,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit("train: --workers must be 0 or more")
     if args.appearance and args.image_features == "none":
         raise SystemExit("train: --appearance changes only the frames, which --image-features none does not read")
+    if args.offset_joints != "all" and not args.joint_offsets:
+        raise SystemExit("train: --offset-joints chooses among the offsets that --joint-offsets gives the decoder")
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
                             weights=_loss_weights(args.weight), render_cell=args.render_cell,

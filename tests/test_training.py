@@ -258,3 +258,6 @@ def test_train_command_takes_loss_weights_and_names_a_wrong_one(tmp_path):
     result = subprocess.run(command + ["--image-features", "none", "--appearance"], capture_output=True, text=True,
                             timeout=300)  # frames drawn for a network that reads none: refused, with the reason
     assert result.returncode != 0 and "does not read" in result.stderr
+    result = subprocess.run(command + ["--offset-joints", "above_knees"], capture_output=True, text=True,
+                            timeout=300)  # a choice among offsets the decoder is not given: refused
+    assert result.returncode != 0 and "--joint-offsets" in result.stderr
