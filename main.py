@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--orientation-init", choices=MODEL_CHOICES["orientation_init"], default="head",
                        help="calibrated mode's starting orientation: the orientation head's (default, as the "
                             "paper) or the triangulated torso's, the same in every view")
+    train.add_argument("--torso-alignment", choices=MODEL_CHOICES["torso_alignment"], default="rest",
+                       help="with --orientation-init triangulated: turn the rest torso onto the triangulated one "
+                            "once (default), or the estimate's own torso after every iteration's pose update")
     train.add_argument("--image-features", choices=MODEL_CHOICES["image_features"], default="all",
                        help="what reads the frames: the orientation head and the decoder (default, as the paper), "
                             "the orientation head only (the paper's ablation), or nothing (frames are not drawn)")
@@ -364,6 +367,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise SystemExit("train: --workers must be 0 or more")
     if args.appearance and args.image_features == "none":
         raise SystemExit("train: --appearance changes only the frames, which --image-features none does not read")
+    if args.torso_alignment == "posed" and args.orientation_init != "triangulated":
+        raise SystemExit("train: --torso-alignment posed turns the estimate onto the triangulated torso, which "
+                         "--orientation-init triangulated reads")
     if args.offset_joints != "all" and not args.joint_offsets:
         raise SystemExit("train: --offset-joints chooses among the offsets that --joint-offsets gives the decoder")
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -373,7 +379,8 @@ def run_train(args: argparse.Namespace) -> int:
                             bend_deg=args.bend)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
-                          orientation_init=args.orientation_init, image_features=args.image_features,
+                          orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,
+                          image_features=args.image_features,
                           joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
                           query=args.query)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,

@@ -114,15 +114,19 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     boxes_t = torch.as_tensor(boxes, dtype=torch.float32, device=device)
     points = image_to_crop(torch.as_tensor(keypoints[..., :2], device=device), boxes_t, config.heatmap_size)
     heatmaps = model.render_heatmaps(points, torch.as_tensor(keypoints[..., 2], device=device))
-    root_cam = orient_cam = None
+    root_cam = orient_cam = joints_cam = None
     if root_world is not None:
         root_cam = torch.as_tensor(np.stack([c.R @ root_world + c.t for c in sample.cameras]), dtype=torch.float32,
                                    device=device)[None]
         if config.orientation_init == "triangulated":
             orient_cam = torch.as_tensor(triangulated_orientation(sample, model, fused.joints3d), dtype=torch.float32,
                                          device=device)[None]
+        if config.torso_alignment == "posed":
+            relative = fused.joints3d - root_world
+            joints_cam = torch.as_tensor(np.stack([relative @ c.R.T for c in sample.cameras]), dtype=torch.float32,
+                                         device=device)[None]
     geometry = ViewGeometry(mode, boxes_t[None], config.heatmap_size, cams["K"][None], cams["dist"][None], root_cam,
-                            orient_cam)
+                            orient_cam, joints_cam)
     images = crop_images(sample.frames, boxes, config.image_size).to(device)[None]
     return PreparedInput(images, heatmaps[None], geometry, keypoints, boxes, root_world, consistency)
 
@@ -150,7 +154,8 @@ def stack_prepared(items: list[PreparedInput], mode: str) -> PreparedInput:
     geometry = ViewGeometry(mode, torch.cat([x.boxes for x in g]), g[0].heatmap_size, torch.cat([x.K for x in g]),
                             torch.cat([x.dist for x in g]),
                             None if mode == "uncalibrated" else torch.cat([x.root_cam for x in g]),
-                            None if g[0].orient_cam is None else torch.cat([x.orient_cam for x in g]))
+                            None if g[0].orient_cam is None else torch.cat([x.orient_cam for x in g]),
+                            None if g[0].joints_cam is None else torch.cat([x.joints_cam for x in g]))
     return PreparedInput(torch.cat([p.images for p in items]), torch.cat([p.heatmaps for p in items]), geometry,
                          np.stack([p.keypoints for p in items]), np.stack([p.boxes for p in items]), None)
 

@@ -385,3 +385,46 @@ def test_triangulated_orientation_init_is_the_torso_in_every_view(sample, body):
         own = head(prepared.images, prepared.heatmaps, prepared.geometry, 1)[0]
     np.testing.assert_allclose(first.global_orient[0, 2], own.global_orient[0, 2], atol=1e-6)
     assert torch.isfinite(first.joints).all()
+
+
+def test_a_posed_torso_alignment_finds_the_orientation_of_the_true_pose(sample, body):
+    """With `torso_alignment="posed"`, given the true pose and shape and the true joints as the triangulation, each
+    view's orientation comes out as the truth's (the rest torso's is degrees off: the torso bends with the pose);
+    with fewer than three torso joints triangulated the orientation is kept; in refine(), iteration 0 is the rest
+    torso's, as without it, and later iterations follow the pose where the rest torso's stays."""
+    from core.fusion import TORSO, torso_orientation
+    from core.model.geometry import ViewGeometry
+    from core.model.network import ROOT
+    from core.rotations import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix
+
+    torch.manual_seed(0)
+    rest = load_model(None, body, dataclasses.replace(COMPACT, orientation_init="triangulated"))
+    posed = load_model(None, body, dataclasses.replace(rest.config, torso_alignment="posed"))
+    posed.load_state_dict(rest.state_dict())
+    truth, views = sample.ground_truth, sample.num_views
+    to_camera = torch.as_tensor(np.stack([c.R for c in sample.cameras]), dtype=torch.float32)
+    orient = to_camera @ axis_angle_to_matrix(torch.as_tensor(truth.global_orient, dtype=torch.float32))
+    pose = axis_angle_to_matrix(torch.as_tensor(np.reshape(truth.body_pose, (23, 3)), dtype=torch.float32))
+    betas = torch.as_tensor(truth.betas, dtype=torch.float32).expand(1, views, -1)
+    with torch.no_grad():
+        joints = body.joints_h36m(orient[:, None], pose.expand(views, 23, 3, 3), betas[0])
+    joints_cam = (joints - joints[:, ROOT: ROOT + 1])[None]
+    geometry = ViewGeometry("calibrated", torch.zeros(1, views, 4), (48, 64), torch.eye(3).expand(1, views, 3, 3),
+                            torch.zeros(1, views, 8), torch.zeros(1, views, 3), None, joints_cam)
+    start = matrix_to_rot6d(torch.eye(3)).expand(1, views, 6)
+    pose6d = matrix_to_rot6d(pose).expand(1, views, 23, 6)
+    found = rot6d_to_matrix(posed.posed_torso_orientation(geometry, start, pose6d, betas))
+    torch.testing.assert_close(found[0], orient, atol=1e-4, rtol=0)
+    by_rest = torso_orientation(rest.rest_joints(), joints_cam[0, 0].numpy())
+    assert np.degrees(np.arccos((np.trace(by_rest.T @ orient[0].numpy()) - 1) / 2)) > 2
+    few = joints_cam.clone()
+    few[..., TORSO[2:], :] = float("nan")
+    kept = posed.posed_torso_orientation(dataclasses.replace(geometry, joints_cam=few), start, pose6d, betas)
+    torch.testing.assert_close(kept, start)
+
+    followed, fixed = (refine(sample, net, "calibrated", 2, device="cpu") for net in (posed, rest))
+    np.testing.assert_allclose(followed.global_orient[0], fixed.global_orient[0], atol=1e-6)
+    np.testing.assert_allclose(fixed.global_orient[2], fixed.global_orient[0], atol=1e-6)
+    assert not np.allclose(followed.global_orient[2], followed.global_orient[0], atol=1e-6)
+    np.testing.assert_array_equal(refine(sample, posed, "uncalibrated", 1, device="cpu").vertices,
+                                  refine(sample, rest, "uncalibrated", 1, device="cpu").vertices)

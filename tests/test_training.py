@@ -261,3 +261,6 @@ def test_train_command_takes_loss_weights_and_names_a_wrong_one(tmp_path):
     result = subprocess.run(command + ["--offset-joints", "above_knees"], capture_output=True, text=True,
                             timeout=300)  # a choice among offsets the decoder is not given: refused
     assert result.returncode != 0 and "--joint-offsets" in result.stderr
+    result = subprocess.run(command + ["--torso-alignment", "posed"], capture_output=True, text=True,
+                            timeout=300)  # the estimate's torso turned onto a triangulation the network does not read
+    assert result.returncode != 0 and "--orientation-init triangulated" in result.stderr

@@ -57,6 +57,12 @@ class HeatFormerConfig:
     # (core.fusion.torso_orientation), the same in every view; on real frames the head's per-view orientations
     # disagreed by up to 170 degrees. Uncalibrated mode, and a sample whose torso was not triangulated, use the head.
     orientation_init: Literal["head", "triangulated"] = "head"
+    # With "triangulated": which torso is turned onto the triangulated one. "rest": the rest pose's, once
+    # (iteration 0's orientation is kept). "posed": from iteration 1 on, the current estimate's torso (pelvis,
+    # hips, spine, thorax, shoulders) after every pose update, so the orientation follows the pose rather than the
+    # pose bending to make up for an orientation that is off: the rest torso is 12 degrees from the truth on the
+    # `ring` set, where the true pose's torso comes within 3.4 (docs/training-design.md).
+    torso_alignment: Literal["rest", "posed"] = "rest"
     # What reads the frames (the paper's ablation "w/o image features" is "orientation"). "all": the orientation
     # head and the decoder, as the paper. "orientation": the orientation head only. "none": nothing; the image
     # encoder is not built and the image tokens are zeros (shapes as with them, so a checkpoint trained with
@@ -157,6 +163,7 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "iterations": (1, 8, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
+           "torso_alignment": ("rest", "posed"),
            "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True),
            "offset_joints": ("all", "above_knees")}
 

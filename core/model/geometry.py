@@ -30,6 +30,9 @@ class ViewGeometry:
     # (B, V, 3, 3) calibrated: the triangulated torso's orientation in each camera (NaN where none), read by a
     # network whose `orientation_init` is "triangulated"
     orient_cam: torch.Tensor | None = None
+    # (B, V, J, 3) calibrated: the triangulated joints relative to the fused root, in each camera's orientation
+    # (NaN where not triangulated), read by a network whose `torso_alignment` is "posed"
+    joints_cam: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:

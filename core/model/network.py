@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from core.body_model import BodyModel
+from core.fusion import TORSO
 from core.heatmaps import decode_heatmaps, render_coarse_heatmaps, render_heatmaps
 from core.joints import H36M17
 from core.model.config import HeatFormerConfig
@@ -166,6 +167,30 @@ class HeatFormer(nn.Module):
         offset = torch.nan_to_num(offset, nan=0.0).clamp(-1.0, 1.0)
         return torch.cat([torch.where(seen, offset, torch.zeros_like(offset)), peak.unsqueeze(-1)], -1).flatten(-2)
 
+    def posed_torso_orientation(self, geometry: ViewGeometry, orient6d: torch.Tensor, pose6d: torch.Tensor,
+                                betas: torch.Tensor) -> torch.Tensor:
+        """(B, V, 6) each view's orientation that turns the estimate's own torso (its pose and shape, turned as
+        the root's identity) onto the triangulated one (`torso_alignment` "posed"); ``orient6d`` where fewer than
+        three torso joints were triangulated. Read from the estimate, not differentiated: it is a fit, as the
+        triangulated rest torso of iteration 0 is."""
+        b, v = betas.shape[:2]
+        with torch.no_grad():
+            upright = torch.eye(3, dtype=betas.dtype, device=betas.device).expand(b * v, 1, 3, 3)
+            joints = self.body.joints_h36m(upright, rot6d_to_matrix(pose6d).flatten(0, 1), betas.flatten(0, 1))
+            source = (joints - joints[:, ROOT: ROOT + 1])[:, TORSO].double()
+            target = geometry.joints_cam.flatten(0, 1)[:, TORSO].double()
+            seen = torch.isfinite(target).all(-1, keepdim=True)  # (BV, T, 1)
+            target, weight = torch.nan_to_num(target), seen.double()
+            count = weight.sum(1, keepdim=True).clamp(min=1)
+            source = source - (weight * source).sum(1, keepdim=True) / count
+            target = target - (weight * target).sum(1, keepdim=True) / count
+            u, _, vt = torch.linalg.svd((weight * source).transpose(1, 2) @ target)  # Kabsch: R source ~ target
+            flip = torch.sign(torch.det(vt.transpose(1, 2) @ u.transpose(1, 2)))
+            fix = torch.diag_embed(torch.stack([torch.ones_like(flip), torch.ones_like(flip), flip], -1))
+            rotation = (vt.transpose(1, 2) @ fix @ u.transpose(1, 2)).to(betas.dtype)
+        known = (seen.sum((1, 2)) >= 3).unflatten(0, (b, v))[..., None]
+        return torch.where(known, matrix_to_rot6d(rotation).unflatten(0, (b, v)), orient6d)
+
     def state(self, geometry: ViewGeometry, orient6d, pose6d, betas, cam) -> IterationState:
         """Pose the body for every view and render where its joints land."""
         b, v = betas.shape[:2]
@@ -240,6 +265,9 @@ class HeatFormer(nn.Module):
                 betas = betas + self.shape_head(per_view)
                 if self.config.refine_orientation:
                     orient6d = orient6d + self.orient_head(per_view)
+            if self.config.torso_alignment == "posed" and geometry.joints_cam is not None:
+                with self._stage("torso alignment"):
+                    orient6d = self.posed_torso_orientation(geometry, orient6d, pose6d, betas)
             with self._stage("body + heatmap rendering"):
                 states.append(self.state(geometry, orient6d, pose6d, betas, cam))
         return states
