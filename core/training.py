@@ -37,7 +37,8 @@ from core.synthetic import EvidenceFaults, generate_sample, rig_preset
 # the number of iterations trained and the decoder's queries, spatial or pooled (the same weights either way;
 # values here only stand in for any).
 FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "torso_alignment": "rest",
-                "image_features": "all", "joint_offsets": False, "offset_joints": "all", "iterations": 3, "query": "spatial"}
+                "image_features": "all", "joint_offsets": False, "offset_joints": "all", "iterations": 3,
+                "query": "spatial"}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 

@@ -61,7 +61,8 @@ class HeatFormerConfig:
     # (iteration 0's orientation is kept). "posed": from iteration 1 on, the current estimate's torso (pelvis,
     # hips, spine, thorax, shoulders) after every pose update, so the orientation follows the pose rather than the
     # pose bending to make up for an orientation that is off: the rest torso is 12 degrees from the truth on the
-    # `ring` set, where the true pose's torso comes within 3.4 (docs/training-design.md).
+    # `ring` set, where the true pose's torso comes within 3.4 (docs/training-design.md). Trained from the shipped
+    # weights (run 24) it learnt worse than "rest": a torso pose that is off turns the whole body with it.
     torso_alignment: Literal["rest", "posed"] = "rest"
     # What reads the frames (the paper's ablation "w/o image features" is "orientation"). "all": the orientation
     # head and the decoder, as the paper. "orientation": the orientation head only. "none": nothing; the image
@@ -77,7 +78,7 @@ class HeatFormerConfig:
     joint_offsets: bool = False
     # Which joints' offsets the decoder reads: "all", or "above_knees" (knees and ankles read as unseen, so the
     # legs are refined from the heatmap comparison alone). With all of them, real footage's ankles ran away after
-    # iteration 2 (README "Ablations").
+    # iteration 2 (README "Ablations"); the upper body's alone bought nothing in training (run 23).
     offset_joints: Literal["all", "above_knees"] = "all"
 
     orient_dim: int = 128  # the global-orientation/camera head
