@@ -92,10 +92,12 @@ def triangulate(keypoints: np.ndarray, cameras: list[Camera], joints: JointSet =
 
 
 def procrustes_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Rotation R minimising |R source - target| for centred (N, 3) point sets."""
-    u, _, vt = np.linalg.svd(source.T @ target)
-    d = np.sign(np.linalg.det(u @ vt))
-    return (u * np.array([1, 1, d])) @ vt
+    """Rotation R (..., 3, 3) with ``source @ R`` closest to ``target``, for centred (..., N, 3) point sets whose
+    rows are the points (its transpose turns a point of ``source``, as a column, onto ``target``)."""
+    u, _, vt = np.linalg.svd(np.swapaxes(source, -1, -2) @ target)
+    fix = np.ones(u.shape[:-2] + (3,))
+    fix[..., -1] = np.sign(np.linalg.det(u @ vt))
+    return (u * fix[..., None, :]) @ vt
 
 
 # The joints that move least with the body pose: what a global orientation is read from.

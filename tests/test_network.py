@@ -240,7 +240,6 @@ def test_joint_offsets_start_as_the_same_network_and_read_the_evidence(sample, b
     assert not torch.allclose(c[-1].body_pose, d[-1].body_pose)
 
 
-
 def test_offsets_above_the_knees_leave_the_legs_to_the_heatmaps(body, tmp_path):
     """`offset_joints="above_knees"` gives the knees' and ankles' offsets as unseen (zeros, peak included) and
     every other joint's as with all of them; the choice survives a checkpoint's round trip."""
@@ -259,6 +258,7 @@ def test_offsets_above_the_knees_leave_the_legs_to_the_heatmaps(body, tmp_path):
     path = tmp_path / "above.pt"
     save_checkpoint(above, path, "test weights")
     assert load_model(path, body).config.offset_joints == "above_knees"
+
 
 def test_our_checkpoint_round_trip_and_wrong_files(sample, model, body, tmp_path):
     path = tmp_path / "model.pt"

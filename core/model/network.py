@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from core.body_model import BodyModel
-from core.fusion import TORSO
+from core.fusion import TORSO, procrustes_rotation
 from core.heatmaps import decode_heatmaps, render_coarse_heatmaps, render_heatmaps
 from core.joints import H36M17
 from core.model.config import HeatFormerConfig
@@ -177,18 +177,16 @@ class HeatFormer(nn.Module):
         with torch.no_grad():
             upright = torch.eye(3, dtype=betas.dtype, device=betas.device).expand(b * v, 1, 3, 3)
             joints = self.body.joints_h36m(upright, rot6d_to_matrix(pose6d).flatten(0, 1), betas.flatten(0, 1))
-            source = (joints - joints[:, ROOT: ROOT + 1])[:, TORSO].double()
-            target = geometry.joints_cam.flatten(0, 1)[:, TORSO].double()
-            seen = torch.isfinite(target).all(-1, keepdim=True)  # (BV, T, 1)
-            target, weight = torch.nan_to_num(target), seen.double()
-            count = weight.sum(1, keepdim=True).clamp(min=1)
-            source = source - (weight * source).sum(1, keepdim=True) / count
-            target = target - (weight * target).sum(1, keepdim=True) / count
-            u, _, vt = torch.linalg.svd((weight * source).transpose(1, 2) @ target)  # Kabsch: R source ~ target
-            flip = torch.sign(torch.det(vt.transpose(1, 2) @ u.transpose(1, 2)))
-            fix = torch.diag_embed(torch.stack([torch.ones_like(flip), torch.ones_like(flip), flip], -1))
-            rotation = (vt.transpose(1, 2) @ fix @ u.transpose(1, 2)).to(betas.dtype)
-        known = (seen.sum((1, 2)) >= 3).unflatten(0, (b, v))[..., None]
+            source = (joints - joints[:, ROOT: ROOT + 1])[:, TORSO].double().cpu().numpy()
+            target = geometry.joints_cam.flatten(0, 1)[:, TORSO].double().cpu().numpy()
+        seen = np.isfinite(target).all(-1, keepdims=True)  # (BV, T, 1); an unseen joint is left out of the fit
+        count = np.maximum(seen.sum(1, keepdims=True), 1)
+        target = np.nan_to_num(target)
+        source = seen * (source - (seen * source).sum(1, keepdims=True) / count)
+        target = seen * (target - (seen * target).sum(1, keepdims=True) / count)
+        rotation = torch.as_tensor(np.swapaxes(procrustes_rotation(source, target), -1, -2), dtype=betas.dtype,
+                                   device=betas.device)
+        known = torch.as_tensor(seen.sum((1, 2)) >= 3, device=betas.device).unflatten(0, (b, v))[..., None]
         return torch.where(known, matrix_to_rot6d(rotation).unflatten(0, (b, v)), orient6d)
 
     def state(self, geometry: ViewGeometry, orient6d, pose6d, betas, cam) -> IterationState:
