@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(not in the paper; a new embedding: with --init, it starts at zero)")
     train.add_argument("--offset-joints", choices=MODEL_CHOICES["offset_joints"], default="all",
                        help="with --joint-offsets, whose offsets: every joint's (default) or those above the knees")
+    train.add_argument("--triangulated-offsets", action="store_true",
+                       help="in calibrated mode, let the decoder read each joint's 3D offset from the estimate to "
+                            "the triangulated evidence as well (not in the paper; a new embedding, starting at zero)")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
                        help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
                             "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
@@ -382,6 +385,7 @@ def run_train(args: argparse.Namespace) -> int:
                           orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,
                           image_features=args.image_features,
                           joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
+                          triangulated_offsets=args.triangulated_offsets,
                           query=args.query)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)

@@ -121,7 +121,7 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
         if config.orientation_init == "triangulated":
             orient_cam = torch.as_tensor(triangulated_orientation(sample, model, fused.joints3d), dtype=torch.float32,
                                          device=device)[None]
-        if config.torso_alignment == "posed":
+        if config.reads_triangulated_joints:
             relative = fused.joints3d - root_world
             joints_cam = torch.as_tensor(np.stack([relative @ c.R.T for c in sample.cameras]), dtype=torch.float32,
                                          device=device)[None]

@@ -260,6 +260,47 @@ def test_offsets_above_the_knees_leave_the_legs_to_the_heatmaps(body, tmp_path):
     assert load_model(path, body).config.offset_joints == "above_knees"
 
 
+def test_triangulated_offsets_start_as_the_same_network_and_read_the_triangulation(sample, body, tmp_path):
+    """With `triangulated_offsets`, a network given another's weights (its embedding new, at zero) computes the
+    same; the offsets are the triangulated joints less the estimate's, zero and unseen where a joint was not
+    triangulated and in uncalibrated mode; once trained, a triangulation that moves changes the refinement."""
+    torch.manual_seed(0)
+    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
+    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
+    model = HeatFormer(preset("compact", image_features="none", triangulated_offsets=True), body).eval()
+    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("triangulated_embed.") for key in missing)
+    prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
+    geometry = prepared.geometry
+    assert geometry.joints_cam is not None and geometry.joints_cam.shape == (1, sample.num_views, 17, 3)
+    assert prepare(sample, plain, "calibrated", torch.device("cpu")).geometry.joints_cam is None
+    with torch.no_grad():
+        a, b = (net(prepared.images, prepared.heatmaps, geometry, 2) for net in (plain, model))
+    torch.testing.assert_close(a[-1].body_pose, b[-1].body_pose)
+
+    estimate = torch.nan_to_num(geometry.joints_cam) - geometry.joints_cam.new_tensor([0.05, -0.02, 0.1])
+    features = model.triangulated_features(geometry, estimate).unflatten(-1, (17, 4))
+    seen = torch.isfinite(geometry.joints_cam).all(-1)
+    assert seen.any()
+    torch.testing.assert_close(features[seen][:, :3], torch.tensor([0.05, -0.02, 0.1]).expand(int(seen.sum()), 3))
+    assert (features[..., 3] == seen.float()).all() and (features[~seen] == 0).all()
+    unseen = dataclasses.replace(geometry, joints_cam=geometry.joints_cam.clone())
+    unseen.joints_cam[0, :, 5] = float("nan")
+    assert (model.triangulated_features(unseen, estimate).unflatten(-1, (17, 4))[:, :, 5] == 0).all()
+    uncalibrated = prepare(sample, model, "uncalibrated", torch.device("cpu")).geometry
+    assert (model.triangulated_features(uncalibrated, estimate) == 0).all()
+
+    torch.nn.init.normal_(model.triangulated_embed[-1].weight, std=0.1)
+    moved = dataclasses.replace(geometry, joints_cam=geometry.joints_cam + geometry.joints_cam.new_tensor([0.1, 0, 0]))
+    with torch.no_grad():
+        c, d = (model(prepared.images, prepared.heatmaps, g, 2) for g in (geometry, moved))
+    assert not torch.allclose(c[-1].body_pose, b[-1].body_pose)
+    assert not torch.allclose(c[-1].body_pose, d[-1].body_pose)
+    path = tmp_path / "triangulated.pt"
+    save_checkpoint(model, path, "test weights")
+    assert load_model(path, body).config.triangulated_offsets
+
+
 def test_our_checkpoint_round_trip_and_wrong_files(sample, model, body, tmp_path):
     path = tmp_path / "model.pt"
     save_checkpoint(model, path, "test weights")

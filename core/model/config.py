@@ -80,6 +80,12 @@ class HeatFormerConfig:
     # legs are refined from the heatmap comparison alone). With all of them, real footage's ankles ran away after
     # iteration 2 (README "Ablations"); the upper body's alone bought nothing in training (run 23).
     offset_joints: Literal["all", "above_knees"] = "all"
+    # Not in the paper: in calibrated mode the decoder's queries of a view also carry, embedded, each joint's 3D
+    # offset from the estimate to the triangulated evidence (both relative to the root, in the view's camera
+    # orientation, metres) and whether it was triangulated. Where the heatmap offsets say in which direction a
+    # joint is off in one image, these say it for the body, the same in every view. Uncalibrated mode reads them
+    # as unseen. The embedding's last layer starts at zero, as the heatmap offsets'.
+    triangulated_offsets: bool = False
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -99,6 +105,11 @@ class HeatFormerConfig:
     @property
     def reads_images(self) -> bool:
         return self.image_features != "none"
+
+    @property
+    def reads_triangulated_joints(self) -> bool:
+        """Whether calibrated inputs must carry the triangulated joints in every camera (`ViewGeometry.joints_cam`)."""
+        return self.torso_alignment == "posed" or self.triangulated_offsets
 
     @property
     def token_dim(self) -> int:
@@ -166,7 +177,7 @@ CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
            "torso_alignment": ("rest", "posed"),
            "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True),
-           "offset_joints": ("all", "above_knees")}
+           "offset_joints": ("all", "above_knees"), "triangulated_offsets": (False, True)}
 
 COMPACT = HeatFormerConfig()
 

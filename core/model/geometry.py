@@ -31,7 +31,7 @@ class ViewGeometry:
     # network whose `orientation_init` is "triangulated"
     orient_cam: torch.Tensor | None = None
     # (B, V, J, 3) calibrated: the triangulated joints relative to the fused root, in each camera's orientation
-    # (NaN where not triangulated), read by a network whose `torso_alignment` is "posed"
+    # (NaN where not triangulated), read by a network whose config `reads_triangulated_joints`
     joints_cam: torch.Tensor | None = None
 
     def __post_init__(self):

@@ -5,7 +5,7 @@ render the current estimate's joints as heatmaps in every view, encode them with
 compare them (queries) with the input heatmaps and the image (keys/values; see `image_features`) across all
 views, and add the decoded residuals to the body pose (6D) and shape (and, with `refine_orientation`, to the
 global orientation). With `joint_offsets` the queries also carry each joint's offset from the estimate to the
-evidence.
+evidence in the heatmaps, with `triangulated_offsets` its 3D offset to the triangulated joints.
 `forward` returns every iteration's state.
 """
 from __future__ import annotations
@@ -108,6 +108,11 @@ class HeatFormer(nn.Module):
             if config.offset_joints == "above_knees":
                 read[KNEES_AND_ANKLES] = False
             self.register_buffer("offset_read", read, persistent=False)  # a function of the config, not a weight
+        if config.triangulated_offsets:
+            self.triangulated_embed = nn.Sequential(nn.Linear(config.num_joints * 4, dim), nn.GELU(),
+                                                    nn.Linear(dim, dim))
+            nn.init.zeros_(self.triangulated_embed[-1].weight)
+            nn.init.zeros_(self.triangulated_embed[-1].bias)
         if config.refine_orientation:
             # Zero: a network fine-tuned with this head starts as the same function as without it.
             self.orient_head = nn.Linear(dim, 6)
@@ -166,6 +171,17 @@ class HeatFormer(nn.Module):
         offset = (positions - estimate.detach()) / estimate.new_tensor([width, height])
         offset = torch.nan_to_num(offset, nan=0.0).clamp(-1.0, 1.0)
         return torch.cat([torch.where(seen, offset, torch.zeros_like(offset)), peak.unsqueeze(-1)], -1).flatten(-2)
+
+    def triangulated_features(self, geometry: ViewGeometry, estimate: torch.Tensor) -> torch.Tensor:
+        """(B, V, J*4): per joint, the 3D offset from the estimate's root-relative joint (``estimate`` (B, V, J, 3),
+        camera orientation) to the triangulated one (metres, within one either way) and whether it was
+        triangulated; all zeros without triangulated joints (uncalibrated mode). Read, not differentiated, as the
+        heatmap offsets."""
+        if geometry.joints_cam is None:
+            return estimate.new_zeros(*estimate.shape[:2], estimate.shape[2] * 4)
+        seen = torch.isfinite(geometry.joints_cam).all(-1, keepdim=True)
+        offset = (torch.nan_to_num(geometry.joints_cam) - estimate.detach()).clamp(-1.0, 1.0)
+        return torch.cat([torch.where(seen, offset, torch.zeros_like(offset)), seen.to(offset.dtype)], -1).flatten(-2)
 
     def posed_torso_orientation(self, geometry: ViewGeometry, orient6d: torch.Tensor, pose6d: torch.Tensor,
                                 betas: torch.Tensor) -> torch.Tensor:
@@ -253,9 +269,14 @@ class HeatFormer(nn.Module):
                 if self.config.query == "pooled":
                     queries = queries.unflatten(1, (v, rows * cols)).mean(2)  # one token per view
                 x = self.query_embed(queries)
+                offsets = []  # (B, V, C) each: one per view, added to every query of the view
                 if evidence is not None:
-                    offsets = self.offset_embed(self.offset_features(evidence, states[-1].heatmap_joints))  # (B, V, C)
-                    x = x + (offsets if self.config.query == "pooled" else offsets.repeat_interleave(rows * cols, 1))
+                    offsets.append(self.offset_embed(self.offset_features(evidence, states[-1].heatmap_joints)))
+                if self.config.triangulated_offsets:
+                    offsets.append(self.triangulated_embed(self.triangulated_features(geometry, states[-1].joints)))
+                for per_view_offsets in offsets:
+                    x = x + (per_view_offsets if self.config.query == "pooled"
+                             else per_view_offsets.repeat_interleave(rows * cols, 1))
                 for block, context in zip(self.decoder, cross_context):
                     x = block(x, context)
                 per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)
