@@ -228,6 +228,11 @@ def part_colors(body: BodyModel, faces: np.ndarray) -> np.ndarray:
     return palette[group_of_joint[face_joints(body, faces)]]
 
 
+def _in_frame(points: np.ndarray, cam: Camera) -> np.ndarray:
+    """(J,) whether each (J, 2) pixel position lies inside the camera's image."""
+    return (points[:, 0] >= 0) & (points[:, 0] < cam.width) & (points[:, 1] >= 0) & (points[:, 1] < cam.height)
+
+
 def faulty_keypoints(rng: np.random.Generator, uv: np.ndarray, occluded: np.ndarray, cameras: list[Camera],
                      faults: EvidenceFaults) -> np.ndarray:
     """(V, J, 3) detections from true projections (V, J, 2): jitter, misses, occlusion and left/right swaps."""
@@ -245,8 +250,9 @@ def faulty_keypoints(rng: np.random.Generator, uv: np.ndarray, occluded: np.ndar
         if rng.random() < faults.swap_probability:
             a, b = (H36M17.index(n) for n in limb_pairs[rng.integers(len(limb_pairs))])
             keypoints[v, [a, b], :2] = keypoints[v, [b, a], :2]
-        outside = ((uv[v, :, 0] < 0) | (uv[v, :, 0] >= cam.width) | (uv[v, :, 1] < 0) | (uv[v, :, 1] >= cam.height))
-        missed[v] |= outside
+        # A detector reports only what lies in the frame: neither a joint outside it, nor (swapped or jittered) a
+        # position outside it.
+        missed[v] |= ~_in_frame(uv[v], cam) | ~_in_frame(keypoints[v, :, :2], cam)
     keypoints[missed] = 0.0
     return keypoints
 

@@ -45,6 +45,27 @@ def test_keypoints_follow_projections_except_where_faulty(sample):
         assert np.median(error) < 6.0  # jitter of a few pixels (a swapped limb may add a few outliers)
 
 
+def test_a_detection_lands_only_inside_the_frame():
+    """A detector reports no position outside its image: a joint outside the frame, or one that jitter or a
+    left/right swap would put outside it, is a miss (confidence 0), and every reported position is in the frame."""
+    from core.cameras import Camera
+    from core.synthetic import faulty_keypoints
+
+    camera = Camera("cam", np.array([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]]), np.eye(3), np.zeros(3), 100, 100)
+    uv = np.tile(np.array([[50.0, 50.0]]), (1, 17, 1))
+    uv[0, 0] = (-5.0, 50.0)  # outside
+    uv[0, 1] = (99.5, 50.0)  # inside, within jitter of the right edge
+    faults = EvidenceFaults(jitter_px=3.0, miss_probability=0.0, swap_probability=0.0)
+    reported = []
+    for seed in range(40):
+        keypoints = faulty_keypoints(np.random.default_rng(seed), uv, np.zeros((1, 17), bool), [camera], faults)
+        found = keypoints[0, :, 2] > 0
+        assert not found[0]
+        assert ((keypoints[0, found, :2] >= 0) & (keypoints[0, found, :2] < 100)).all()
+        reported.append(found[1])
+    assert 0 < np.mean(reported) < 1  # the joint at the edge is sometimes jittered out of the frame, not always
+
+
 def test_occluder_hides_joints_and_evidence_reflects_it(body):
     faults = EvidenceFaults(occluded_miss_probability=1.0, miss_probability=0.0, swap_probability=0.0)
     hidden_total = 0
