@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--torso-alignment", choices=MODEL_CHOICES["torso_alignment"], default="rest",
                        help="with --orientation-init triangulated: turn the rest torso onto the triangulated one "
                             "once (default), or the estimate's own torso after every iteration's pose update")
+    train.add_argument("--pose-init", choices=MODEL_CHOICES["pose_init"], default="mean",
+                       help="with --orientation-init triangulated: calibrated mode's starting pose and shape, the "
+                            "mean (default, as the paper) or inverse kinematics on the triangulated joints")
     train.add_argument("--image-features", choices=MODEL_CHOICES["image_features"], default="all",
                        help="what reads the frames: the orientation head and the decoder (default, as the paper), "
                             "the orientation head only (the paper's ablation), or nothing (frames are not drawn)")
@@ -373,6 +376,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.torso_alignment == "posed" and args.orientation_init != "triangulated":
         raise SystemExit("train: --torso-alignment posed turns the estimate onto the triangulated torso, which "
                          "--orientation-init triangulated reads")
+    if args.pose_init == "triangulated" and args.orientation_init != "triangulated":
+        raise SystemExit("train: --pose-init triangulated reads the triangulated joints, as --orientation-init "
+                         "triangulated does; give both")
     if args.offset_joints != "all" and not args.joint_offsets:
         raise SystemExit("train: --offset-joints chooses among the offsets that --joint-offsets gives the decoder")
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -383,6 +389,7 @@ def run_train(args: argparse.Namespace) -> int:
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,
+                          pose_init=args.pose_init,
                           image_features=args.image_features,
                           joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
                           triangulated_offsets=args.triangulated_offsets,

@@ -17,6 +17,7 @@ from core.crops import crop_affines, crop_boxes, crop_images, image_to_crop
 from core.errors import InputError
 from core.fusion import procrustes_rotation, torso_orientation, triangulate
 from core.heatmaps import decode_heatmaps, heatmap_to_image
+from core.inverse_kinematics import body_from_joints
 from core.joints import H36M17, JOINT_SETS, convert_keypoints
 from core.metrics import MM, pa_mpjpe
 from core.model.adafuse import CROP, HEATMAP_SIDE
@@ -114,30 +115,42 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     boxes_t = torch.as_tensor(boxes, dtype=torch.float32, device=device)
     points = image_to_crop(torch.as_tensor(keypoints[..., :2], device=device), boxes_t, config.heatmap_size)
     heatmaps = model.render_heatmaps(points, torch.as_tensor(keypoints[..., 2], device=device))
-    root_cam = orient_cam = joints_cam = None
+    root_cam = orient_cam = joints_cam = pose_init = betas_init = None
     if root_world is not None:
         root_cam = torch.as_tensor(np.stack([c.R @ root_world + c.t for c in sample.cameras]), dtype=torch.float32,
                                    device=device)[None]
         if config.orientation_init == "triangulated":
-            orient_cam = torch.as_tensor(triangulated_orientation(sample, model, fused.joints3d), dtype=torch.float32,
+            world, pose, betas = triangulated_start(model, fused.joints3d, root_world)
+            orient_cam = torch.as_tensor(np.stack([c.R @ world for c in sample.cameras]), dtype=torch.float32,
                                          device=device)[None]
+            if config.pose_init == "triangulated":
+                pose_init = torch.as_tensor(pose, dtype=torch.float32, device=device)[None]
+                betas_init = torch.as_tensor(betas, dtype=torch.float32, device=device)[None]
         if config.reads_triangulated_joints:
             relative = fused.joints3d - root_world
             joints_cam = torch.as_tensor(np.stack([relative @ c.R.T for c in sample.cameras]), dtype=torch.float32,
                                          device=device)[None]
     geometry = ViewGeometry(mode, boxes_t[None], config.heatmap_size, cams["K"][None], cams["dist"][None], root_cam,
-                            orient_cam, joints_cam)
+                            orient_cam, joints_cam, pose_init, betas_init)
     images = crop_images(sample.frames, boxes, config.image_size).to(device)[None]
     return PreparedInput(images, heatmaps[None], geometry, keypoints, boxes, root_world, consistency)
 
 
-def triangulated_orientation(sample: MultiviewSample, model: HeatFormer, joints3d: np.ndarray) -> np.ndarray:
-    """(V, 3, 3) body -> camera rotations that put the rest torso on the triangulated one in every view (NaN where
-    too few torso joints were triangulated: the network falls back on its orientation head)."""
-    world = torso_orientation(model.rest_joints(), joints3d)
+def triangulated_start(model: HeatFormer, joints3d: np.ndarray, root: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Iteration 0 read off the triangulated joints (17, 3), world: the body -> world rotation (3, 3), body pose
+    (23, 3, 3) and betas. The rotation puts the rest torso on the triangulated one; with the network's `pose_init`
+    "triangulated", the pose and shape come from inverse kinematics and the rotation from the posed torso. All NaN
+    where too few torso joints were triangulated (the network falls back on its orientation head and mean)."""
+    rest = model.rest_joints()
+    unknown = (np.full((3, 3), np.nan), np.full((23, 3, 3), np.nan), np.full(model.body.num_betas, np.nan))
+    world = torso_orientation(rest, joints3d)
     if world is None:
-        return np.full((sample.num_views, 3, 3), np.nan)
-    return np.stack([c.R @ world for c in sample.cameras])
+        return unknown
+    if model.config.pose_init != "triangulated":
+        return world, *unknown[1:]
+    fit = body_from_joints(model.body, rest, joints3d - root, world)
+    return fit.global_orient, fit.body_pose, fit.betas
 
 
 def _rotation_mean(rotations: np.ndarray, axis: int) -> np.ndarray:
@@ -154,8 +167,8 @@ def stack_prepared(items: list[PreparedInput], mode: str) -> PreparedInput:
     geometry = ViewGeometry(mode, torch.cat([x.boxes for x in g]), g[0].heatmap_size, torch.cat([x.K for x in g]),
                             torch.cat([x.dist for x in g]),
                             None if mode == "uncalibrated" else torch.cat([x.root_cam for x in g]),
-                            None if g[0].orient_cam is None else torch.cat([x.orient_cam for x in g]),
-                            None if g[0].joints_cam is None else torch.cat([x.joints_cam for x in g]))
+                            *(None if getattr(g[0], name) is None else torch.cat([getattr(x, name) for x in g])
+                              for name in ("orient_cam", "joints_cam", "pose_init", "betas_init")))
     return PreparedInput(torch.cat([p.images for p in items]), torch.cat([p.heatmaps for p in items]), geometry,
                          np.stack([p.keypoints for p in items]), np.stack([p.boxes for p in items]), None)
 

@@ -33,12 +33,13 @@ from core.rotations import axis_angle_to_matrix
 from core.synthetic import EvidenceFaults, generate_sample, rig_preset
 
 # What fine-tuning (`init`) may change in a checkpoint's configuration: switches that add a zero-initialised head
-# (the orientation refinement, the joint offsets of either kind) or drop a part (the image encoder), where an estimate starts,
+# (the orientation refinement, the joint offsets of either kind) or drop a part (the image encoder), where an estimate
+# starts (orientation, pose and shape),
 # the number of iterations trained and the decoder's queries, spatial or pooled (the same weights either way;
 # values here only stand in for any).
 FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "torso_alignment": "rest",
                 "image_features": "all", "joint_offsets": False, "offset_joints": "all",
-                "triangulated_offsets": False, "iterations": 3, "query": "spatial"}
+                "triangulated_offsets": False, "pose_init": "mean", "iterations": 3, "query": "spatial"}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 

@@ -428,6 +428,46 @@ def test_triangulated_orientation_init_is_the_torso_in_every_view(sample, body):
     assert torch.isfinite(first.joints).all()
 
 
+def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
+    """With `pose_init="triangulated"`, calibrated iteration 0 is the closed-form body of the triangulated joints in
+    every view (pose, shape and the posed torso's orientation), far closer to the truth than the mean pose;
+    uncalibrated mode, and a sample whose torso was not triangulated, start from the mean."""
+    from core.fusion import triangulate
+    from core.inference import evidence_keypoints
+    from core.inverse_kinematics import body_from_joints
+    from core.rotations import axis_angle_to_matrix
+
+    with pytest.raises(ValueError, match="needs orientation_init"):
+        dataclasses.replace(COMPACT, pose_init="triangulated").validate()
+    torch.manual_seed(0)
+    mean = load_model(None, body, dataclasses.replace(COMPACT, orientation_init="triangulated"))
+    ik = load_model(None, body, dataclasses.replace(mean.config, pose_init="triangulated"))
+    ik.load_state_dict(mean.state_dict())
+    fused = triangulate(evidence_keypoints(sample), sample.cameras)
+    expected = body_from_joints(body, ik.rest_joints(), fused.joints3d - fused.root, np.eye(3))
+    trace = refine(sample, ik, "calibrated", 1, device="cpu")
+    for v, camera in enumerate(sample.cameras):
+        in_camera = axis_angle_to_matrix(torch.as_tensor(trace.global_orient[0, v])).numpy()
+        np.testing.assert_allclose(camera.R.T @ in_camera, expected.global_orient, atol=1e-4)
+        pose = axis_angle_to_matrix(torch.as_tensor(trace.body_pose[0, v]).reshape(23, 3)).numpy()
+        np.testing.assert_allclose(pose, expected.body_pose, atol=1e-4)
+        np.testing.assert_allclose(trace.betas[0, v], expected.betas, atol=1e-4)
+    by_mean = refine(sample, mean, "calibrated", 1, device="cpu")
+    evaluate(trace, sample, body)
+    evaluate(by_mean, sample, body)
+    assert trace.metrics["mpjpe_mm"][0] < 0.5 * by_mean.metrics["mpjpe_mm"][0]
+    np.testing.assert_array_equal(refine(sample, ik, "uncalibrated", 1, device="cpu").vertices,
+                                  refine(sample, mean, "uncalibrated", 1, device="cpu").vertices)
+
+    prepared = prepare(sample, ik, "calibrated", torch.device("cpu"))
+    prepared.geometry.pose_init[:] = float("nan")  # the torso was not triangulated
+    with torch.no_grad():
+        first = ik(prepared.images, prepared.heatmaps, prepared.geometry, 1)[0]
+        own = mean(prepared.images, prepared.heatmaps, prepared.geometry, 1)[0]
+    torch.testing.assert_close(first.body_pose, own.body_pose)
+    torch.testing.assert_close(first.betas, own.betas)
+
+
 def test_a_posed_torso_alignment_finds_the_orientation_of_the_true_pose(sample, body):
     """With `torso_alignment="posed"`, given the true pose and shape and the true joints as the triangulation, each
     view's orientation comes out as the truth's (the rest torso's is degrees off: the torso bends with the pose);

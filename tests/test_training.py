@@ -177,10 +177,11 @@ def test_fine_tuning_may_grow_or_drop_the_orientation_head_and_iterate_more_but_
     assert not np.allclose(moved.global_orient[1:], moved.global_orient[:1], atol=1e-4)
 
     longer = replace(small_config(1), iterations=4, lr=0.0)  # iterations too may change in fine-tuning,
-    torso = replace(grown, orientation_init="triangulated")  # and where the orientation starts
+    torso = replace(grown, orientation_init="triangulated", pose_init="triangulated")  # and where it starts
     train(out, longer, body, torso, device="cpu", log=lambda _: None, init=base)
     assert load_model(out, body).config.iterations == 4
     assert load_model(out, body).config.orientation_init == "triangulated"
+    assert load_model(out, body).config.pose_init == "triangulated"
 
     messages = []  # turning the switch off drops the head, and says so
     train(tmp_path / "shrunk.pt", small_config(1), body, COMPACT, device="cpu", log=messages.append, init=out)

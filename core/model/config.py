@@ -64,6 +64,13 @@ class HeatFormerConfig:
     # `ring` set, where the true pose's torso comes within 3.4 (docs/training-design.md). Trained from the shipped
     # weights (run 24) it learnt worse than "rest": a torso pose that is off turns the whole body with it.
     torso_alignment: Literal["rest", "posed"] = "rest"
+    # Not in the paper: where iteration 0's body pose and shape come from in calibrated mode. "mean": the learnt
+    # mean pose and shape, as the paper. "triangulated": closed-form inverse kinematics on the triangulated joints
+    # (core.inverse_kinematics: each bone turned onto the triangulated one, the shape by least squares, the
+    # orientation from the posed torso, which then replaces the rest torso's), a few centimetres from the truth,
+    # so that the decoder learns corrections rather than the whole pose. Needs `orientation_init` "triangulated";
+    # uncalibrated mode, and a sample whose torso was not triangulated, start from the mean.
+    pose_init: Literal["mean", "triangulated"] = "mean"
     # What reads the frames (the paper's ablation "w/o image features" is "orientation"). "all": the orientation
     # head and the decoder, as the paper. "orientation": the orientation head only. "none": nothing; the image
     # encoder is not built and the image tokens are zeros (shapes as with them, so a checkpoint trained with
@@ -141,6 +148,8 @@ class HeatFormerConfig:
                                  "4, 8, 16 or 32")
         if self.token_dim % 2:
             raise ValueError("image_dim + heat_dim must be even (sine positional encoding)")
+        if self.pose_init == "triangulated" and self.orientation_init != "triangulated":
+            raise ValueError("pose_init 'triangulated' needs orientation_init 'triangulated'")
         if self.heatmap_render == "coarse" and (width > height or (height - width) % 2):
             raise ValueError(f"coarse heatmaps need a crop narrower than high by an even number, not "
                              f"{self.heatmap_size}")
@@ -175,7 +184,7 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "iterations": (1, 8, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
-           "torso_alignment": ("rest", "posed"),
+           "torso_alignment": ("rest", "posed"), "pose_init": ("mean", "triangulated"),
            "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True),
            "offset_joints": ("all", "above_knees"), "triangulated_offsets": (False, True)}
 

@@ -33,6 +33,10 @@ class ViewGeometry:
     # (B, V, J, 3) calibrated: the triangulated joints relative to the fused root, in each camera's orientation
     # (NaN where not triangulated), read by a network whose config `reads_triangulated_joints`
     joints_cam: torch.Tensor | None = None
+    # (B, 23, 3, 3) and (B, num_betas) calibrated: iteration 0's body pose and shape from the triangulated joints
+    # (NaN where the torso was not triangulated), read by a network whose `pose_init` is "triangulated"
+    pose_init: torch.Tensor | None = None
+    betas_init: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:

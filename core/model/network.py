@@ -1,6 +1,7 @@
 """The HeatFormer network: a neural optimizer that refines per-view SMPL parameters over decoder iterations.
 
-Iteration 0: mean body pose and shape with a global orientation and camera estimated per view. Iteration k:
+Iteration 0: mean body pose and shape (with `pose_init` "triangulated", calibrated: those read off the triangulated
+joints) with a global orientation and camera estimated per view. Iteration k:
 render the current estimate's joints as heatmaps in every view, encode them with the HeatEncoder, let the decoder
 compare them (queries) with the input heatmaps and the image (keys/values; see `image_features`) across all
 views, and add the decoded residuals to the body pose (6D) and shape (and, with `refine_orientation`, to the
@@ -252,6 +253,11 @@ class HeatFormer(nn.Module):
         cam = (self.init_cam + d_cam).unflatten(0, (b, v))
         pose6d = self.init_pose.expand(b, v, 23, 6)
         betas = self.init_betas.expand(b, v, -1)
+        if self.config.pose_init == "triangulated" and geometry.pose_init is not None:
+            known = torch.isfinite(geometry.pose_init).flatten(1).all(1)[:, None, None]  # (B, 1, 1)
+            triangulated = matrix_to_rot6d(torch.nan_to_num(geometry.pose_init))[:, None].expand(b, v, 23, 6)
+            pose6d = torch.where(known[..., None], triangulated, pose6d)
+            betas = torch.where(known, torch.nan_to_num(geometry.betas_init)[:, None].expand(b, v, -1), betas)
 
         position = self.position(v, rows, cols, heatmaps.device)  # (V*rows*cols, C)
         decoder_image = tokens(image_feat if self.config.image_features == "all" else torch.zeros_like(image_feat))

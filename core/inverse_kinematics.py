@@ -1,0 +1,191 @@
+"""Closed-form inverse kinematics: an SMPL-layout pose whose H36M-17 bones point where given 3D joints' do.
+
+Why: the network's iteration 0 used to be the mean pose, and most of what its few decoder passes learnt was the
+long way from there to the person. In calibrated mode the triangulated joints already say where the thighs,
+shins, arms, trunk and head point; turning each body part's rest bone onto them, from the pelvis outwards, gives
+a start a few centimetres from the truth for a fraction of a millisecond, and leaves the decoder the corrections
+(the joints' definitions, shape, noise) that the heatmap comparison is good at. Nothing is fitted: every rotation
+comes from bone directions (a hinge plane for knees and elbows), so the result is deterministic and batched.
+
+Joints that are missing (NaN) leave their bones at the rest pose. `body_from_joints` adds the shape (the joints
+are affine in the betas at a fixed pose: a ridge least-squares solve) and turns the posed torso onto the given one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from core.fusion import TORSO, procrustes_rotation
+from core.joints import H36M17, SMPL24
+
+_H = {name: H36M17.index(name) for name in H36M17.names}
+_S = {name: SMPL24.index(name) for name in SMPL24.names}
+# Limbs as (SMPL joint at the root of the limb, SMPL joint at its hinge, H36M joints at its root, hinge and end,
+# rest hinge axis in the body frame). The rest pose is SMPL's T-pose (y up, z forward, x to the body's left):
+# a knee bends the shin backwards about +x; an elbow, in the T-pose with the palms down, bends the forearm
+# forwards, about -y on the left arm and +y on the right.
+_LIMBS = (("left_hip", "left_knee", "left_hip", "left_knee", "left_ankle", (1.0, 0.0, 0.0)),
+          ("right_hip", "right_knee", "right_hip", "right_knee", "right_ankle", (1.0, 0.0, 0.0)),
+          ("left_shoulder", "left_elbow", "left_shoulder", "left_elbow", "left_wrist", (0.0, -1.0, 0.0)),
+          ("right_shoulder", "right_elbow", "right_shoulder", "right_elbow", "right_wrist", (0.0, 1.0, 0.0)))
+_SPINE = ("spine1", "spine2", "spine3")
+_LIMB_ENDS = [H36M17.index(f"{side}_{joint}") for side in ("left", "right")
+              for joint in ("knee", "ankle", "elbow", "wrist")]
+_STRAIGHT_SINE = 0.4  # below this sine of a limb's bend (about 24 degrees) its hinge plane is trusted less
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-9)
+
+
+def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """(3, 3) orthonormal frame whose columns are ``primary``, ``secondary`` made orthogonal to it, and their
+    cross product."""
+    x = _unit(primary)
+    y = _unit(secondary - (secondary @ x) * x)
+    return np.stack([x, y, np.cross(x, y)], axis=-1)
+
+
+def _swing(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(3, 3) the smallest rotation turning direction ``source`` onto direction ``target`` (the identity where
+    they point opposite ways, which no limb does between two of its own joints)."""
+    a, b = _unit(source), _unit(target)
+    axis, cosine = np.cross(a, b), float(a @ b)
+    if cosine < -0.999:
+        return np.eye(3)
+    cross = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    return np.eye(3) + cross + cross @ cross / (1.0 + cosine)  # Rodrigues' formula in sine and cosine
+
+
+def _fraction(rotation: np.ndarray, share: float) -> np.ndarray:
+    """``rotation`` turned by ``share`` of its angle about the same axis."""
+    return cv2.Rodrigues(cv2.Rodrigues(rotation)[0] * share)[0]
+
+
+def _known(*vectors: np.ndarray) -> bool:
+    return all(np.isfinite(v).all() for v in vectors)
+
+
+def _bones(rest: np.ndarray, joints: np.ndarray):
+    """bone(a, b): the rest and given (3,) vectors from H36M joint a to joint b."""
+    def bone(a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+        return rest[_H[b]] - rest[_H[a]], joints[_H[b]] - joints[_H[a]]
+    return bone
+
+
+def pelvis_orientation(rest: np.ndarray, joints: np.ndarray) -> np.ndarray | None:
+    """(3, 3) the rotation that turns the rest hip line and pelvis-to-spine bone onto those of ``joints`` (17, 3);
+    None where a hip, the pelvis or the spine is unknown."""
+    bone = _bones(rest, joints)
+    (hips_rest, hips), (up_rest, up) = bone("right_hip", "left_hip"), bone("pelvis", "spine")
+    return _frame(hips, up) @ _frame(hips_rest, up_rest).T if _known(hips, up) else None
+
+
+def pose_from_joints(rest: np.ndarray, joints: np.ndarray, global_orient: np.ndarray) -> np.ndarray:
+    """Body pose (23, 3, 3) whose bones point as ``joints`` (17, 3) H36M-17 (NaN where unknown) do, for a body
+    whose rest-pose joints are ``rest`` (17, 3) and whose pelvis is turned by ``global_orient`` (3, 3).
+
+    The three spine joints share the turn of the thorax and shoulder line; the neck and head share that of the
+    head; the hips and shoulders turn the upper limb onto its bone with the limb's bend in its hinge plane, the
+    knees and elbows the lower limb onto its bone. Collars, wrists, ankles and feet stay at rest."""
+    local = np.tile(np.eye(3), (24, 1, 1))
+    bone = _bones(rest, joints)
+    pelvis = global_orient
+
+    (shoulders_rest, shoulders), (trunk_rest, trunk) = bone("right_shoulder", "left_shoulder"), bone("pelvis", "thorax")
+    trunk_turn = np.eye(3)
+    if _known(shoulders, trunk):
+        trunk_turn = _frame(pelvis.T @ shoulders, pelvis.T @ trunk) @ _frame(shoulders_rest, trunk_rest).T
+    local[[_S[name] for name in _SPINE]] = _fraction(trunk_turn, 1.0 / len(_SPINE))
+    chest = pelvis @ trunk_turn  # spine3's rotation
+
+    (head_rest, head), (face_rest, face) = bone("thorax", "head_top"), bone("thorax", "neck_nose")
+    if _known(head, face):
+        head_turn = _frame(chest.T @ head, chest.T @ face) @ _frame(head_rest, face_rest).T
+        local[[_S["neck"], _S["head"]]] = _fraction(head_turn, 0.5)
+
+    for root, hinge, a, b, c, axis in _LIMBS:
+        (upper_rest, upper), (lower_rest, lower) = bone(a, b), bone(b, c)
+        if not _known(upper):
+            continue
+        parent = pelvis if root.endswith("hip") else chest  # collars stay at rest
+        upper_local = parent.T @ upper
+        swing = _swing(upper_rest, upper_local)
+        if not _known(lower):  # no hinge plane: the smallest turn of the upper bone
+            local[_S[root]] = swing
+            continue
+        lower_local = parent.T @ lower
+        axis_rest = np.asarray(axis)
+        carried_axis = swing @ axis_rest  # the rest hinge axis carried by the smallest turn of the upper bone
+        bend_axis = np.cross(_unit(upper_local), _unit(lower_local))
+        sine = float(np.linalg.norm(bend_axis))
+        bend_axis = _unit(bend_axis) * (1.0 if bend_axis @ carried_axis >= 0 else -1.0)
+        trust = min(sine / _STRAIGHT_SINE, 1.0)
+        hinge_axis = _unit(trust * bend_axis + (1.0 - trust) * carried_axis)
+        upper_turn = _frame(upper_local, hinge_axis) @ _frame(upper_rest, axis_rest).T
+        local[_S[root]] = upper_turn
+        local[_S[hinge]] = _swing(lower_rest, upper_turn.T @ lower_local)
+    return local[1:]
+
+
+@dataclass
+class BodyFromJoints:
+    global_orient: np.ndarray  # (3, 3) body -> the joints' frame
+    body_pose: np.ndarray  # (23, 3, 3)
+    betas: np.ndarray  # (num_betas,)
+
+
+def _betas(body, global_orient: np.ndarray, body_pose: np.ndarray, joints: np.ndarray, ridge: float) -> np.ndarray:
+    """(nb,) the shape whose root-relative H36M joints, in this pose, come closest to the known ``joints``
+    (17, 3): exact ridge least squares, since at a fixed pose the joints are affine in the betas."""
+    nb = body.num_betas
+    with torch.no_grad():
+        rotations = torch.as_tensor(np.concatenate([global_orient[None], body_pose]), dtype=torch.float32,
+                                    device=body.device).expand(nb + 1, 24, 3, 3)
+        unit = torch.cat([torch.zeros(1, nb), torch.eye(nb)]).to(body.device)
+        posed = body.joints_h36m(rotations[:, :1], rotations[:, 1:], unit).double().cpu().numpy()
+    posed = posed - posed[:, :1]
+    known = np.isfinite(joints).all(-1)
+    base, slopes = posed[0, known], (posed[1:, known] - posed[:1, known]).reshape(nb, -1).T  # (K, 3), (3K, nb)
+    residual = (joints[known] - base).ravel()
+    return np.linalg.solve(slopes.T @ slopes + ridge * np.eye(nb), slopes.T @ residual)
+
+
+def body_from_joints(body, rest_joints: np.ndarray, joints: np.ndarray, fallback_orient: np.ndarray,
+                     ridge: float = 1e-3, limb_pass: bool = True) -> BodyFromJoints:
+    """Orientation, pose and shape of ``body`` (a `BodyModel`; its rest-pose H36M joints ``rest_joints`` (17, 3))
+    whose H36M joints match ``joints`` (17, 3), relative to the root (NaN where unknown), in one closed-form pass:
+    the pelvis from the hips and spine (``fallback_orient`` (3, 3) where unknown), the pose from the bones, the
+    shape from the joints, then the orientation again, from the posed torso turned onto the given one, and the
+    pose and shape once more for it."""
+    rest = np.asarray(rest_joints, dtype=np.float64)
+    joints = np.asarray(joints, dtype=np.float64)
+    orient = pelvis_orientation(rest, joints)
+    orient = np.asarray(fallback_orient, dtype=np.float64) if orient is None else orient
+    pose = pose_from_joints(rest, joints, orient)
+    betas = _betas(body, orient, pose, joints, ridge)
+    known = [j for j in TORSO if np.isfinite(joints[j]).all()]
+    if len(known) >= 3:
+        source = _posed(body, orient, pose, betas)[known]
+        aim = joints[known]
+        orient = procrustes_rotation(source - source.mean(0), aim - aim.mean(0)).T @ orient
+        pose = pose_from_joints(rest, joints, orient)
+        betas = _betas(body, orient, pose, joints, ridge)
+    if limb_pass:
+        goal = joints.copy()
+        goal[_LIMB_ENDS] += np.nan_to_num(joints[_LIMB_ENDS] - _posed(body, orient, pose, betas)[_LIMB_ENDS])
+        pose = pose_from_joints(rest, goal, orient)
+        betas = _betas(body, orient, pose, joints, ridge)
+    return BodyFromJoints(orient, pose, betas)
+
+
+def _posed(body, orient: np.ndarray, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """(17, 3) root-relative H36M joints of the body in this orientation, pose and shape."""
+    with torch.no_grad():
+        posed = body.joints_h36m(torch.as_tensor(orient[None, None], dtype=torch.float32, device=body.device),
+                                 torch.as_tensor(pose[None], dtype=torch.float32, device=body.device),
+                                 torch.as_tensor(betas[None], dtype=torch.float32, device=body.device))[0]
+    return (posed - posed[:1]).double().cpu().numpy()
