@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pose-init", choices=MODEL_CHOICES["pose_init"], default="mean",
                        help="with --orientation-init triangulated: calibrated mode's starting pose and shape, the "
                             "mean (default, as the paper) or inverse kinematics on the triangulated joints")
+    train.add_argument("--fresh-heads", action="store_true",
+                       help="with --init: start the pose and shape heads anew, so that every iteration first "
+                            "leaves the estimate as it is (for a start much closer than the checkpoint's)")
     train.add_argument("--image-features", choices=MODEL_CHOICES["image_features"], default="all",
                        help="what reads the frames: the orientation head and the decoder (default, as the paper), "
                             "the orientation head only (the paper's ablation), or nothing (frames are not drawn)")
@@ -379,13 +382,15 @@ def run_train(args: argparse.Namespace) -> int:
     if args.pose_init == "triangulated" and args.orientation_init != "triangulated":
         raise SystemExit("train: --pose-init triangulated reads the triangulated joints, as --orientation-init "
                          "triangulated does; give both")
+    if args.fresh_heads and args.init is None:
+        raise SystemExit("train: --fresh-heads starts the heads of an --init checkpoint anew; a new network's are")
     if args.offset_joints != "all" and not args.joint_offsets:
         raise SystemExit("train: --offset-joints chooses among the offsets that --joint-offsets gives the decoder")
     config = TrainingConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
                             weights=_loss_weights(args.weight), render_cell=args.render_cell,
                             appearance=args.appearance, definition_offset_m=args.definition_offset,
-                            bend_deg=args.bend)
+                            bend_deg=args.bend, fresh_heads=args.fresh_heads)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,

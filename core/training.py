@@ -88,6 +88,7 @@ class TrainingConfig:
     appearance: bool = False  # dressed people, cluttered backgrounds, camera faults (core.appearance)
     definition_offset_m: float = 0.0  # core.synthetic.EvidenceFaults: detector joints defined unlike the body's
     bend_deg: float = 0.0  # core.synthetic.generate_sample: bodies bent forward at the hips, of this spread
+    fresh_heads: bool = False  # fine-tuning: the pose and shape heads start anew (HeatFormer.reset_update_heads)
     seed: int = 0
     log_every: int = 20
     save_every: int = 200
@@ -244,6 +245,9 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
         if loaded.missing_keys:
             log(f"new, not in the checkpoint: {', '.join(loaded.missing_keys)}")
         log(f"starting from the weights of {start.identity}")
+        if config.fresh_heads:
+            model.reset_update_heads()
+            log("the pose and shape heads start anew")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     milestones = [int(config.steps * f) for f in config.milestones]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.2)

@@ -98,9 +98,7 @@ class HeatFormer(nn.Module):
                                      for _ in range(config.decoder_depth))
         self.pose_head = nn.Linear(dim, 23 * 6)
         self.shape_head = nn.Linear(dim, body.num_betas)
-        for head in (self.pose_head, self.shape_head):
-            nn.init.normal_(head.weight, std=1e-3)
-            nn.init.zeros_(head.bias)
+        self.reset_update_heads()
         if config.joint_offsets:
             self.offset_embed = nn.Sequential(nn.Linear(config.num_joints * 3, dim), nn.GELU(), nn.Linear(dim, dim))
             nn.init.zeros_(self.offset_embed[-1].weight)  # as the orientation head below
@@ -129,6 +127,13 @@ class HeatFormer(nn.Module):
         self.adafuse: nn.Module | None = None
         self.official_2d = False
         self._rest_joints: np.ndarray | None = None
+
+    def reset_update_heads(self) -> None:
+        """Pose and shape heads that output almost nothing: every iteration then leaves the estimate nearly as it
+        was, which a network fine-tuned onto a much closer start (`pose_init`) begins from."""
+        for head in (self.pose_head, self.shape_head):
+            nn.init.normal_(head.weight, std=1e-3)
+            nn.init.zeros_(head.bias)
 
     def rest_joints(self) -> np.ndarray:
         """(17, 3) H36M joints of the body model's rest pose (cached: the triangulated orientation reads them for
