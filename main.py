@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--triangulated-offsets", action="store_true",
                        help="in calibrated mode, let the decoder read each joint's 3D offset from the estimate to "
                             "the triangulated evidence as well (not in the paper; a new embedding, starting at zero)")
+    train.add_argument("--iteration-embedding", action="store_true",
+                       help="let the decoder's queries carry the iteration's index as well (not in the paper; a "
+                            "new embedding: with --init, it starts at zero)")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
                        help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
                             "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
@@ -398,6 +401,7 @@ def run_train(args: argparse.Namespace) -> int:
                           image_features=args.image_features,
                           joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
                           triangulated_offsets=args.triangulated_offsets,
+                          iteration_embedding=args.iteration_embedding,
                           query=args.query)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)

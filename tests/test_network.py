@@ -428,6 +428,38 @@ def test_triangulated_orientation_init_is_the_torso_in_every_view(sample, body):
     assert torch.isfinite(first.joints).all()
 
 
+def test_an_iteration_embedding_starts_as_the_same_network_and_tells_the_passes_apart(sample, body, tmp_path):
+    """With `iteration_embedding`, a network given another's weights (its embedding new, at zero) computes the
+    same; once trained, each pass reads its own embedding, and passes beyond those trained reuse the last's."""
+    torch.manual_seed(0)
+    plain = HeatFormer(preset("compact", image_features="none", iterations=2), body).eval()
+    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
+    model = HeatFormer(preset("compact", image_features="none", iterations=2, iteration_embedding=True), body).eval()
+    assert model.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["iteration_embed"]
+    prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
+    with torch.no_grad():
+        a, b = (net(prepared.images, prepared.heatmaps, prepared.geometry, 3) for net in (plain, model))
+    for old, new in zip(a, b):
+        torch.testing.assert_close(new.body_pose, old.body_pose)
+
+    def run(embedding: torch.Tensor) -> list:
+        with torch.no_grad():
+            model.iteration_embed.copy_(embedding)
+            return model(prepared.images, prepared.heatmaps, prepared.geometry, 4)
+
+    base = torch.zeros_like(model.iteration_embed)
+    first = run(base.index_fill(0, torch.tensor([0]), 0.5))
+    second = run(base.index_fill(0, torch.tensor([1]), 0.5))
+    unused = run(base.index_fill(0, torch.tensor([2, 3]), 0.5))  # beyond the two trained: never read
+    assert not torch.allclose(first[1].body_pose, second[1].body_pose)
+    torch.testing.assert_close(second[1].body_pose, a[1].body_pose)  # pass 1 reads embedding 0 only
+    assert not torch.allclose(second[3].body_pose, first[3].body_pose)  # passes 2-3 reuse embedding 1
+    torch.testing.assert_close(unused[3].body_pose, run(base)[3].body_pose)
+    path = tmp_path / "iterations.pt"
+    save_checkpoint(model, path, "test weights")
+    assert load_model(path, body).config.iteration_embedding
+
+
 def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
     """With `pose_init="triangulated"`, calibrated iteration 0 is the closed-form body of the triangulated joints in
     every view (pose, shape and the posed torso's orientation), far closer to the truth than the mean pose;

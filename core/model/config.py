@@ -93,6 +93,11 @@ class HeatFormerConfig:
     # joint is off in one image, these say it for the body, the same in every view. Uncalibrated mode reads them
     # as unseen. The embedding's last layer starts at zero, as the heatmap offsets'.
     triangulated_offsets: bool = False
+    # Not in the paper: the decoder's queries also carry a learnt embedding of the iteration's index (zero at first:
+    # a checkpoint fine-tuned with it starts as the same network). The same decoder otherwise cannot tell its first
+    # pass from its third, and from a start close to the truth (`pose_init`) it made the same correction at every
+    # pass, overshooting after the first (docs/training-design.md). Iterations past those trained reuse the last's.
+    iteration_embedding: bool = False
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -186,7 +191,8 @@ CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
            "torso_alignment": ("rest", "posed"), "pose_init": ("mean", "triangulated"),
            "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True),
-           "offset_joints": ("all", "above_knees"), "triangulated_offsets": (False, True)}
+           "offset_joints": ("all", "above_knees"), "triangulated_offsets": (False, True),
+           "iteration_embedding": (False, True)}
 
 COMPACT = HeatFormerConfig()
 

@@ -35,6 +35,7 @@ KNEES_AND_ANKLES = [H36M17.index(n) for n in ("left_knee", "right_knee", "left_a
 # A person upright in front of a camera: the y-up, +z-facing body turned by 180 degrees about x.
 FACING_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 WEAK_PERSPECTIVE_INIT = (0.9, 0.0, 0.0)  # a 1.7 m person filling about 80 % of the crop height
+LONGEST_RUN = 8  # the most iterations inference runs (HeatFormerConfig.iterations' limit)
 
 
 @dataclass
@@ -112,6 +113,8 @@ class HeatFormer(nn.Module):
                                                     nn.Linear(dim, dim))
             nn.init.zeros_(self.triangulated_embed[-1].weight)
             nn.init.zeros_(self.triangulated_embed[-1].bias)
+        if config.iteration_embedding:
+            self.iteration_embed = nn.Parameter(torch.zeros(LONGEST_RUN, dim))
         if config.refine_orientation:
             # Zero: a network fine-tuned with this head starts as the same function as without it.
             self.orient_head = nn.Linear(dim, 6)
@@ -272,7 +275,7 @@ class HeatFormer(nn.Module):
         evidence = decode_heatmaps(heatmaps) if self.config.joint_offsets else None
         with self._stage("body + heatmap rendering"):
             states = [self.state(geometry, orient6d, pose6d, betas, cam)]
-        for _ in range(iterations):
+        for k in range(iterations):
             with self._stage("heat encoder"):
                 estimate_feat = self.encode_heatmaps(states[-1].heatmaps)
             with self._stage("decoder"):
@@ -285,6 +288,8 @@ class HeatFormer(nn.Module):
                     offsets.append(self.offset_embed(self.offset_features(evidence, states[-1].heatmap_joints)))
                 if self.config.triangulated_offsets:
                     offsets.append(self.triangulated_embed(self.triangulated_features(geometry, states[-1].joints)))
+                if self.config.iteration_embedding:
+                    x = x + self.iteration_embed[min(k, self.config.iterations - 1)]  # as trained
                 for per_view_offsets in offsets:
                     x = x + (per_view_offsets if self.config.query == "pooled"
                              else per_view_offsets.repeat_interleave(rows * cols, 1))
