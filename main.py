@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "the checkered floor (the truth and 2D evidence stay those of the seed)")
     synth.add_argument("--bend", type=number_in(0.0, 45.0, float), default=0.0, metavar="DEGREES",
                        help="bend the bodies forward at the hips, as train --bend (default 0: upright pelvises)")
+    synth.add_argument("--definition-offset", type=number_in(0.0, 0.2, float), default=0.0, metavar="METRES",
+                       help="offset each joint of the 2D evidence in 3D, the same in every view, by up to this "
+                            "spread per axis, as `train --definition-offset` does (default 0: none)")
     synth.add_argument("--calibration-format", choices=("native", "easymocap", "toml", "h36m", "aitviewer"),
                        default="native", help="format of the written calibration (easymocap: intri.yml + extri.yml; "
                                               "aitviewer: cameras.npz)")
@@ -193,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--iteration-embedding", action="store_true",
                        help="let the decoder's queries carry the iteration's index as well (not in the paper; a "
                             "new embedding: with --init, it starts at zero)")
+    train.add_argument("--mode-embedding", action="store_true",
+                       help="let the decoder's queries carry the mode (calibrated or uncalibrated) as well (not in "
+                            "the paper; a new embedding: with --init, it starts at zero)")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
                        help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
                             "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
@@ -401,7 +407,7 @@ def run_train(args: argparse.Namespace) -> int:
                           image_features=args.image_features,
                           joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
                           triangulated_offsets=args.triangulated_offsets,
-                          iteration_embedding=args.iteration_embedding,
+                          iteration_embedding=args.iteration_embedding, mode_embedding=args.mode_embedding,
                           query=args.query)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)
@@ -415,7 +421,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
     from core.dataset_io import write_sample
     from core.resources import resolve_body_model_path
-    from core.synthetic import generate_sample, rig_preset
+    from core.synthetic import EvidenceFaults, generate_sample, rig_preset
 
     rig = rig_preset(args.rig, args.views)
     if args.image_size:
@@ -427,7 +433,8 @@ def run_synth(args: argparse.Namespace) -> int:
         out = args.out if args.count == 1 else args.out / f"{args.out.name}_{i:04d}"
         occluders = 0 if i < args.clean else args.occluders
         sample = generate_sample(body, seed=args.seed + i, rig=rig, occluders=occluders, name=out.name,
-                                 appearance=args.appearance, bend_deg=args.bend)
+                                 appearance=args.appearance, bend_deg=args.bend,
+                                 faults=EvidenceFaults(definition_offset_m=args.definition_offset))
         write_sample(sample, out, calibration_format=args.calibration_format)
         if args.count > 1:
             print_progress(int(100 * (i + 1) / args.count), out.name)

@@ -39,7 +39,7 @@ from core.synthetic import EvidenceFaults, generate_sample, rig_preset
 # values here only stand in for any).
 FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "torso_alignment": "rest",
                 "image_features": "all", "joint_offsets": False, "offset_joints": "all",
-                "triangulated_offsets": False, "pose_init": "mean", "iteration_embedding": False, "iterations": 3,
+                "triangulated_offsets": False, "pose_init": "mean", "iteration_embedding": False, "mode_embedding": False, "iterations": 3,
                 "query": "spatial"}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 

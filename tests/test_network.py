@@ -460,6 +460,28 @@ def test_an_iteration_embedding_starts_as_the_same_network_and_tells_the_passes_
     assert load_model(path, body).config.iteration_embedding
 
 
+def test_a_mode_embedding_starts_as_the_same_network_and_tells_the_modes_apart(sample, body):
+    """With `mode_embedding`, a network given another's weights (its embedding new, at zero) computes the same;
+    once trained, calibrated mode reads its own embedding and uncalibrated mode its own."""
+    torch.manual_seed(0)
+    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
+    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
+    model = HeatFormer(preset("compact", image_features="none", mode_embedding=True), body).eval()
+    assert model.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["mode_embed"]
+    inputs = {mode: prepare(sample, model, mode, torch.device("cpu")) for mode in ("calibrated", "uncalibrated")}
+
+    def last_pose(net, mode):
+        with torch.no_grad():
+            return net(inputs[mode].images, inputs[mode].heatmaps, inputs[mode].geometry, 2)[-1].body_pose
+
+    for mode in inputs:
+        torch.testing.assert_close(last_pose(model, mode), last_pose(plain, mode))
+    with torch.no_grad():
+        model.mode_embed[0] = 0.5  # calibrated's
+    assert not torch.allclose(last_pose(model, "calibrated"), last_pose(plain, "calibrated"))
+    torch.testing.assert_close(last_pose(model, "uncalibrated"), last_pose(plain, "uncalibrated"))
+
+
 def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
     """With `pose_init="triangulated"`, calibrated iteration 0 is the closed-form body of the triangulated joints in
     every view (pose, shape and the posed torso's orientation), far closer to the truth than the mean pose;

@@ -98,6 +98,10 @@ class HeatFormerConfig:
     # pass from its third, and from a start close to the truth (`pose_init`) it made the same correction at every
     # pass, overshooting after the first (docs/training-design.md). Iterations past those trained reuse the last's.
     iteration_embedding: bool = False
+    # Not in the paper: the decoder's queries also carry a learnt embedding of the mode (zero at first). One decoder
+    # serves both modes; uncalibrated starts from the mean pose and needs large steps at every pass, calibrated
+    # (with `pose_init`) a small one, and without knowing which it is the decoder made the same step in both.
+    mode_embedding: bool = False
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -192,7 +196,7 @@ CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit
            "torso_alignment": ("rest", "posed"), "pose_init": ("mean", "triangulated"),
            "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True),
            "offset_joints": ("all", "above_knees"), "triangulated_offsets": (False, True),
-           "iteration_embedding": (False, True)}
+           "iteration_embedding": (False, True), "mode_embedding": (False, True)}
 
 COMPACT = HeatFormerConfig()
 

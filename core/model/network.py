@@ -24,7 +24,7 @@ from core.fusion import TORSO, procrustes_rotation
 from core.heatmaps import decode_heatmaps, render_coarse_heatmaps, render_heatmaps
 from core.joints import H36M17
 from core.model.config import HeatFormerConfig
-from core.model.geometry import ViewGeometry
+from core.model.geometry import MODES, ViewGeometry
 from core.model.heat_encoder import HeatEncoder
 from core.model.image_encoder import build_image_encoder
 from core.model.layers import Block, PositionalEncoding3D
@@ -115,6 +115,8 @@ class HeatFormer(nn.Module):
             nn.init.zeros_(self.triangulated_embed[-1].bias)
         if config.iteration_embedding:
             self.iteration_embed = nn.Parameter(torch.zeros(LONGEST_RUN, dim))
+        if config.mode_embedding:
+            self.mode_embed = nn.Parameter(torch.zeros(len(MODES), dim))
         if config.refine_orientation:
             # Zero: a network fine-tuned with this head starts as the same function as without it.
             self.orient_head = nn.Linear(dim, 6)
@@ -290,6 +292,8 @@ class HeatFormer(nn.Module):
                     offsets.append(self.triangulated_embed(self.triangulated_features(geometry, states[-1].joints)))
                 if self.config.iteration_embedding:
                     x = x + self.iteration_embed[min(k, self.config.iterations - 1)]  # as trained
+                if self.config.mode_embedding:
+                    x = x + self.mode_embed[MODES.index(geometry.mode)]
                 for per_view_offsets in offsets:
                     x = x + (per_view_offsets if self.config.query == "pooled"
                              else per_view_offsets.repeat_interleave(rows * cols, 1))
