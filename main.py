@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fresh-heads", action="store_true",
                        help="with --init: start the pose and shape heads anew, so that every iteration first "
                             "leaves the estimate as it is (for a start much closer than the checkpoint's)")
+    train.add_argument("--new-lr-scale", type=number_in(0.1, 1000.0, float), default=1.0, metavar="X",
+                       help="with --init: the learning rate of the parameters the checkpoint lacks (a switch's new "
+                            "embedding), times --lr (default 1)")
     train.add_argument("--image-features", choices=MODEL_CHOICES["image_features"], default="all",
                        help="what reads the frames: the orientation head and the decoder (default, as the paper), "
                             "the orientation head only (the paper's ablation), or nothing (frames are not drawn)")
@@ -399,7 +402,7 @@ def run_train(args: argparse.Namespace) -> int:
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
                             weights=_loss_weights(args.weight), render_cell=args.render_cell,
                             appearance=args.appearance, definition_offset_m=args.definition_offset,
-                            bend_deg=args.bend, fresh_heads=args.fresh_heads)
+                            bend_deg=args.bend, fresh_heads=args.fresh_heads, new_lr_scale=args.new_lr_scale)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,

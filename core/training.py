@@ -90,6 +90,10 @@ class TrainingConfig:
     definition_offset_m: float = 0.0  # core.synthetic.EvidenceFaults: detector joints defined unlike the body's
     bend_deg: float = 0.0  # core.synthetic.generate_sample: bodies bent forward at the hips, of this spread
     fresh_heads: bool = False  # fine-tuning: the pose and shape heads start anew (HeatFormer.reset_update_heads)
+    # fine-tuning: the learning rate of parameters the checkpoint lacks (a switch's new embedding), times the rest's.
+    # An embedding that starts at zero moves by about the learning rate a step under AdamW: at 1e-4, thousands of
+    # steps pass before it can change what the decoder does.
+    new_lr_scale: float = 1.0
     seed: int = 0
     log_every: int = 20
     save_every: int = 200
@@ -235,6 +239,7 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
     torch.manual_seed(config.seed)
     model_config = replace(model_config, iterations=config.iterations)  # inference runs as many by default
     model = HeatFormer(model_config, body.to(device)).to(device).train()
+    new_parameters: list[str] = []
     if init is not None:
         start = load_model(init, body)
         if replace(start.config, **FINE_TUNABLE) != replace(model_config, **FINE_TUNABLE):
@@ -245,11 +250,14 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
             log(f"dropped, its switch is off: {', '.join(modules)}")
         if loaded.missing_keys:
             log(f"new, not in the checkpoint: {', '.join(loaded.missing_keys)}")
+            new_parameters = loaded.missing_keys
         log(f"starting from the weights of {start.identity}")
         if config.fresh_heads:
             model.reset_update_heads()
             log("the pose and shape heads start anew")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    groups = [[p for n, p in model.named_parameters() if (n in new_parameters) == new] for new in (False, True)]
+    optimizer = torch.optim.AdamW([{"params": groups[0]}, {"params": groups[1], "lr": config.lr * config.new_lr_scale}],
+                                  lr=config.lr, weight_decay=config.weight_decay)
     milestones = [int(config.steps * f) for f in config.milestones]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.2)
     step = 0

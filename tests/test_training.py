@@ -166,6 +166,26 @@ def test_fresh_heads_leave_a_close_start_as_it_is(body, tmp_path):
     assert moved_by[True] < 0.015 and moved_by[False] > 0.03, moved_by  # metres, measured 0.008 and 0.041
 
 
+def test_a_new_embedding_learns_at_its_own_rate(body, tmp_path):
+    """`new_lr_scale` multiplies the learning rate of the parameters the starting checkpoint lacks, and only
+    theirs: one AdamW step moves each parameter by about its rate."""
+    from core.model.config import preset
+
+    base = tmp_path / "base.pt"
+    train(base, small_config(1), body, COMPACT, device="cpu", log=lambda _: None)
+    grown = preset("compact", iteration_embedding=True)
+    moved = {}
+    for scale in (1.0, 100.0):
+        out = tmp_path / f"scale{scale}.pt"
+        train(out, replace(small_config(1), lr=1e-4, new_lr_scale=scale), body, grown, device="cpu",
+              log=lambda _: None, init=base)
+        tuned, start = load_model(out, body), load_model(base, body)
+        moved[scale] = (float(tuned.iteration_embed.abs().max()),
+                        float((tuned.query_embed.weight - start.query_embed.weight).abs().max()))
+    assert moved[100.0][0] > 30 * moved[1.0][0], moved
+    assert moved[100.0][1] < 3e-4 and moved[1.0][1] < 3e-4, moved  # the others' rate is the same
+
+
 def test_fine_tuning_may_grow_or_drop_the_orientation_head_and_iterate_more_but_no_other_change(body, tmp_path):
     """`init` into a network with `refine_orientation` adds its zero head: at first the same function as the
     network without it (every iteration keeps the head's orientation); a learning rate moves it, and the
