@@ -38,7 +38,12 @@ _STRAIGHT_SINE = 0.4  # below this sine of a limb's bend (about 24 degrees) its 
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-9)
+    return v / max(float(np.sqrt(v @ v)), 1e-9)
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cross product of two 3-vectors (np.cross costs ten times as much on one pair)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
 
 
 def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
@@ -46,14 +51,14 @@ def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
     cross product."""
     x = _unit(primary)
     y = _unit(secondary - (secondary @ x) * x)
-    return np.stack([x, y, np.cross(x, y)], axis=-1)
+    return np.stack([x, y, _cross(x, y)], axis=-1)
 
 
 def _swing(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(3, 3) the smallest rotation turning direction ``source`` onto direction ``target`` (the identity where
     they point opposite ways, which no limb does between two of its own joints)."""
     a, b = _unit(source), _unit(target)
-    axis, cosine = np.cross(a, b), float(a @ b)
+    axis, cosine = _cross(a, b), float(a @ b)
     if cosine < -0.999:
         return np.eye(3)
     cross = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
@@ -120,7 +125,7 @@ def pose_from_joints(rest: np.ndarray, joints: np.ndarray, global_orient: np.nda
         lower_local = parent.T @ lower
         axis_rest = np.asarray(axis)
         carried_axis = swing @ axis_rest  # the rest hinge axis carried by the smallest turn of the upper bone
-        bend_axis = np.cross(_unit(upper_local), _unit(lower_local))
+        bend_axis = _cross(_unit(upper_local), _unit(lower_local))
         sine = float(np.linalg.norm(bend_axis))
         bend_axis = _unit(bend_axis) * (1.0 if bend_axis @ carried_axis >= 0 else -1.0)
         trust = min(sine / _STRAIGHT_SINE, 1.0)
@@ -138,9 +143,11 @@ class BodyFromJoints:
     betas: np.ndarray  # (num_betas,)
 
 
-def _betas(body, global_orient: np.ndarray, body_pose: np.ndarray, joints: np.ndarray, ridge: float) -> np.ndarray:
-    """(nb,) the shape whose root-relative H36M joints, in this pose, come closest to the known ``joints``
-    (17, 3): exact ridge least squares, since at a fixed pose the joints are affine in the betas."""
+def _shape(body, global_orient: np.ndarray, body_pose: np.ndarray, joints: np.ndarray, ridge: float
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(nb,) the shape whose root-relative H36M joints, in this pose, come closest to the known ``joints`` (17, 3),
+    and those joints (17, 3): exact ridge least squares, since at a fixed pose the joints are affine in the betas
+    (one batch of nb + 1 bodies gives the affine map)."""
     nb = body.num_betas
     with torch.no_grad():
         rotations = torch.as_tensor(np.concatenate([global_orient[None], body_pose]), dtype=torch.float32,
@@ -148,10 +155,11 @@ def _betas(body, global_orient: np.ndarray, body_pose: np.ndarray, joints: np.nd
         unit = torch.cat([torch.zeros(1, nb), torch.eye(nb)]).to(body.device)
         posed = body.joints_h36m(rotations[:, :1], rotations[:, 1:], unit).double().cpu().numpy()
     posed = posed - posed[:, :1]
-    known = np.isfinite(joints).all(-1)
-    base, slopes = posed[0, known], (posed[1:, known] - posed[:1, known]).reshape(nb, -1).T  # (K, 3), (3K, nb)
-    residual = (joints[known] - base).ravel()
-    return np.linalg.solve(slopes.T @ slopes + ridge * np.eye(nb), slopes.T @ residual)
+    base, slopes = posed[0], (posed[1:] - posed[:1]).reshape(nb, -1).T  # (17, 3), (51, nb)
+    known = np.repeat(np.isfinite(joints).all(-1), 3)
+    residual = (joints - base).ravel()[known]
+    betas = np.linalg.solve(slopes[known].T @ slopes[known] + ridge * np.eye(nb), slopes[known].T @ residual)
+    return betas, base + (slopes @ betas).reshape(-1, 3)
 
 
 def body_from_joints(body, rest_joints: np.ndarray, joints: np.ndarray, fallback_orient: np.ndarray,
@@ -160,32 +168,22 @@ def body_from_joints(body, rest_joints: np.ndarray, joints: np.ndarray, fallback
     whose H36M joints match ``joints`` (17, 3), relative to the root (NaN where unknown), in one closed-form pass:
     the pelvis from the hips and spine (``fallback_orient`` (3, 3) where unknown), the pose from the bones, the
     shape from the joints, then the orientation again, from the posed torso turned onto the given one, and the
-    pose and shape once more for it."""
+    pose and shape once more for it; with ``limb_pass``, the limbs then turned by what the posed body misses."""
     rest = np.asarray(rest_joints, dtype=np.float64)
     joints = np.asarray(joints, dtype=np.float64)
     orient = pelvis_orientation(rest, joints)
     orient = np.asarray(fallback_orient, dtype=np.float64) if orient is None else orient
     pose = pose_from_joints(rest, joints, orient)
-    betas = _betas(body, orient, pose, joints, ridge)
+    betas, posed = _shape(body, orient, pose, joints, ridge)
     known = [j for j in TORSO if np.isfinite(joints[j]).all()]
     if len(known) >= 3:
-        source = _posed(body, orient, pose, betas)[known]
-        aim = joints[known]
+        source, aim = posed[known], joints[known]
         orient = procrustes_rotation(source - source.mean(0), aim - aim.mean(0)).T @ orient
         pose = pose_from_joints(rest, joints, orient)
-        betas = _betas(body, orient, pose, joints, ridge)
+        betas, posed = _shape(body, orient, pose, joints, ridge)
     if limb_pass:
         goal = joints.copy()
-        goal[_LIMB_ENDS] += np.nan_to_num(joints[_LIMB_ENDS] - _posed(body, orient, pose, betas)[_LIMB_ENDS])
+        goal[_LIMB_ENDS] += np.nan_to_num(joints[_LIMB_ENDS] - posed[_LIMB_ENDS])
         pose = pose_from_joints(rest, goal, orient)
-        betas = _betas(body, orient, pose, joints, ridge)
+        betas, _ = _shape(body, orient, pose, joints, ridge)
     return BodyFromJoints(orient, pose, betas)
-
-
-def _posed(body, orient: np.ndarray, pose: np.ndarray, betas: np.ndarray) -> np.ndarray:
-    """(17, 3) root-relative H36M joints of the body in this orientation, pose and shape."""
-    with torch.no_grad():
-        posed = body.joints_h36m(torch.as_tensor(orient[None, None], dtype=torch.float32, device=body.device),
-                                 torch.as_tensor(pose[None], dtype=torch.float32, device=body.device),
-                                 torch.as_tensor(betas[None], dtype=torch.float32, device=body.device))[0]
-    return (posed - posed[:1]).double().cpu().numpy()
