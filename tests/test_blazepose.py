@@ -142,13 +142,12 @@ def test_infer_over_real_footage_writes_traces_with_errors_per_iteration(tmp_pat
     assert "reprojection_px" in capsys.readouterr().out
 
 
-def test_the_shipped_network_improves_on_real_footage(sequence):
-    """On the real clip, with the built-in detector's evidence, the shipped checkpoint's calibrated estimate moves
-    towards the detections (iteration 1 well below iteration 0, falling through iteration 3 to below 40 px on
-    these 1080-wide frames, the last still below iteration 0), keeps a person's height and puts the four per-view
-    bodies in one place. The checkpoint shipped before run 13 failed all of it (it read the synthetic frames' part
-    colours); run 13's drifted back after iteration 2 as its orientation refinement tilted the body
-    (docs/training-design.md)."""
+def test_the_shipped_network_fits_real_footage_closely(sequence):
+    """On the real clip, with the built-in detector's evidence, the shipped checkpoint's calibrated estimate lies
+    close to the detections at every iteration (below 25 px on these 1080-wide frames; its closed-form start
+    below 17), keeps a person's height and puts the four per-view bodies in one place. Run 22, shipped before the
+    closed-form start, reached 35.8 px after five passes from 58.0; the checkpoint of runs 1-12 went from 162.5 to
+    171.2 px (it read the synthetic frames' part colours, docs/training-design.md)."""
     from core.body_model import BodyModel
     from core.inference import evaluate, refine_batch
     from core.metrics import body_height, view_spread
@@ -160,8 +159,7 @@ def test_the_shipped_network_improves_on_real_footage(sequence):
     for trace, sample in zip(traces, samples):
         evaluate(trace, sample)
     errors = np.mean([t.metrics["reprojection_px"] for t in traces], 0)
-    assert errors[1] < 0.85 * errors[0] and (np.diff(errors[:4]) < 0).all() and errors[3] < 40, errors
-    assert errors[-1] < errors[0], errors
+    assert errors[0] < 17 and (errors < 25).all(), errors
     for trace in traces:
         height, spread = body_height(trace.fused_joints3d[-1]), view_spread(trace.joints3d[-1])
         assert 1.4 < height < 2.0 and spread < 0.02, (height, spread)
