@@ -33,14 +33,13 @@ from core.rotations import axis_angle_to_matrix
 from core.synthetic import EvidenceFaults, generate_sample, rig_preset
 
 # What fine-tuning (`init`) may change in a checkpoint's configuration: switches that add a zero-initialised head
-# (the orientation refinement, the joint offsets of either kind) or drop a part (the image encoder), where an estimate
-# starts (orientation, pose and shape),
-# the number of iterations trained and the decoder's queries, spatial or pooled (the same weights either way;
-# values here only stand in for any).
+# (the orientation refinement, the joint offsets of either kind, the iteration and mode embeddings) or drop a part
+# (the image encoder), where an estimate starts (orientation, pose and shape), the number of iterations trained and
+# the decoder's queries, spatial or pooled (the same weights either way; values here only stand in for any).
 FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "torso_alignment": "rest",
                 "image_features": "all", "joint_offsets": False, "offset_joints": "all",
-                "triangulated_offsets": False, "pose_init": "mean", "iteration_embedding": False, "mode_embedding": False, "iterations": 3,
-                "query": "spatial"}
+                "triangulated_offsets": False, "pose_init": "mean", "iteration_embedding": False,
+                "mode_embedding": False, "iterations": 3, "query": "spatial"}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 
@@ -256,7 +255,8 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
             model.reset_update_heads()
             log("the pose and shape heads start anew")
     groups = [[p for n, p in model.named_parameters() if (n in new_parameters) == new] for new in (False, True)]
-    optimizer = torch.optim.AdamW([{"params": groups[0]}, {"params": groups[1], "lr": config.lr * config.new_lr_scale}],
+    optimizer = torch.optim.AdamW([{"params": groups[0]},
+                                   {"params": groups[1], "lr": config.lr * config.new_lr_scale}],
                                   lr=config.lr, weight_decay=config.weight_decay)
     milestones = [int(config.steps * f) for f in config.milestones]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.2)

@@ -6,7 +6,7 @@ Writes window.png (the whole window, calibrated), both.png (calibrated and uncal
 selected), side_by_side.png (the camera panels in both modes, iteration 2), panel.png (one camera panel at twice
 its pixels with the projected mesh and the heatmap difference), scene3d.png (the 3D scene at twice its pixels),
 inspector.png (the heatmap inspector at twice its pixels: cam02, iteration 1, the left knee selected) and ab.png
-(the whole window in A/B: the shipped checkpoint's 5 iterations, A, against its first iteration alone, B),
+(the whole window in A/B: the shipped checkpoint's own iteration count, A, against its first iteration alone, B),
 real_footage.png (the whole window on the real footage of tests/fixtures/real_multiperson, last iteration: the
 built-in detector's evidence and what the shipped network makes of it).
 """

@@ -145,25 +145,31 @@ def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
 
 
 def test_fresh_heads_leave_a_close_start_as_it_is(body, tmp_path):
-    """`fresh_heads` fine-tunes the shipped decoder with new pose and shape heads: where the shipped heads move the
-    estimate far from a triangulated start at every iteration, the fresh ones leave it nearly where it began."""
+    """`fresh_heads` fine-tunes a decoder with new pose and shape heads, every other weight kept: each pass then
+    leaves a triangulated start nearly where it began (run 22's heads, trained from the mean pose, had moved it
+    by 4 cm)."""
     from core.dataset_io import read_sample
     from core.inference import prepare
     from core.resources import DEFAULT_CHECKPOINT, SAMPLE_SCENE
 
     shipped = load_model(DEFAULT_CHECKPOINT, body)
     start = replace(shipped.config, orientation_init="triangulated", pose_init="triangulated")
-    moved_by = {}
+    heads = ("pose_head.weight", "pose_head.bias", "shape_head.weight", "shape_head.bias")
     for fresh in (False, True):
         out = tmp_path / f"fresh{fresh}.pt"
         train(out, replace(small_config(1), lr=0.0, fresh_heads=fresh), body, start, device="cpu",
               log=lambda _: None, init=DEFAULT_CHECKPOINT)
         model = load_model(out, body)
-        prepared = prepare(read_sample(SAMPLE_SCENE), model, "calibrated", torch.device("cpu"))
-        with torch.no_grad():
-            states = model(prepared.images, prepared.heatmaps, prepared.geometry, 3)
-        moved_by[fresh] = max(float((s.joints - states[0].joints).norm(dim=-1).mean()) for s in states[1:])
-    assert moved_by[True] < 0.015 and moved_by[False] > 0.03, moved_by  # metres, measured 0.008 and 0.041
+        tuned, kept = model.state_dict(), shipped.state_dict()
+        for name, value in kept.items():
+            assert torch.equal(tuned[name], value) != (fresh and name in heads), name
+        if fresh:
+            assert tuned["pose_head.weight"].std() < 2e-3 and not tuned["pose_head.bias"].any()
+            prepared = prepare(read_sample(SAMPLE_SCENE), model, "calibrated", torch.device("cpu"))
+            with torch.no_grad():
+                states = model(prepared.images, prepared.heatmaps, prepared.geometry, 3)
+            moved = max(float((s.joints - states[0].joints).norm(dim=-1).mean()) for s in states[1:])
+            assert moved < 0.015, moved  # metres; measured 0.008
 
 
 def test_a_new_embedding_learns_at_its_own_rate(body, tmp_path):
