@@ -3,9 +3,9 @@
 Why: the network's iteration 0 used to be the mean pose, and most of what its few decoder passes learnt was the
 long way from there to the person. In calibrated mode the triangulated joints already say where the thighs,
 shins, arms, trunk and head point; turning each body part's rest bone onto them, from the pelvis outwards, gives
-a start a few centimetres from the truth for a fraction of a millisecond, and leaves the decoder the corrections
-(the joints' definitions, shape, noise) that the heatmap comparison is good at. Nothing is fitted: every rotation
-comes from bone directions (a hinge plane for knees and elbows), so the result is deterministic and batched.
+a start a few centimetres from the truth for a few milliseconds, and leaves the decoder the corrections (the
+joints' definitions, shape, noise) that the heatmap comparison is good at. Nothing is iterated: every rotation
+comes from bone directions (a hinge plane for knees and elbows), so the result is deterministic.
 
 Joints that are missing (NaN) leave their bones at the rest pose. `body_from_joints` adds the shape (the joints
 are affine in the betas at a fixed pose: a ridge least-squares solve) and turns the posed torso onto the given one.
