@@ -133,6 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--view", help="view name (default: the first)")
     video.add_argument("--fps", type=number_in(0.1, 240.0, float), default=2.0, help="frames per second, 0.1-240")
     video.add_argument("--out", type=Path, required=True, help="video file (.mp4 or .gif)")
+    prior = sub.add_parser("train-prior", help="train a joint prior into a checkpoint whose calibrated start is "
+                                               "read off the triangulated joints (core/model/joint_prior.py)")
+    prior.add_argument("--init", type=Path, required=True,
+                       help="checkpoint trained with --pose-init triangulated; every weight of it is kept")
+    prior.add_argument("--out", type=Path, required=True, help="checkpoint to write: INIT's network with the prior")
+    prior.add_argument("--samples", type=number_in(20, 10 ** 7), default=20000,
+                       help="synthetic samples drawn for it (default 20000; a twentieth held out)")
+    prior.add_argument("--width", type=number_in(8, 4096), default=512, help="hidden layers' width (default 512)")
+    prior.add_argument("--steps", type=number_in(1, 10 ** 8), default=6000, help="optimiser steps of 256 pairs")
+    prior.add_argument("--lr", type=number_in(0.0, 1.0, float), default=1e-3)
+    prior.add_argument("--seed", type=int, default=0)
+    prior.add_argument("--rigs", nargs="+", choices=RIG_NAMES, default=["ring"],
+                       help="camera rigs to draw from, one per 16 samples (default: ring)")
+    prior.add_argument("--views", type=int, nargs=2, default=(3, 5), metavar=("MIN", "MAX"),
+                       help="views per sample, drawn in this range (2-8; default 3 5)")
+    prior.add_argument("--definition-offset", type=number_in(0.0, 0.2, float), default=0.0, metavar="METRES",
+                       help="as train --definition-offset")
+    prior.add_argument("--bend", type=number_in(0.0, 45.0, float), default=0.0, metavar="DEGREES",
+                       help="as train --bend")
+    prior.add_argument("--workers", type=int, default=0, help="processes that draw the samples (default 0)")
     train = sub.add_parser("train", help="train the compact HeatFormer on synthetic data generated on the fly")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (and resume from)")
     train.add_argument("--steps", type=number_in(1, 10 ** 8), default=3000)
@@ -164,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bend", type=number_in(0.0, 45.0, float), default=0.0, metavar="DEGREES",
                        help="bend the bodies forward at the hips by the absolute value of a normal draw of this "
                             "spread (default 0: upright pelvises)")
+    train.add_argument("--start-noise", type=number_in(0.0, 45.0, float), default=0.0, metavar="DEGREES",
+                       help="with --pose-init triangulated: turn each joint of the closed-form start by random "
+                            "rotations of this spread in half the samples, so that the decoder learns to read "
+                            "how far its estimate is from the evidence (default 0: the start as it is)")
     train.add_argument("--refine-orientation", action="store_true",
                        help="let the decoder refine the global orientation at every iteration as well (a new "
                             "head; with --init, it starts at zero)")
@@ -196,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--triangulated-offsets", action="store_true",
                        help="in calibrated mode, let the decoder read each joint's 3D offset from the estimate to "
                             "the triangulated evidence as well (not in the paper; a new embedding, starting at zero)")
+    train.add_argument("--offset-unit", type=number_in(0.001, 1.0, float), default=1.0, metavar="METRES",
+                       help="with --triangulated-offsets: metres per unit of the offsets as the decoder reads them "
+                            "(default 1; 0.02 lets a centimetre count; fine-tuning to another unit rescales the "
+                            "embedding so the network starts as the same function)")
     train.add_argument("--iteration-embedding", action="store_true",
                        help="let the decoder's queries carry the iteration's index as well (not in the paper; a "
                             "new embedding: with --init, it starts at zero)")
@@ -394,6 +422,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.pose_init == "triangulated" and args.orientation_init != "triangulated":
         raise SystemExit("train: --pose-init triangulated reads the triangulated joints, as --orientation-init "
                          "triangulated does; give both")
+    if args.start_noise and args.pose_init != "triangulated":
+        raise SystemExit("train: --start-noise perturbs the closed-form start of --pose-init triangulated")
     if args.fresh_heads and args.init is None:
         raise SystemExit("train: --fresh-heads starts the heads of an --init checkpoint anew; a new network's are")
     if args.offset_joints != "all" and not args.joint_offsets:
@@ -402,7 +432,8 @@ def run_train(args: argparse.Namespace) -> int:
                             rigs=tuple(args.rigs), views=tuple(args.views), iterations=args.iterations,
                             weights=_loss_weights(args.weight), render_cell=args.render_cell,
                             appearance=args.appearance, definition_offset_m=args.definition_offset,
-                            bend_deg=args.bend, fresh_heads=args.fresh_heads, new_lr_scale=args.new_lr_scale)
+                            bend_deg=args.bend, fresh_heads=args.fresh_heads, new_lr_scale=args.new_lr_scale,
+                            start_noise_deg=args.start_noise)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,
@@ -410,10 +441,32 @@ def run_train(args: argparse.Namespace) -> int:
                           image_features=args.image_features,
                           joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
                           triangulated_offsets=args.triangulated_offsets,
+                          triangulated_offset_unit=args.offset_unit,
                           iteration_embedding=args.iteration_embedding, mode_embedding=args.mode_embedding,
                           query=args.query)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_train_prior(args: argparse.Namespace) -> int:
+    from core.body_model import BodyModel
+    from core.model.checkpoint import load_model
+    from core.prior_training import train_joint_prior
+    from core.resources import resolve_body_model_path
+    from core.training import TrainingConfig
+
+    if not (2 <= args.views[0] <= args.views[1] <= 8) or args.workers < 0:
+        raise SystemExit("train-prior: --views must be two counts from 2 to 8, --workers 0 or more")
+    body = BodyModel(resolve_body_model_path(args.body_model))
+    if load_model(args.init, body).config.pose_init != "triangulated":
+        raise SystemExit("train-prior: the joint prior moves the joints that --pose-init triangulated reads; "
+                         f"{args.init} starts from the mean pose")
+    config = TrainingConfig(steps=args.steps, batch_size=16, lr=args.lr, seed=args.seed, rigs=tuple(args.rigs),
+                            views=tuple(args.views), definition_offset_m=args.definition_offset,
+                            bend_deg=args.bend, log_every=500)
+    train_joint_prior(args.out, args.init, body, config, args.samples, args.width, workers=args.workers)
     print(f"wrote {args.out}")
     return 0
 
@@ -461,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_video(args)
         if args.command == "train":
             return run_train(args)
+        if args.command == "train-prior":
+            return run_train_prior(args)
         from app.application import run_app
         return run_app(args)
     except Exception as exc:  # a clear one-line message for the command line, not a traceback

@@ -152,8 +152,21 @@ def triangulated_start(model: HeatFormer, joints3d: np.ndarray, root: np.ndarray
         return unknown
     if model.config.pose_init != "triangulated":
         return world, *unknown[1:]
-    fit = body_from_joints(model.body, rest, joints3d - root, world)
+    fit = body_from_joints(model.body, rest, prior_joints(model, joints3d - root, world), world)
     return fit.global_orient, fit.body_pose, fit.betas
+
+
+def prior_joints(model: HeatFormer, joints: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """(17, 3) root-relative triangulated ``joints`` (world axes, NaN where unknown) as the network's joint prior
+    moves them, read in the body's frame (``world``: the triangulated torso's body -> world rotation); as they are
+    without a prior."""
+    if model.joint_prior is None:
+        return joints
+    parameter = next(model.joint_prior.parameters())
+    with torch.no_grad():
+        body_frame = torch.as_tensor(joints @ world, dtype=parameter.dtype, device=parameter.device)[None]
+        moved = model.joint_prior(body_frame)[0].double().cpu().numpy()
+    return moved @ world.T
 
 
 def _rotation_mean(rotations: np.ndarray, axis: int) -> np.ndarray:

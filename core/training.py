@@ -27,19 +27,22 @@ from core.errors import InputError
 from core.inference import PreparedInput, prepare, stack_prepared
 from core.model.checkpoint import load_model, save_checkpoint
 from core.model.config import COMPACT, HeatFormerConfig
+from core.model.geometry import ViewGeometry
 from core.model.network import ROOT, HeatFormer
 from core.render import render
 from core.rotations import axis_angle_to_matrix
-from core.synthetic import EvidenceFaults, generate_sample, rig_preset
+from core.sample import MultiviewSample
+from core.synthetic import EvidenceFaults, RigConfig, generate_sample, rig_preset
 
 # What fine-tuning (`init`) may change in a checkpoint's configuration: switches that add a zero-initialised head
 # (the orientation refinement, the joint offsets of either kind, the iteration and mode embeddings) or drop a part
 # (the image encoder), where an estimate starts (orientation, pose and shape), the number of iterations trained and
-# the decoder's queries, spatial or pooled (the same weights either way; values here only stand in for any).
+# the decoder's queries, spatial or pooled (the same weights either way), and the unit the triangulated offsets
+# are read in (their embedding rescaled; values here only stand in for any).
 FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "torso_alignment": "rest",
                 "image_features": "all", "joint_offsets": False, "offset_joints": "all",
                 "triangulated_offsets": False, "pose_init": "mean", "iteration_embedding": False,
-                "mode_embedding": False, "iterations": 3, "query": "spatial"}
+                "mode_embedding": False, "iterations": 3, "query": "spatial", "triangulated_offset_unit": 1.0}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 
@@ -93,6 +96,11 @@ class TrainingConfig:
     # An embedding that starts at zero moves by about the learning rate a step under AdamW: at 1e-4, thousands of
     # steps pass before it can change what the decoder does.
     new_lr_scale: float = 1.0
+    # calibrated mode's closed-form start (`pose_init`), each joint turned by a random rotation of this spread
+    # (degrees per axis) in half the samples, their betas moved by a tenth of it: a decoder that always starts
+    # from the same kind of estimate can learn one correction and apply it at every pass; from starts of every
+    # kind it must read how far the estimate is from the evidence
+    start_noise_deg: float = 0.0
     seed: int = 0
     log_every: int = 20
     save_every: int = 200
@@ -110,27 +118,38 @@ class Targets:
     vertices: torch.Tensor  # (B, V, n, 3) root-relative, camera axes, the supervised subset
 
 
+def draw_rig(rng: np.random.Generator, config: TrainingConfig) -> RigConfig:
+    """One of the run's rigs, with a view count in its range: a batch's cameras."""
+    views = int(rng.integers(config.views[0], config.views[1] + 1))
+    return rig_preset(str(rng.choice(config.rigs)), views=views, width=config.image_size[0])
+
+
+def draw_sample(body: BodyModel, rng: np.random.Generator, rig: RigConfig, config: TrainingConfig,
+                reads_images: bool) -> MultiviewSample:
+    """A fresh synthetic sample in ``rig``: a random body, 0-2 occluders, the run's detector faults; frames drawn
+    only for a network that reads them."""
+    return generate_sample(body, int(rng.integers(2 ** 31)), rig, occluders=int(rng.integers(0, 3)),
+                           faults=EvidenceFaults(definition_offset_m=config.definition_offset_m),
+                           renderer=fast_render if reads_images else blank_frame, render_cell=config.render_cell,
+                           appearance=config.appearance and reads_images, bend_deg=config.bend_deg)
+
+
 def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConfig, mode: str, vertex_index,
                device: torch.device) -> tuple[PreparedInput, Targets]:
     """A batch of fresh synthetic samples, prepared exactly as at inference, with their targets."""
     body = model.body
-    views = int(rng.integers(config.views[0], config.views[1] + 1))
-    name = str(rng.choice(config.rigs))
-    rig = rig_preset(name, views=views, width=config.image_size[0])
-    reads_images = model.config.reads_images
+    rig = draw_rig(rng, config)
     items, truths = [], []
     while len(items) < config.batch_size:
-        sample = generate_sample(body, int(rng.integers(2 ** 31)), rig, occluders=int(rng.integers(0, 3)),
-                                 faults=EvidenceFaults(definition_offset_m=config.definition_offset_m),
-                                 renderer=fast_render if reads_images else blank_frame,
-                                 render_cell=config.render_cell, appearance=config.appearance and reads_images,
-                                 bend_deg=config.bend_deg)
+        sample = draw_sample(body, rng, rig, config, model.config.reads_images)
         try:
             items.append(prepare(sample, model, mode, device))
         except Exception:  # e.g. too few views agree to triangulate: draw another sample
             continue
         truths.append(sample)
     prepared = stack_prepared(items, mode)
+    if config.start_noise_deg > 0 and prepared.geometry.pose_init is not None:
+        prepared = replace(prepared, geometry=perturbed_start(prepared.geometry, rng, config.start_noise_deg))
     gt = [s.ground_truth for s in truths]
     R = torch.tensor(np.stack([[c.R for c in s.cameras] for s in truths]), dtype=torch.float32, device=device)
     world_orient = axis_angle_to_matrix(torch.tensor(np.stack([g.global_orient for g in gt]), dtype=torch.float32,
@@ -153,6 +172,18 @@ def make_batch(model: HeatFormer, rng: np.random.Generator, config: TrainingConf
                                                                              model.config.heatmap_size),
         visible=visible, vertices=torch.einsum("bvij,bnj->bvni", R, verts))
     return prepared, targets
+
+
+def perturbed_start(geometry: ViewGeometry, rng: np.random.Generator, spread_deg: float) -> ViewGeometry:
+    """``geometry`` whose closed-form start is turned, joint by joint, by random rotations of ``spread_deg`` per
+    axis in about half the samples (the others kept), with betas moved by ``spread_deg / 10`` (TrainingConfig.
+    start_noise_deg)."""
+    pose, betas = geometry.pose_init, geometry.betas_init
+    chosen = torch.as_tensor(rng.random(pose.shape[0]) < 0.5, dtype=pose.dtype)
+    turn = rng.normal(0.0, np.radians(spread_deg), pose.shape[:2] + (3,))
+    turn = axis_angle_to_matrix(torch.as_tensor(turn, dtype=pose.dtype) * chosen[:, None, None])
+    shift = torch.as_tensor(rng.normal(0.0, spread_deg / 10, betas.shape), dtype=betas.dtype) * chosen[:, None]
+    return replace(geometry, pose_init=pose @ turn, betas_init=betas + shift)
 
 
 @contextlib.contextmanager
@@ -237,10 +268,12 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(config.seed)
     model_config = replace(model_config, iterations=config.iterations)  # inference runs as many by default
+    start = load_model(init, body) if init is not None else None
+    if start is not None:  # a joint prior is trained on its own (core.prior_training) and kept as it is
+        model_config = replace(model_config, joint_prior=start.config.joint_prior)
     model = HeatFormer(model_config, body.to(device)).to(device).train()
     new_parameters: list[str] = []
-    if init is not None:
-        start = load_model(init, body)
+    if start is not None:
         if replace(start.config, **FINE_TUNABLE) != replace(model_config, **FINE_TUNABLE):
             raise InputError(init, "the checkpoint's network configuration differs from the one being trained")
         loaded = model.load_state_dict(start.state_dict(), strict=False)
@@ -251,6 +284,12 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
             log(f"new, not in the checkpoint: {', '.join(loaded.missing_keys)}")
             new_parameters = loaded.missing_keys
         log(f"starting from the weights of {start.identity}")
+        previous_unit = start.config.triangulated_offset_unit
+        if model_config.triangulated_offsets and start.config.triangulated_offsets \
+                and previous_unit != model_config.triangulated_offset_unit:
+            model.rescale_triangulated_offsets(previous_unit)
+            log(f"triangulated offsets read in units of {model_config.triangulated_offset_unit} m, not "
+                f"{previous_unit} m: the embedding's first layer rescaled")
         if config.fresh_heads:
             model.reset_update_heads()
             log("the pose and shape heads start anew")

@@ -12,7 +12,8 @@ from threadpoolctl import threadpool_limits
 from core.model.checkpoint import load_model
 from core.model.config import COMPACT
 from core.model.network import HeatFormer
-from core.training import DESCRIPTION, SyntheticBatches, TrainingConfig, compute_losses, make_batch, train
+from core.training import (DESCRIPTION, SyntheticBatches, TrainingConfig, compute_losses, make_batch,
+                           perturbed_start, train)
 
 
 def small_config(steps):
@@ -132,6 +133,32 @@ def test_batches_come_from_the_chosen_rigs(body):
     assert seen == {True, False}
 
 
+def test_a_perturbed_start_turns_the_joints_of_about_half_the_samples(body):
+    """`start_noise_deg`: the closed-form start of some samples turned joint by joint by rotations of about the
+    spread asked for, their betas moved; the rest as they were, and an unknown start stays unknown."""
+    from core.model.config import preset
+
+    model = HeatFormer(preset("compact", orientation_init="triangulated", pose_init="triangulated"), body)
+    config = replace(small_config(1), batch_size=8, views=(3, 3))
+    prepared, _ = make_batch(model, np.random.default_rng(5), config, "calibrated",
+                             torch.arange(0, body.num_vertices, 64), torch.device("cpu"))
+    geometry = prepared.geometry
+    geometry.pose_init[0] = float("nan")
+    shaken = perturbed_start(geometry, np.random.default_rng(1), 10.0)
+    assert torch.isnan(shaken.pose_init[0]).all()
+    relative = geometry.pose_init[1:].transpose(-1, -2) @ shaken.pose_init[1:]  # (B-1, 23, 3, 3) the turns
+    angle = torch.rad2deg(torch.arccos(((relative.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)))
+    turned = angle.mean(1) > 1.0
+    assert 0 < turned.sum() < len(turned)
+    assert torch.allclose(relative[~turned], torch.eye(3).expand_as(relative[~turned]), atol=1e-5)
+    # three axes of 10 degrees each: a turn of about 10 * sqrt(3) * 0.92 = 16 degrees on average
+    assert 10.0 < angle[turned].mean() < 22.0, angle[turned].mean()
+    moved = (shaken.betas_init[1:] - geometry.betas_init[1:]).abs().sum(-1) > 0
+    assert torch.equal(moved, turned)
+    assert torch.allclose(shaken.pose_init[1:] @ shaken.pose_init[1:].transpose(-1, -2),
+                          torch.eye(3).expand_as(relative), atol=1e-5)  # still rotations
+
+
 def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
     from core.resources import DEFAULT_CHECKPOINT
 
@@ -170,6 +197,34 @@ def test_fresh_heads_leave_a_close_start_as_it_is(body, tmp_path):
                 states = model(prepared.images, prepared.heatmaps, prepared.geometry, 3)
             moved = max(float((s.joints - states[0].joints).norm(dim=-1).mean()) for s in states[1:])
             assert moved < 0.015, moved  # metres; measured 0.008
+
+
+def test_fine_tuning_to_another_offset_unit_starts_as_the_same_network(body, tmp_path):
+    """`triangulated_offset_unit`: a checkpoint that read the offsets in metres, fine-tuned to read them in
+    centimetres, has its embedding's first layer rescaled (and recorded): before any step, the same estimate."""
+    from core.dataset_io import read_sample
+    from core.inference import prepare
+    from core.resources import DEFAULT_CHECKPOINT, SAMPLE_SCENE
+
+    shipped = load_model(DEFAULT_CHECKPOINT, body)
+    assert shipped.config.triangulated_offsets and shipped.config.triangulated_offset_unit == 1.0
+    out = tmp_path / "centimetres.pt"
+    train(out, replace(small_config(1), lr=0.0), body, replace(shipped.config, triangulated_offset_unit=0.01),
+          device="cpu", log=lambda _: None, init=DEFAULT_CHECKPOINT)
+    tuned = load_model(out, body)
+    assert tuned.config.triangulated_offset_unit == 0.01
+    before = shipped.triangulated_embed[0].weight.unflatten(1, (17, 4))
+    after = tuned.triangulated_embed[0].weight.unflatten(1, (17, 4))
+    assert torch.allclose(after[..., :3], before[..., :3] * 0.01) and torch.equal(after[..., 3], before[..., 3])
+    sample = read_sample(SAMPLE_SCENE)
+    estimates = []
+    for model in (shipped, tuned):
+        prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
+        with torch.no_grad():
+            estimates.append(model(prepared.images, prepared.heatmaps, prepared.geometry, 3))
+    for a, b in zip(*estimates):
+        assert torch.allclose(a.joints, b.joints, atol=1e-5)
+    assert (estimates[0][3].joints - estimates[0][0].joints).abs().max() > 1e-3  # the passes do move it
 
 
 def test_a_new_embedding_learns_at_its_own_rate(body, tmp_path):

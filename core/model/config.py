@@ -93,6 +93,16 @@ class HeatFormerConfig:
     # joint is off in one image, these say it for the body, the same in every view. Uncalibrated mode reads them
     # as unseen. The embedding's last layer starts at zero, as the heatmap offsets'.
     triangulated_offsets: bool = False
+    # Metres per unit of those offsets as the embedding reads them (clamped to 10 units and to 1 m). In metres (1.0,
+    # runs 26-31) a centimetre off reached the first layer as 0.01, against weights of about 0.07: trained
+    # 6000 steps, the embedding had not grown enough to tell the decoder where its estimate stood, and the decoder
+    # made the same correction at every pass. Fine-tuning to another unit rescales the first layer's weights, so
+    # the network starts as the same function.
+    triangulated_offset_unit: float = 1.0
+    # Not in the paper: calibrated mode's closed-form start (`pose_init` "triangulated") is read off the
+    # triangulated joints as a learnt prior on bodies moves them (core.model.joint_prior), not off the joints as
+    # triangulated; 0: no prior, else the width of its three hidden layers.
+    joint_prior: int = 0
     # Not in the paper: the decoder's queries also carry a learnt embedding of the iteration's index (zero at first:
     # a checkpoint fine-tuned with it starts as the same network). The same decoder otherwise cannot tell its first
     # pass from its third, and from a start close to the truth (`pose_init`) it made the same correction at every
@@ -161,6 +171,8 @@ class HeatFormerConfig:
             raise ValueError("image_dim + heat_dim must be even (sine positional encoding)")
         if self.pose_init == "triangulated" and self.orientation_init != "triangulated":
             raise ValueError("pose_init 'triangulated' needs orientation_init 'triangulated'")
+        if self.joint_prior and self.pose_init != "triangulated":
+            raise ValueError("joint_prior moves the joints that pose_init 'triangulated' reads the start off")
         if self.heatmap_render == "coarse" and (width > height or (height - width) % 2):
             raise ValueError(f"coarse heatmaps need a crop narrower than high by an even number, not "
                              f"{self.heatmap_size}")
@@ -192,7 +204,8 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "decoder_heads": (1, 64, int), "decoder_head_dim": (1, 512, int), "decoder_mlp": (1, 16384, int),
           "decoder_cross_dropout": (0.0, 0.99, float), "orient_dim": DIMENSION, "orient_depth": (1, 64, int),
           "orient_heads": (1, 64, int), "orient_head_dim": (1, 512, int), "orient_mlp": (1, 16384, int),
-          "iterations": (1, 8, int)}
+          "iterations": (1, 8, int), "triangulated_offset_unit": (0.001, 1.0, float),
+          "joint_prior": (0, 4096, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
            "torso_alignment": ("rest", "posed"), "pose_init": ("mean", "triangulated"),

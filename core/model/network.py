@@ -27,6 +27,7 @@ from core.model.config import HeatFormerConfig
 from core.model.geometry import MODES, ViewGeometry
 from core.model.heat_encoder import HeatEncoder
 from core.model.image_encoder import build_image_encoder
+from core.model.joint_prior import JointPrior
 from core.model.layers import Block, PositionalEncoding3D
 from core.rotations import matrix_to_rot6d, rot6d_to_matrix
 
@@ -122,6 +123,7 @@ class HeatFormer(nn.Module):
             self.orient_head = nn.Linear(dim, 6)
             nn.init.zeros_(self.orient_head.weight)
             nn.init.zeros_(self.orient_head.bias)
+        self.joint_prior = JointPrior(config.num_joints, config.joint_prior) if config.joint_prior else None
         self.init_orient = nn.Parameter(matrix_to_rot6d(FACING_CAMERA))
         self.init_pose = nn.Parameter(matrix_to_rot6d(torch.eye(3).expand(23, 3, 3)).clone())
         self.init_betas = nn.Parameter(torch.zeros(body.num_betas))
@@ -139,6 +141,13 @@ class HeatFormer(nn.Module):
         for head in (self.pose_head, self.shape_head):
             nn.init.normal_(head.weight, std=1e-3)
             nn.init.zeros_(head.bias)
+
+    def rescale_triangulated_offsets(self, previous_unit: float) -> None:
+        """Weights fine-tuned from a network that read the triangulated offsets in ``previous_unit`` metres: the
+        first layer's offset weights scaled so that the network is the same function in this config's unit."""
+        with torch.no_grad():
+            weight = self.triangulated_embed[0].weight.unflatten(1, (self.config.num_joints, 4))
+            weight[..., :3] *= self.config.triangulated_offset_unit / previous_unit
 
     def rest_joints(self) -> np.ndarray:
         """(17, 3) H36M joints of the body model's rest pose (cached: the triangulated orientation reads them for
@@ -185,13 +194,14 @@ class HeatFormer(nn.Module):
 
     def triangulated_features(self, geometry: ViewGeometry, estimate: torch.Tensor) -> torch.Tensor:
         """(B, V, J*4): per joint, the 3D offset from the estimate's root-relative joint (``estimate`` (B, V, J, 3),
-        camera orientation) to the triangulated one (metres, within one either way) and whether it was
-        triangulated; all zeros without triangulated joints (uncalibrated mode). Read, not differentiated, as the
-        heatmap offsets."""
+        camera orientation) to the triangulated one (in `triangulated_offset_unit`s, within ten and a metre either
+        way) and whether it was triangulated; all zeros without triangulated joints (uncalibrated mode). Read, not
+        differentiated, as the heatmap offsets."""
         if geometry.joints_cam is None:
             return estimate.new_zeros(*estimate.shape[:2], estimate.shape[2] * 4)
         seen = torch.isfinite(geometry.joints_cam).all(-1, keepdim=True)
         offset = (torch.nan_to_num(geometry.joints_cam) - estimate.detach()).clamp(-1.0, 1.0)
+        offset = (offset / self.config.triangulated_offset_unit).clamp(-10.0, 10.0)
         return torch.cat([torch.where(seen, offset, torch.zeros_like(offset)), seen.to(offset.dtype)], -1).flatten(-2)
 
     def posed_torso_orientation(self, geometry: ViewGeometry, orient6d: torch.Tensor, pose6d: torch.Tensor,
