@@ -200,22 +200,23 @@ def test_fresh_heads_leave_a_close_start_as_it_is(body, tmp_path):
 
 
 def test_fine_tuning_to_another_offset_unit_starts_as_the_same_network(body, tmp_path):
-    """`triangulated_offset_unit`: a checkpoint that read the offsets in metres, fine-tuned to read them in
-    centimetres, has its embedding's first layer rescaled (and recorded): before any step, the same estimate."""
+    """`triangulated_offset_unit`: a checkpoint fine-tuned to read the triangulated offsets in another unit has its
+    embedding's first layer rescaled (and the unit recorded): before any step, the same estimate."""
     from core.dataset_io import read_sample
     from core.inference import prepare
     from core.resources import DEFAULT_CHECKPOINT, SAMPLE_SCENE
 
     shipped = load_model(DEFAULT_CHECKPOINT, body)
-    assert shipped.config.triangulated_offsets and shipped.config.triangulated_offset_unit == 1.0
-    out = tmp_path / "centimetres.pt"
-    train(out, replace(small_config(1), lr=0.0), body, replace(shipped.config, triangulated_offset_unit=0.01),
+    assert shipped.config.triangulated_offsets
+    unit = shipped.config.triangulated_offset_unit / 2
+    out = tmp_path / "half_unit.pt"
+    train(out, replace(small_config(1), lr=0.0), body, replace(shipped.config, triangulated_offset_unit=unit),
           device="cpu", log=lambda _: None, init=DEFAULT_CHECKPOINT)
     tuned = load_model(out, body)
-    assert tuned.config.triangulated_offset_unit == 0.01
+    assert tuned.config.triangulated_offset_unit == unit
     before = shipped.triangulated_embed[0].weight.unflatten(1, (17, 4))
     after = tuned.triangulated_embed[0].weight.unflatten(1, (17, 4))
-    assert torch.allclose(after[..., :3], before[..., :3] * 0.01) and torch.equal(after[..., 3], before[..., 3])
+    assert torch.allclose(after[..., :3], before[..., :3] * 0.5) and torch.equal(after[..., 3], before[..., 3])
     sample = read_sample(SAMPLE_SCENE)
     estimates = []
     for model in (shipped, tuned):
