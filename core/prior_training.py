@@ -78,9 +78,10 @@ def train_joint_prior(out: Path, init: Path, body: BodyModel, config: TrainingCo
     for k, (x, y) in enumerate(torch.utils.data.DataLoader(pairs, batch_size=None, num_workers=workers)):
         if should_stop():
             raise InterruptedError("stopped while drawing the joint prior's samples")
-        inputs.append(torch.as_tensor(x)), truths.append(torch.as_tensor(y))
+        inputs.append(torch.as_tensor(x))
+        truths.append(torch.as_tensor(y))
         if (k + 1) % 100 == 0:
-            log(f"drew {(k + 1) * config.batch_size} samples in {time.perf_counter() - started:.0f} s")
+            log(f"drew {sum(len(batch) for batch in inputs)} samples in {time.perf_counter() - started:.0f} s")
     inputs, truths = torch.cat(inputs), torch.cat(truths)
     held = max(1, len(inputs) // 20)
     optimizer = torch.optim.AdamW(model.joint_prior.parameters(), lr=config.lr, weight_decay=config.weight_decay)
