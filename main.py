@@ -452,7 +452,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_train_prior(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
-    from core.model.checkpoint import load_model
     from core.prior_training import train_joint_prior
     from core.resources import resolve_body_model_path
     from core.training import TrainingConfig
@@ -460,9 +459,6 @@ def run_train_prior(args: argparse.Namespace) -> int:
     if not (2 <= args.views[0] <= args.views[1] <= 8) or args.workers < 0:
         raise SystemExit("train-prior: --views must be two counts from 2 to 8, --workers 0 or more")
     body = BodyModel(resolve_body_model_path(args.body_model))
-    if load_model(args.init, body).config.pose_init != "triangulated":
-        raise SystemExit("train-prior: the joint prior moves the joints that --pose-init triangulated reads; "
-                         f"{args.init} starts from the mean pose")
     config = TrainingConfig(steps=args.steps, batch_size=16, lr=args.lr, seed=args.seed, rigs=tuple(args.rigs),
                             views=tuple(args.views), definition_offset_m=args.definition_offset,
                             bend_deg=args.bend, log_every=500)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from core.body_model import BodyModel
+from core.errors import InputError
 from core.fusion import torso_orientation, triangulate
 from core.inference import evidence_keypoints
 from core.model.checkpoint import load_model, save_checkpoint
@@ -68,6 +69,9 @@ def train_joint_prior(out: Path, init: Path, body: BodyModel, config: TrainingCo
     Losses go to ``out`` + '.log.jsonl'."""
     torch.manual_seed(config.seed)
     start = load_model(init, body)
+    if start.config.pose_init != "triangulated":
+        raise InputError(init, "its calibrated start is the mean pose: the joint prior moves the joints that "
+                               "--pose-init triangulated reads the start off")
     model = HeatFormer(replace(start.config, joint_prior=width), body).eval()
     # a prior the checkpoint has already is replaced by the new one
     model.load_state_dict({k: v for k, v in start.state_dict().items() if not k.startswith("joint_prior.")},

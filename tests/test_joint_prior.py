@@ -22,10 +22,18 @@ def test_an_untrained_prior_returns_the_joints_as_triangulated_and_fills_in_the_
     assert torch.isfinite(out).all() and torch.allclose(out[0], joints[0])
 
 
-def test_a_joint_prior_needs_the_closed_form_start():
+def test_a_joint_prior_needs_the_closed_form_start(body, tmp_path):
+    from core.errors import InputError
+    from core.model.checkpoint import save_checkpoint
+    from core.model.network import HeatFormer
+
     with pytest.raises(ValueError, match="joint_prior"):
         preset("compact", joint_prior=64).validate()
     preset("compact", orientation_init="triangulated", pose_init="triangulated", joint_prior=64).validate()
+    mean_start = tmp_path / "mean.pt"
+    save_checkpoint(HeatFormer(preset("compact"), body), mean_start, "untrained")
+    with pytest.raises(InputError, match="mean pose"):  # named by its file, before any sample is drawn
+        train_joint_prior(tmp_path / "prior.pt", mean_start, body, TrainingConfig(), samples=16, width=8)
 
 
 def test_prior_pairs_are_the_triangulated_and_true_joints_in_the_body_frame(body):
