@@ -133,11 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--view", help="view name (default: the first)")
     video.add_argument("--fps", type=number_in(0.1, 240.0, float), default=2.0, help="frames per second, 0.1-240")
     video.add_argument("--out", type=Path, required=True, help="video file (.mp4 or .gif)")
-    prior = sub.add_parser("train-prior", help="train a joint prior into a checkpoint whose calibrated start is "
-                                               "read off the triangulated joints (core/model/joint_prior.py)")
+    prior = sub.add_parser("train-prior", help="train a learnt part of the start into a checkpoint whose start is "
+                                               "read off joints: the joint prior (core/model/joint_prior.py) or "
+                                               "the view lifter (core/model/view_lifter.py)")
+    prior.add_argument("--part", choices=("joints", "views"), default="joints",
+                       help="joints: the prior on the triangulated joints (calibrated start; default); views: the "
+                            "lifter of each view's joints (uncalibrated start)")
     prior.add_argument("--init", type=Path, required=True,
                        help="checkpoint trained with --pose-init triangulated; every weight of it is kept")
-    prior.add_argument("--out", type=Path, required=True, help="checkpoint to write: INIT's network with the prior")
+    prior.add_argument("--out", type=Path, required=True, help="checkpoint to write: INIT's network with the part")
     prior.add_argument("--samples", type=number_in(20, 10 ** 7), default=20000,
                        help="synthetic samples drawn for it (default 20000; a twentieth held out)")
     prior.add_argument("--width", type=number_in(8, 4096), default=512, help="hidden layers' width (default 512)")
@@ -452,7 +456,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_train_prior(args: argparse.Namespace) -> int:
     from core.body_model import BodyModel
-    from core.prior_training import train_joint_prior
+    from core.prior_training import train_start_prior
     from core.resources import resolve_body_model_path
     from core.training import TrainingConfig
 
@@ -462,7 +466,7 @@ def run_train_prior(args: argparse.Namespace) -> int:
     config = TrainingConfig(steps=args.steps, batch_size=16, lr=args.lr, seed=args.seed, rigs=tuple(args.rigs),
                             views=tuple(args.views), definition_offset_m=args.definition_offset,
                             bend_deg=args.bend, log_every=500)
-    train_joint_prior(args.out, args.init, body, config, args.samples, args.width, workers=args.workers)
+    train_start_prior(args.out, args.init, body, config, args.samples, args.width, args.part, workers=args.workers)
     print(f"wrote {args.out}")
     return 0
 

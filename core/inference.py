@@ -25,6 +25,7 @@ from core.model.geometry import MODES, ViewGeometry
 from core.model.network import ROOT, HeatFormer
 from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from core.sample import MultiviewSample
+from core.self_calibration import self_calibrate
 from core.trace import RefinementTrace
 
 Progress = Callable[[int, str], None]  # percent, message; may raise to cancel
@@ -116,19 +117,24 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     points = image_to_crop(torch.as_tensor(keypoints[..., :2], device=device), boxes_t, config.heatmap_size)
     heatmaps = model.render_heatmaps(points, torch.as_tensor(keypoints[..., 2], device=device))
     root_cam = orient_cam = joints_cam = pose_init = betas_init = None
+    start = None  # (V, 3, 3) world -> camera rotations, (J, 3) root-relative joints in world axes
     if root_world is not None:
         root_cam = torch.as_tensor(np.stack([c.R @ root_world + c.t for c in sample.cameras]), dtype=torch.float32,
                                    device=device)[None]
+        start = np.stack([c.R for c in sample.cameras]), fused.joints3d - root_world
+    elif model.view_lifter is not None:
+        placed = self_calibrate(model.view_lifter, keypoints, sample.cameras, ROOT)
+        start = None if placed is None else (placed.rotations, placed.joints3d)
+    if start is not None:
+        rotations, relative = start
         if config.orientation_init == "triangulated":
-            world, pose, betas = triangulated_start(model, fused.joints3d, root_world)
-            orient_cam = torch.as_tensor(np.stack([c.R @ world for c in sample.cameras]), dtype=torch.float32,
-                                         device=device)[None]
+            world, pose, betas = triangulated_start(model, relative)
+            orient_cam = torch.as_tensor(rotations @ world, dtype=torch.float32, device=device)[None]
             if config.pose_init == "triangulated":
                 pose_init = torch.as_tensor(pose, dtype=torch.float32, device=device)[None]
                 betas_init = torch.as_tensor(betas, dtype=torch.float32, device=device)[None]
         if config.reads_triangulated_joints:
-            relative = fused.joints3d - root_world
-            joints_cam = torch.as_tensor(np.stack([relative @ c.R.T for c in sample.cameras]), dtype=torch.float32,
+            joints_cam = torch.as_tensor(np.einsum("jk,vlk->vjl", relative, rotations), dtype=torch.float32,
                                          device=device)[None]
     geometry = ViewGeometry(mode, boxes_t[None], config.heatmap_size, cams["K"][None], cams["dist"][None], root_cam,
                             orient_cam, joints_cam, pose_init, betas_init)
@@ -139,20 +145,20 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     return PreparedInput(images, heatmaps[None], geometry, keypoints, boxes, root_world, consistency)
 
 
-def triangulated_start(model: HeatFormer, joints3d: np.ndarray, root: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Iteration 0 read off the triangulated joints (17, 3), world: the body -> world rotation (3, 3), body pose
-    (23, 3, 3) and betas. The rotation puts the rest torso on the triangulated one; with the network's `pose_init`
-    "triangulated", the pose and shape come from inverse kinematics and the rotation from the posed torso. All NaN
-    where too few torso joints were triangulated (the network falls back on its orientation head and mean)."""
+def triangulated_start(model: HeatFormer, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Iteration 0 read off the triangulated (uncalibrated: lifted) joints (17, 3) relative to the root, world axes:
+    the body -> world rotation (3, 3), body pose (23, 3, 3) and betas. The rotation puts the rest torso on the
+    triangulated one; with the network's `pose_init` "triangulated", the pose and shape come from inverse kinematics
+    and the rotation from the posed torso. All NaN where too few torso joints were triangulated (the network falls
+    back on its orientation head and mean)."""
     rest = model.rest_joints()
     unknown = (np.full((3, 3), np.nan), np.full((23, 3, 3), np.nan), np.full(model.body.num_betas, np.nan))
-    world = torso_orientation(rest, joints3d)
+    world = torso_orientation(rest, joints)
     if world is None:
         return unknown
     if model.config.pose_init != "triangulated":
         return world, *unknown[1:]
-    fit = body_from_joints(model.body, rest, prior_joints(model, joints3d - root, world), world)
+    fit = body_from_joints(model.body, rest, prior_joints(model, joints, world), world)
     return fit.global_orient, fit.body_pose, fit.betas
 
 

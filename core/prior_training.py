@@ -1,8 +1,9 @@
-"""Training of the joint prior (core.model.joint_prior) on its own: pairs of triangulated and true joints of fresh
-synthetic samples, drawn as the network's training draws its batches, then a regression of one onto the other.
+"""Training of the start's learnt parts on their own, on fresh synthetic samples drawn as the network's training
+draws its batches: the joint prior (core.model.joint_prior), a regression from triangulated onto true joints, and the
+view lifter (core.model.view_lifter), from one view's 2D joints onto that camera's true 3D ones.
 
 Drawing dominates (tens of milliseconds a sample: the body, the evidence and its triangulation, no frames); the
-regression takes a minute or two on one CPU core. The rest of the checkpoint it starts from is kept as it was.
+regression takes minutes on one CPU core. The rest of the checkpoint it starts from is kept as it was.
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from core.fusion import torso_orientation, triangulate
 from core.inference import evidence_keypoints
 from core.model.checkpoint import load_model, save_checkpoint
 from core.model.network import ROOT, HeatFormer
+from core.model.view_lifter import lifter_input
 from core.training import TrainingConfig, describe, draw_rig, draw_sample, single_threaded
+
+PARTS = ("joints", "views")  # the joint prior, the view lifter
 
 
 class PriorPairs(torch.utils.data.Dataset):
@@ -41,80 +45,111 @@ class PriorPairs(torch.utils.data.Dataset):
         with torch.no_grad(), single_threaded():
             for _ in range(self.config.batch_size):
                 sample = draw_sample(self.body, rng, rig, self.config, reads_images=False)
-                try:
-                    fused = triangulate(evidence_keypoints(sample), sample.cameras)
-                except ValueError:  # nothing triangulated: the network falls back on its mean there too
-                    continue
-                world = torso_orientation(self.rest, fused.joints3d)
-                if world is None:
-                    continue
-                truth = np.asarray(sample.ground_truth.joints3d)
-                inputs.append((fused.joints3d - fused.root) @ world)
-                truths.append((truth - truth[ROOT]) @ world)
+                for given, truth in self.pairs(sample, np.asarray(sample.ground_truth.joints3d)):
+                    inputs.append(given)
+                    truths.append(truth)
         shape = (-1, len(self.rest), 3)
         return np.asarray(inputs, np.float32).reshape(shape), np.asarray(truths, np.float32).reshape(shape)
 
+    def pairs(self, sample, truth: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The sample's triangulated and true joints (``truth``, world), or none where its torso was not
+        triangulated (the network falls back on its mean there too)."""
+        try:
+            fused = triangulate(evidence_keypoints(sample), sample.cameras)
+        except ValueError:
+            return []
+        world = torso_orientation(self.rest, fused.joints3d)
+        if world is None:
+            return []
+        return [((fused.joints3d - fused.root) @ world, (truth - truth[ROOT]) @ world)]
 
-def mean_joint_error(model: HeatFormer, inputs: torch.Tensor, truths: torch.Tensor) -> torch.Tensor:
-    """Mean distance (metres) of the prior's joints from the true ones."""
-    return (model.joint_prior(inputs) - truths).norm(dim=-1).mean()
+
+class LifterPairs(PriorPairs):
+    """Batch ``index`` of (`lifter_input` features, true root-relative joints in the ray frame) (N, 17, 3), one pair
+    per view that saw enough joints, from a generator seeded by (seed, index) alone."""
+
+    def pairs(self, sample, truth: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        found = []
+        for keypoints, camera in zip(evidence_keypoints(sample), sample.cameras):
+            lifted = lifter_input(keypoints, camera, ROOT)
+            if lifted is not None:
+                features, turn = lifted
+                found.append((features, (truth - truth[ROOT]) @ camera.R.T @ turn.T))
+        return found
 
 
-def train_joint_prior(out: Path, init: Path, body: BodyModel, config: TrainingConfig, samples: int, width: int,
-                      workers: int = 0, log: Callable[[str], None] = print,
+def mean_joint_error(module: torch.nn.Module, inputs: torch.Tensor, truths: torch.Tensor) -> torch.Tensor:
+    """Mean distance (metres) of the module's joints from the true ones."""
+    return (module(inputs) - truths).norm(dim=-1).mean()
+
+
+def train_start_prior(out: Path, init: Path, body: BodyModel, config: TrainingConfig, samples: int, width: int,
+                      part: str = "joints", workers: int = 0, log: Callable[[str], None] = print,
                       should_stop: Callable[[], bool] = lambda: False) -> HeatFormer:
-    """A joint prior of ``width`` trained into the network of ``init`` (calibrated mode's start must be read off
-    the triangulated joints: `pose_init` "triangulated"), saved to ``out``: ``samples`` pairs drawn (a twentieth
-    held out, their error logged), then ``config.steps`` AdamW steps of 256 pairs at ``config.lr``, cosine-decayed.
-    Losses go to ``out`` + '.log.jsonl'."""
+    """The ``part`` of the start (`PARTS`: the joint prior, whose joints calibrated mode's start is read off, or the
+    view lifter, uncalibrated mode's) of ``width`` trained into the network of ``init`` (whose start must be read
+    off joints: `pose_init`, `orientation_init` "triangulated") and saved to ``out``: ``samples`` samples drawn (a
+    twentieth of the pairs held out, their error logged), then ``config.steps`` AdamW steps of 256 pairs at
+    ``config.lr``, cosine-decayed. Losses go to ``out`` + '.log.jsonl'."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; expected one of {PARTS}")
     torch.manual_seed(config.seed)
     start = load_model(init, body)
-    if start.config.pose_init != "triangulated":
+    if part == "joints" and start.config.pose_init != "triangulated":
         raise InputError(init, "its calibrated start is the mean pose: the joint prior moves the joints that "
                                "--pose-init triangulated reads the start off")
-    model = HeatFormer(replace(start.config, joint_prior=width), body).eval()
-    # a prior the checkpoint has already is replaced by the new one
-    model.load_state_dict({k: v for k, v in start.state_dict().items() if not k.startswith("joint_prior.")},
+    if part == "views" and start.config.orientation_init != "triangulated":
+        raise InputError(init, "its start is the mean body facing each camera: the view lifter gives the joints "
+                               "that --orientation-init triangulated reads the start off")
+    name = "joint_prior" if part == "joints" else "view_lifter"
+    model = HeatFormer(replace(start.config, **{name: width}), body).eval()
+    # a part the checkpoint has already is replaced by the new one
+    model.load_state_dict({k: v for k, v in start.state_dict().items() if not k.startswith(name + ".")},
                           strict=False)
+    module = getattr(model, name)
     started = time.perf_counter()
-    pairs = PriorPairs(body, model.rest_joints(), config, -(-samples // config.batch_size))
+    batches = -(-samples // config.batch_size)
+    pairs = (PriorPairs if part == "joints" else LifterPairs)(body, model.rest_joints(), config, batches)
     inputs, truths = [], []
     for k, (x, y) in enumerate(torch.utils.data.DataLoader(pairs, batch_size=None, num_workers=workers)):
         if should_stop():
-            raise InterruptedError("stopped while drawing the joint prior's samples")
+            raise InterruptedError(f"stopped while drawing the {name.replace('_', ' ')}'s samples")
         inputs.append(torch.as_tensor(x))
         truths.append(torch.as_tensor(y))
         if (k + 1) % 100 == 0:
-            log(f"drew {sum(len(batch) for batch in inputs)} samples in {time.perf_counter() - started:.0f} s")
+            log(f"drew {sum(len(batch) for batch in inputs)} pairs in {time.perf_counter() - started:.0f} s")
     inputs, truths = torch.cat(inputs), torch.cat(truths)
     held = max(1, len(inputs) // 20)
-    optimizer = torch.optim.AdamW(model.joint_prior.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     generator = torch.Generator().manual_seed(config.seed)
     log_path = out.with_suffix(".log.jsonl")
-    model.joint_prior.train()
+    module.train()
     for step in range(1, config.steps + 1):
         if should_stop():
             break
         pick = held + torch.randint(0, len(inputs) - held, (256,), generator=generator)
-        loss = mean_joint_error(model, inputs[pick], truths[pick])
+        loss = mean_joint_error(module, inputs[pick], truths[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         if step % config.log_every == 0 or step == config.steps:
             with torch.no_grad():
-                held_out = mean_joint_error(model, inputs[:held], truths[:held])
-                untouched = (inputs[:held].nan_to_num() - truths[:held]).norm(dim=-1).mean()
+                held_out = mean_joint_error(module, inputs[:held], truths[:held])
             entry = {"step": step, "seconds": round(time.perf_counter() - started, 1), "loss_m": round(loss.item(), 5),
-                     "held_out_m": round(held_out.item(), 5), "triangulated_held_out_m": round(untouched.item(), 5)}
+                     "held_out_m": round(held_out.item(), 5)}
+            if part == "joints":  # what the prior has to beat: the triangulated joints as they are
+                untouched = (inputs[:held].nan_to_num() - truths[:held]).norm(dim=-1).mean()
+                entry["triangulated_held_out_m"] = round(untouched.item(), 5)
             with open(log_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
             log(json.dumps(entry))
     model.eval()
     record = torch.load(init, map_location="cpu", weights_only=True)  # read by load_model already: its records
-    kept = {key: record[key] for key in ("training",) if key in record}
+    kept = {key: record[key] for key in ("training", "joint_prior_training", "view_lifter_training")
+            if key in record and key != name + "_training"}
     save_checkpoint(model, out, describe(model.config), {
-        **kept, "joint_prior_training": {**asdict(config), "samples": len(inputs), "width": width, "from": start.identity,
-                                         "seconds": round(time.perf_counter() - started, 1)}})
+        **kept, name + "_training": {**asdict(config), "samples": samples, "pairs": len(inputs), "width": width,
+                                     "from": start.identity, "seconds": round(time.perf_counter() - started, 1)}})
     return model

@@ -269,8 +269,9 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
     torch.manual_seed(config.seed)
     model_config = replace(model_config, iterations=config.iterations)  # inference runs as many by default
     start = load_model(init, body) if init is not None else None
-    if start is not None:  # a joint prior is trained on its own (core.prior_training) and kept as it is
-        model_config = replace(model_config, joint_prior=start.config.joint_prior)
+    if start is not None:  # the start's priors are trained on their own (core.prior_training) and kept as they are
+        model_config = replace(model_config, joint_prior=start.config.joint_prior,
+                               view_lifter=start.config.view_lifter)
     model = HeatFormer(model_config, body.to(device)).to(device).train()
     new_parameters: list[str] = []
     if start is not None:

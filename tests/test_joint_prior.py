@@ -8,7 +8,7 @@ import torch
 from core.model.checkpoint import load_model
 from core.model.config import preset
 from core.model.joint_prior import JointPrior
-from core.prior_training import PriorPairs, train_joint_prior
+from core.prior_training import PriorPairs, train_start_prior
 from core.training import TrainingConfig, train
 
 
@@ -33,7 +33,7 @@ def test_a_joint_prior_needs_the_closed_form_start(body, tmp_path):
     mean_start = tmp_path / "mean.pt"
     save_checkpoint(HeatFormer(preset("compact"), body), mean_start, "untrained")
     with pytest.raises(InputError, match="mean pose"):  # named by its file, before any sample is drawn
-        train_joint_prior(tmp_path / "prior.pt", mean_start, body, TrainingConfig(), samples=16, width=8)
+        train_start_prior(tmp_path / "prior.pt", mean_start, body, TrainingConfig(), samples=16, width=8)
 
 
 def test_prior_pairs_are_the_triangulated_and_true_joints_in_the_body_frame(body):
@@ -63,7 +63,7 @@ def test_a_trained_prior_moves_the_start_towards_the_truth_and_is_saved_with_the
 
     out = tmp_path / "prior.pt"
     config = TrainingConfig(steps=300, batch_size=16, lr=1e-3, seed=7, rigs=("ring",), log_every=100)
-    train_joint_prior(out, DEFAULT_CHECKPOINT, body, config, samples=480, width=64, log=lambda _: None)
+    train_start_prior(out, DEFAULT_CHECKPOINT, body, config, samples=480, width=64, log=lambda _: None)
     last = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()][-1]
     assert last["held_out_m"] < last["triangulated_held_out_m"], last
     shipped, tuned = load_model(DEFAULT_CHECKPOINT, body), load_model(out, body)

@@ -28,6 +28,7 @@ from core.model.geometry import MODES, ViewGeometry
 from core.model.heat_encoder import HeatEncoder
 from core.model.image_encoder import build_image_encoder
 from core.model.joint_prior import JointPrior
+from core.model.view_lifter import ViewLifter
 from core.model.layers import Block, PositionalEncoding3D
 from core.rotations import matrix_to_rot6d, rot6d_to_matrix
 
@@ -124,6 +125,7 @@ class HeatFormer(nn.Module):
             nn.init.zeros_(self.orient_head.weight)
             nn.init.zeros_(self.orient_head.bias)
         self.joint_prior = JointPrior(config.num_joints, config.joint_prior) if config.joint_prior else None
+        self.view_lifter = ViewLifter(config.num_joints, config.view_lifter) if config.view_lifter else None
         self.init_orient = nn.Parameter(matrix_to_rot6d(FACING_CAMERA))
         self.init_pose = nn.Parameter(matrix_to_rot6d(torch.eye(3).expand(23, 3, 3)).clone())
         self.init_betas = nn.Parameter(torch.zeros(body.num_betas))
