@@ -384,34 +384,41 @@ def test_shipped_checkpoint_refines_held_out_samples(body):
     9:16 frames. Calibrated, from the closed-form start read off the joint prior (`pose_init`, `joint_prior`): every
     iteration's mean error stays within 45 mm on every rig (run 31, shipped before the prior, was 30-50 mm on the
     README's sets; run 22, before the closed-form start, 65-88), the first pass lowers most samples' error, and over
-    all rigs the error after every pass is lower than the start's (the decoder, trained on an earlier prior's start,
-    steps a little too far at the third: README "Rigs, image shapes and frames"). Uncalibrated, from the mean
-    pose: the first pass lowers the error by a tenth at least on every rig, and the second lowers it again."""
+    all rigs the error after every pass is lower than the start's. Uncalibrated, from the views' lifts placed around
+    the body (`view_lifter`): every iteration within 90 mm on every rig, the start less than half as far from the
+    truth as the mean body facing each camera (the start without the lifter), and over all rigs within 2.6x the
+    calibrated error (README: the body's size and the placed views' rotations are what it misses)."""
     from core.resources import DEFAULT_CHECKPOINT
     from core.synthetic import generate_sample, rig_preset
 
     model = load_model(DEFAULT_CHECKPOINT, body)
     assert model.trained and "synthetic" in model.description and model.config.pose_init == "triangulated"
-    assert model.config.joint_prior
-    calibrated_errors = []
+    assert model.config.joint_prior and model.config.view_lifter
+    facing = load_model(DEFAULT_CHECKPOINT, body)
+    facing.view_lifter = None
+    pooled = {"calibrated": [], "uncalibrated": []}
     for rig in ("ring", "h36m", "mpi_inf_3dhp", "video", "portrait", "volume"):
-        errors = {"calibrated": [], "uncalibrated": []}
+        errors = {"calibrated": [], "uncalibrated": [], "facing": []}
         for seed in range(900001, 900007):
             sample = generate_sample(body, seed, rig_preset(rig))
             for mode, found in errors.items():
-                trace = refine(sample, model, mode, 3, device="cpu")
+                trace = refine(sample, facing, "uncalibrated", 1, device="cpu") if mode == "facing" else \
+                    refine(sample, model, mode, 3, device="cpu")
                 evaluate(trace, sample, body)
                 found.append(trace.metrics["mpjpe_mm"])
         calibrated, uncalibrated = (np.asarray(errors[m]) for m in ("calibrated", "uncalibrated"))
         assert (calibrated.mean(0) < 45).all(), (rig, calibrated.mean(0))
-        calibrated_errors += list(calibrated)
-        mean = uncalibrated.mean(0)
-        assert mean[1] < 0.9 * mean[0] and mean[2] < mean[1], (rig, mean)
-    calibrated = np.asarray(calibrated_errors)  # (36 samples, 4 iterations)
+        assert (uncalibrated.mean(0) < 90).all(), (rig, uncalibrated.mean(0))
+        start_facing = np.mean([e[0] for e in errors["facing"]])
+        assert uncalibrated[:, 0].mean() < 0.5 * start_facing, (rig, uncalibrated[:, 0].mean(), start_facing)
+        pooled["calibrated"] += list(calibrated)
+        pooled["uncalibrated"] += list(uncalibrated)
+    calibrated, uncalibrated = (np.asarray(pooled[m]) for m in ("calibrated", "uncalibrated"))  # (36, 4) each
     first_pass = calibrated[:, 1] - calibrated[:, 0]
-    assert np.mean(first_pass < 0) > 0.65 and np.median(first_pass) < -1.0, first_pass  # 72 %, -2.1 mm
+    assert np.mean(first_pass < 0) > 0.65 and np.median(first_pass) < -1.0, first_pass  # 75 %, -2.5 mm
     mean = calibrated.mean(0)
-    assert mean[1] < mean[0] - 1.0 and mean[2] < mean[0] - 0.5 and mean[3] < mean[0], mean  # 29.0 27.4 27.7 28.6
+    assert mean[1] < mean[0] - 1.0 and mean[2] < mean[0] - 0.5 and mean[3] < mean[0], mean  # 29.0 27.0 27.0 27.8
+    assert uncalibrated.mean(0)[3] < 2.6 * mean[3], uncalibrated.mean(0)  # 59.3 (2.1x)
 
 
 def test_triangulated_orientation_init_is_the_torso_in_every_view(sample, body):
