@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from core.cameras import Camera
+from core.errors import InputError
 from core.fusion import procrustes_rotation, triangulate
 from core.model.view_lifter import MIN_CONFIDENCE, ViewLifter, lifter_input
 
@@ -53,7 +54,8 @@ def _camera_position(joints: np.ndarray, rotation: np.ndarray, keypoints: np.nda
 def self_calibrate(lifter: ViewLifter, keypoints: np.ndarray, cameras: list[Camera], root: int = 0,
                    rounds: int = 3) -> SelfCalibration | None:
     """Place the views of (V, J, 3) ``keypoints`` (pixels, confidence; intrinsics from ``cameras``, their poses
-    unread) around the body; None where no view saw enough joints to lift."""
+    unread) around the body: ``rounds`` of averaging the lifts, then as many of re-placing the cameras on the
+    triangulated joints. None where no view saw enough joints to lift."""
     lifted = [lifter_input(k, c, root) for k, c in zip(keypoints, cameras)]
     placed = [v for v, item in enumerate(lifted) if item is not None]
     if not placed:
@@ -75,10 +77,11 @@ def self_calibrate(lifter: ViewLifter, keypoints: np.ndarray, cameras: list[Came
     size = np.sqrt((joints ** 2).sum(1).mean())
     evidence = keypoints[placed]
     views = [cameras[v] for v in placed]
-    for _ in range(rounds):
-        estimate = [Camera(c.name, c.K, R, _camera_position(joints, R, k, c), c.width, c.height, c.dist)
-                    for c, R, k in zip(views, rotations, evidence)]
-        if len(placed) < 2:
+    for _ in range(rounds if len(placed) > 1 else 0):
+        try:
+            estimate = [Camera(c.name, c.K, R, _camera_position(joints, R, k, c), c.width, c.height, c.dist)
+                        for c, R, k in zip(views, rotations, evidence)]
+        except InputError:  # a degenerate view placed absurdly far: keep the rotations found so far
             break
         try:
             triangulated = triangulate(evidence, estimate).joints3d
