@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="as train --definition-offset")
     prior.add_argument("--bend", type=number_in(0.0, 45.0, float), default=0.0, metavar="DEGREES",
                        help="as train --bend")
+    prior.add_argument("--image-widths", type=number_in(64, 4096), nargs="+", default=None, metavar="PIXELS",
+                       help="frame widths drawn from, one per 16 samples (default: 256)")
     prior.add_argument("--workers", type=int, default=0, help="processes that draw the samples (default 0)")
     train = sub.add_parser("train", help="train the compact HeatFormer on synthetic data generated on the fly")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (and resume from)")
@@ -465,7 +467,7 @@ def run_train_prior(args: argparse.Namespace) -> int:
     body = BodyModel(resolve_body_model_path(args.body_model))
     config = TrainingConfig(steps=args.steps, batch_size=16, lr=args.lr, seed=args.seed, rigs=tuple(args.rigs),
                             views=tuple(args.views), definition_offset_m=args.definition_offset,
-                            bend_deg=args.bend, log_every=500)
+                            bend_deg=args.bend, log_every=500, image_widths=tuple(args.image_widths or ()))
     train_start_prior(args.out, args.init, body, config, args.samples, args.width, args.part, workers=args.workers)
     print(f"wrote {args.out}")
     return 0

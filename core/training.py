@@ -85,6 +85,10 @@ class TrainingConfig:
     weight_decay: float = 1e-4
     milestones: tuple[float, float] = (0.6, 0.85)  # fractions of `steps` where the rate drops x0.2
     image_size: tuple[int, int] = (256, 256)
+    # frame widths drawn from, one per batch, in place of image_size's (empty: image_size's alone). The detector's
+    # jitter is in pixels: on wider frames the triangulation is closer, and a start trained only on 256-pixel frames
+    # does not know that (docs/training-design.md)
+    image_widths: tuple[int, ...] = ()
     # the body in the frames clustered on a grid of this many metres (0: the full mesh): the frames cost per face,
     # and at the crops' 96x128 pixels a 3 cm body differs from the full one in about 1 % of them
     render_cell: float = 0.03
@@ -121,7 +125,9 @@ class Targets:
 def draw_rig(rng: np.random.Generator, config: TrainingConfig) -> RigConfig:
     """One of the run's rigs, with a view count in its range: a batch's cameras."""
     views = int(rng.integers(config.views[0], config.views[1] + 1))
-    return rig_preset(str(rng.choice(config.rigs)), views=views, width=config.image_size[0])
+    name = str(rng.choice(config.rigs))
+    width = int(rng.choice(config.image_widths)) if config.image_widths else config.image_size[0]
+    return rig_preset(name, views=views, width=width)
 
 
 def draw_sample(body: BodyModel, rng: np.random.Generator, rig: RigConfig, config: TrainingConfig,

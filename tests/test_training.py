@@ -133,6 +133,18 @@ def test_batches_come_from_the_chosen_rigs(body):
     assert seen == {True, False}
 
 
+def test_rigs_are_drawn_at_the_chosen_frame_widths():
+    """With `image_widths` each batch's rig has one of them (its aspect kept); without, the run's image size."""
+    from core.training import draw_rig
+
+    config = TrainingConfig(rigs=("ring", "video"), image_widths=(320, 1280))
+    rng = np.random.default_rng(0)
+    drawn = [draw_rig(rng, config).image_size for _ in range(24)]
+    assert {width for width, _ in drawn} == {320, 1280}
+    assert {round(height / width, 2) for width, height in drawn} == {1.0, 0.56}  # square ring, 16:9 video
+    assert {draw_rig(rng, TrainingConfig()).image_size[0] for _ in range(5)} == {256}
+
+
 def test_a_perturbed_start_turns_the_joints_of_about_half_the_samples(body):
     """`start_noise_deg`: the closed-form start of some samples turned joint by joint by rotations of about the
     spread asked for, their betas moved; the rest as they were, and an unknown start stays unknown."""
