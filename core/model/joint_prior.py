@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.model.layers import mlp
+
 SCALE_M = 0.5  # metres per unit of the network's input
 STEP_M = 0.1  # metres per unit of its output, a correction of the input
 
@@ -19,15 +21,9 @@ STEP_M = 0.1  # metres per unit of its output, a correction of the input
 class JointPrior(nn.Module):
     def __init__(self, num_joints: int, width: int, depth: int = 3):
         super().__init__()
-        layers: list[nn.Module] = []
-        size = num_joints * 4
-        for _ in range(depth):
-            layers += [nn.Linear(size, width), nn.GELU()]
-            size = width
-        layers.append(nn.Linear(size, num_joints * 3))
-        nn.init.zeros_(layers[-1].weight)  # an untrained prior returns the triangulated joints as they are
-        nn.init.zeros_(layers[-1].bias)
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(num_joints * 4, width, depth, num_joints * 3)
+        nn.init.zeros_(self.net[-1].weight)  # an untrained prior returns the triangulated joints as they are
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, joints: torch.Tensor) -> torch.Tensor:
         """(N, J, 3) triangulated joints relative to the root, in the body's frame (NaN where not triangulated) ->

@@ -1,5 +1,6 @@
 """Transformer pieces shared by the HeatEncoder, the decoder and the orientation head: pre-LayerNorm blocks with
-optional cross-attention, and the 3D sine positional encoding over (view, row, column)."""
+optional cross-attention, and the 3D sine positional encoding over (view, row, column); and the plain MLP of the
+start's learnt parts."""
 from __future__ import annotations
 
 import math
@@ -98,3 +99,15 @@ class PositionalEncoding3D(nn.Module):
         v, r, c = torch.meshgrid(axis(views), axis(rows), axis(columns), indexing="ij")
         feats = torch.cat([sine_features(t, self.num_feats) for t in (v, r, c)], dim=-1)
         return self.adapter(feats.reshape(-1, feats.shape[-1]))
+
+
+def mlp(inputs: int, width: int, depth: int, outputs: int) -> nn.Sequential:
+    """``depth`` hidden layers of ``width`` with GELU, then a linear output: the start's small learnt parts
+    (core.model.joint_prior, core.model.view_lifter)."""
+    layers: list[nn.Module] = []
+    size = inputs
+    for _ in range(depth):
+        layers += [nn.Linear(size, width), nn.GELU()]
+        size = width
+    layers.append(nn.Linear(size, outputs))
+    return nn.Sequential(*layers)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from core.cameras import Camera
+from core.model.layers import mlp
 
 MIN_CONFIDENCE = 0.1  # a joint below it counts as unseen, as triangulation counts it
 STEP_M = 0.3  # metres per unit of the network's output
@@ -54,13 +55,7 @@ def lifter_input(keypoints: np.ndarray, camera: Camera, root: int = 0) -> tuple[
 class ViewLifter(nn.Module):
     def __init__(self, num_joints: int, width: int, depth: int = 4):
         super().__init__()
-        layers: list[nn.Module] = []
-        size = num_joints * 3
-        for _ in range(depth):
-            layers += [nn.Linear(size, width), nn.GELU()]
-            size = width
-        layers.append(nn.Linear(size, num_joints * 3))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(num_joints * 3, width, depth, num_joints * 3)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(N, J, 3) `lifter_input` features -> (N, J, 3) joints relative to the root, metres, in the ray frame."""
