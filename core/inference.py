@@ -23,7 +23,7 @@ from core.metrics import MM, pa_mpjpe
 from core.model.adafuse import CROP, HEATMAP_SIDE
 from core.model.geometry import MODES, ViewGeometry
 from core.model.network import ROOT, HeatFormer
-from core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from core.rotations import angle_between_deg, axis_angle_to_matrix, matrix_to_axis_angle
 from core.sample import MultiviewSample
 from core.self_calibration import self_calibrate
 from core.trace import RefinementTrace
@@ -395,9 +395,7 @@ def evaluate(trace: RefinementTrace, sample: MultiviewSample, body=None) -> None
         if gt.has_smpl:  # each view's global orientation against the truth's, both in that camera's frame
             truth_orient = R @ axis_angle_to_matrix(torch.as_tensor(gt.global_orient, dtype=torch.float64)).numpy()
             pred_orient = axis_angle_to_matrix(torch.as_tensor(trace.global_orient, dtype=torch.float64)).numpy()
-            # |A - B|_F = 2 sqrt(2) sin(angle / 2): unlike arccos of the trace, exact near zero
-            chord = np.linalg.norm(pred_orient - truth_orient, axis=(-2, -1)) / (2 * np.sqrt(2))
-            metrics["orient_error_deg"] = np.degrees(2 * np.arcsin(np.clip(chord, 0, 1))).mean(1)
+            metrics["orient_error_deg"] = angle_between_deg(pred_orient, truth_orient).mean(1)
         truth_vertices = ground_truth_vertices(gt, body) if body is not None and gt.smpl_fits(body.identity) \
             else None
         if truth_vertices is not None and truth_vertices.shape[0] == trace.vertices.shape[2]:

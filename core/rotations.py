@@ -1,9 +1,11 @@
 """Rotation conversions, in one place: axis-angle (SMPL's storage), 6D (the network's output) and matrices.
 
-All functions are batched over leading dimensions and work on torch tensors (CPU or CUDA).
+All functions are batched over leading dimensions and work on torch tensors (CPU or CUDA), but for
+`angle_between_deg`, which compares numpy rotation matrices.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -81,3 +83,10 @@ def rot6d_to_matrix(rot6d: torch.Tensor) -> torch.Tensor:
 def matrix_to_rot6d(matrix: torch.Tensor) -> torch.Tensor:
     """(..., 3, 3) -> (..., 6), the inverse of `rot6d_to_matrix` for rotation matrices."""
     return matrix[..., :, :2].reshape(matrix.shape[:-2] + (6,))
+
+
+def angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(...) the angle in degrees between (..., 3, 3) rotation matrices ``a`` and ``b``, from their distance
+    |a - b|_F = 2 sqrt(2) sin(angle / 2): unlike the arccos of the trace, exact near zero."""
+    chord = np.linalg.norm(np.asarray(a) - np.asarray(b), axis=(-2, -1)) / (2 * np.sqrt(2))
+    return np.degrees(2 * np.arcsin(np.clip(chord, 0, 1)))

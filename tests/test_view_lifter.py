@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from core.model.view_lifter import ViewLifter, lifter_input, ray_frame
+from core.rotations import angle_between_deg
 from core.self_calibration import self_calibrate
 from tests.conftest import make_rig
 
@@ -72,8 +73,7 @@ def test_self_calibration_places_the_views_from_the_body_alone(body):
     true_rotations = np.stack([c.R @ cameras[0].R.T for c in cameras])
 
     def degrees(rotations):
-        chord = np.linalg.norm(rotations - true_rotations, axis=(1, 2)) / (2 * np.sqrt(2))
-        return np.degrees(2 * np.arcsin(np.clip(chord, 0, 1)))
+        return angle_between_deg(rotations, true_rotations)
 
     placed = self_calibrate(OracleLifter(truths), keypoints, cameras)
     assert degrees(placed.rotations).max() < 0.1
@@ -87,6 +87,28 @@ def test_self_calibration_places_the_views_from_the_body_alone(body):
     keypoints[2, 4:, 2] = 0.0  # view 3 sees four joints
     partial = self_calibrate(OracleLifter([truths[v] for v in (0, 1, 3)]), keypoints, cameras)
     assert np.isnan(partial.rotations[2]).all() and np.isfinite(partial.rotations[[0, 1, 3]]).all()
+
+
+def test_a_view_is_not_turned_away_from_what_its_lift_says(body):
+    """Re-placing the views by PnP on joints triangulated with misplaced cameras can settle on a consistent but
+    turned configuration: on the ring-rig samples of seeds 200000 and 200012 (`val30`'s first and thirteenth) it
+    turned one view's body 69 and 57 degrees away from the truth. Kept near what each view's own lift says, every
+    placed view sees the body turned less than 25 degrees (measured 18.5 and 15.1 at worst)."""
+    from core.fusion import procrustes_rotation
+    from core.inference import evidence_keypoints
+    from core.model.checkpoint import load_model
+    from core.resources import DEFAULT_CHECKPOINT
+    from core.synthetic import generate_sample, rig_preset
+
+    lifter = load_model(DEFAULT_CHECKPOINT, body).view_lifter
+    for seed in (200000, 200012):
+        sample = generate_sample(body, seed=seed, rig=rig_preset("ring"))
+        placed = self_calibrate(lifter, evidence_keypoints(sample), sample.cameras)
+        truth = np.asarray(sample.ground_truth.joints3d)
+        truth = truth - truth[0]
+        for rotation, camera in zip(placed.rotations, sample.cameras):
+            turn = procrustes_rotation(placed.joints3d @ rotation.T, truth @ camera.R.T)
+            assert angle_between_deg(turn, np.eye(3)) < 25, seed
 
 
 def test_uncalibrated_start_comes_from_the_lifter(body):
