@@ -206,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pose-init", choices=MODEL_CHOICES["pose_init"], default="mean",
                        help="with --orientation-init triangulated: calibrated mode's starting pose and shape, the "
                             "mean (default, as the paper) or inverse kinematics on the triangulated joints")
+    train.add_argument("--start-fit-steps", type=number_in(0, 10), default=0, metavar="N",
+                       help="with --pose-init triangulated: Gauss-Newton steps that move the closed-form start onto "
+                            "the joints it was read off (default 0: the closed-form body as it is)")
+    train.add_argument("--image-widths", type=number_in(64, 4096), nargs="+", default=None, metavar="PIXELS",
+                       help="frame widths to draw the rigs at, one per batch (default: 256 pixels)")
     train.add_argument("--fresh-heads", action="store_true",
                        help="with --init: start the pose and shape heads anew, so that every iteration first "
                             "leaves the estimate as it is (for a start much closer than the checkpoint's)")
@@ -430,6 +435,8 @@ def run_train(args: argparse.Namespace) -> int:
                          "triangulated does; give both")
     if args.start_noise and args.pose_init != "triangulated":
         raise SystemExit("train: --start-noise perturbs the closed-form start of --pose-init triangulated")
+    if args.start_fit_steps and args.pose_init != "triangulated":
+        raise SystemExit("train: --start-fit-steps moves the closed-form start of --pose-init triangulated")
     if args.fresh_heads and args.init is None:
         raise SystemExit("train: --fresh-heads starts the heads of an --init checkpoint anew; a new network's are")
     if args.offset_joints != "all" and not args.joint_offsets:
@@ -439,11 +446,11 @@ def run_train(args: argparse.Namespace) -> int:
                             weights=_loss_weights(args.weight), render_cell=args.render_cell,
                             appearance=args.appearance, definition_offset_m=args.definition_offset,
                             bend_deg=args.bend, fresh_heads=args.fresh_heads, new_lr_scale=args.new_lr_scale,
-                            start_noise_deg=args.start_noise)
+                            start_noise_deg=args.start_noise, image_widths=tuple(args.image_widths or ()))
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,
-                          pose_init=args.pose_init,
+                          pose_init=args.pose_init, start_fit_steps=args.start_fit_steps,
                           image_features=args.image_features,
                           joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
                           triangulated_offsets=args.triangulated_offsets,

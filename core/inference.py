@@ -17,7 +17,7 @@ from core.crops import crop_affines, crop_boxes, crop_images, image_to_crop
 from core.errors import InputError
 from core.fusion import procrustes_rotation, torso_orientation, triangulate
 from core.heatmaps import decode_heatmaps, heatmap_to_image
-from core.inverse_kinematics import body_from_joints
+from core.inverse_kinematics import body_from_joints, refine_body_to_joints
 from core.joints import H36M17, JOINT_SETS, convert_keypoints
 from core.metrics import MM, pa_mpjpe
 from core.model.adafuse import CROP, HEATMAP_SIDE
@@ -149,7 +149,7 @@ def triangulated_start(model: HeatFormer, joints: np.ndarray) -> tuple[np.ndarra
     """Iteration 0 read off the triangulated (uncalibrated: lifted) joints (17, 3) relative to the root, world axes:
     the body -> world rotation (3, 3), body pose (23, 3, 3) and betas. The rotation puts the rest torso on the
     triangulated one; with the network's `pose_init` "triangulated", the pose and shape come from inverse kinematics
-    and the rotation from the posed torso. All NaN where too few torso joints were triangulated (the network falls
+    (and `start_fit_steps` Gauss-Newton steps) and the rotation from the posed torso. All NaN where too few torso joints were triangulated (the network falls
     back on its orientation head and mean)."""
     rest = model.rest_joints()
     unknown = (np.full((3, 3), np.nan), np.full((23, 3, 3), np.nan), np.full(model.body.num_betas, np.nan))
@@ -158,7 +158,9 @@ def triangulated_start(model: HeatFormer, joints: np.ndarray) -> tuple[np.ndarra
         return unknown
     if model.config.pose_init != "triangulated":
         return world, *unknown[1:]
-    fit = body_from_joints(model.body, rest, prior_joints(model, joints, world), world)
+    goal = prior_joints(model, joints, world)
+    fit = refine_body_to_joints(model.body, body_from_joints(model.body, rest, goal, world), goal,
+                                model.config.start_fit_steps)
     return fit.global_orient, fit.body_pose, fit.betas
 
 

@@ -187,3 +187,66 @@ def body_from_joints(body, rest_joints: np.ndarray, joints: np.ndarray, fallback
         pose = pose_from_joints(rest, goal, orient)
         betas, _ = _shape(body, orient, pose, joints, ridge)
     return BodyFromJoints(orient, pose, betas)
+
+
+def _descendants(parents: np.ndarray) -> np.ndarray:
+    """(24, 24) 1 where joint i is j or below j in the kinematic tree (parents[i] < i)."""
+    below = np.eye(len(parents))
+    for i in range(1, len(parents)):
+        below[:, i] += below[:, parents[i]]
+    return np.minimum(below, 1.0)
+
+
+def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, iterations: int,
+                          damping: float = 1e-3, ridge: float = 1e-3) -> BodyFromJoints:
+    """``start`` moved by ``iterations`` damped Gauss-Newton steps towards the body whose root-relative H36M joints
+    are ``joints`` (17, 3) (NaN where unknown). Why: the closed-form body turns bones onto the joints one at a time
+    and cannot follow them exactly (12-13 mm off the joint prior's joints, docs/training-design.md); a joint
+    solve over every rotation and the shape at once can, and each step is one batch of nb + 1 bodies and a small
+    linear solve. Each of the 24 rotations turns by a local increment w (R <- R exp(w)), whose effect on a joint
+    is analytic: the joint's share carried by the bones below turns about that joint's centre; the betas' effect
+    is exact (affine at a fixed pose). ``damping`` (m^2 per rad^2) keeps the rotations the joints do not pin (hands,
+    feet, twists) where they are; ``ridge`` pulls the betas towards the mean."""
+    known = np.isfinite(joints).all(-1)
+    if iterations <= 0 or known.sum() < 3:
+        return start
+    nb = body.num_betas
+    below = torch.as_tensor(_descendants(body.smpl.parents.cpu().numpy()))
+    weights = body.h36m_translation_weights.double().cpu()  # (17, 24): each joint's share moved by each transform
+    target = torch.as_tensor(joints[known], dtype=torch.float64)
+    rotations = torch.as_tensor(np.concatenate([start.global_orient[None], start.body_pose]))  # (24, 3, 3)
+    betas = torch.as_tensor(start.betas, dtype=torch.float64)
+    unit = torch.cat([torch.zeros(1, nb), torch.eye(nb)]).double()
+    for _ in range(iterations):
+        with torch.no_grad():
+            batch = rotations[None].float().expand(nb + 1, 24, 3, 3).to(body.device)
+            shapes = (betas[None] + unit).float().to(body.device)
+            centres, transforms = body._rigid(batch, shapes)
+            blended = body.h36m_rest + torch.einsum("jkcb,nb->njkc", body.h36m_shapedirs, shapes)
+            if body.has_pose_correctives:
+                blended = blended + torch.einsum("jkcp,np->njkc", body.h36m_posedirs, body._pose_feature(batch))
+        centres, transforms, blended = centres[0].double().cpu(), transforms.double().cpu(), blended.double().cpu()
+        shares = (torch.einsum("kab,jkb->jka", transforms[0, :, :3, :3], blended[0])
+                  + weights[..., None] * transforms[0, None, :, :3, 3])  # (17, 24, 3): each transform's share
+        posed = shares.sum(1)
+        all_posed = (torch.einsum("nkab,njkb->nja", transforms[..., :3, :3], blended)
+                     + torch.einsum("jk,nka->nja", weights, transforms[..., :3, 3]))
+        slopes = (all_posed[1:] - all_posed[1:, :1]) - (posed - posed[:1])[None]  # (nb, 17, 3)
+        # d joint_k / d w_j = -[s_kj]x W_j, s_kj = the shares below j, about j's centre
+        carried = torch.einsum("ji,kia->kja", below, shares) - torch.einsum("ji,ki->kj", below, weights)[..., None] \
+            * centres[None]
+        cross = torch.zeros(17, 24, 3, 3, dtype=torch.float64)
+        cross[..., 0, 1], cross[..., 0, 2], cross[..., 1, 2] = -carried[..., 2], carried[..., 1], -carried[..., 0]
+        cross = cross - cross.transpose(-1, -2)
+        turning = -cross @ transforms[0, None, :, :3, :3]  # (17, 24, 3, 3): joint axis a, rotation j, component c
+        turning = (turning - turning[:1]).permute(0, 2, 1, 3).reshape(17, 3, 72)  # root-relative
+        jacobian = torch.cat([turning, slopes.permute(1, 2, 0)], -1)[torch.as_tensor(known)].reshape(-1, 72 + nb)
+        residual = ((posed - posed[:1])[torch.as_tensor(known)] - target).reshape(-1)
+        regulariser = torch.cat([torch.full((72,), damping), torch.full((nb,), ridge)]).double()
+        gradient = jacobian.T @ residual + torch.cat([torch.zeros(72), ridge * betas]).double()
+        step = torch.linalg.solve(jacobian.T @ jacobian + torch.diag(regulariser), -gradient)
+        turn = torch.as_tensor(np.stack([cv2.Rodrigues(w)[0] for w in step[:72].view(24, 3).numpy()]))
+        rotations = rotations @ turn
+        betas = betas + step[72:]
+    rotations = rotations.numpy()
+    return BodyFromJoints(rotations[0], rotations[1:], betas.numpy())

@@ -508,10 +508,11 @@ def test_a_mode_embedding_starts_as_the_same_network_and_tells_the_modes_apart(s
 def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
     """With `pose_init="triangulated"`, calibrated iteration 0 is the closed-form body of the triangulated joints in
     every view (pose, shape and the posed torso's orientation), far closer to the truth than the mean pose;
-    uncalibrated mode, and a sample whose torso was not triangulated, start from the mean."""
+    uncalibrated mode, and a sample whose torso was not triangulated, start from the mean. With `start_fit_steps`,
+    the closed-form body is moved by as many Gauss-Newton steps."""
     from core.fusion import triangulate
     from core.inference import evidence_keypoints
-    from core.inverse_kinematics import body_from_joints
+    from core.inverse_kinematics import body_from_joints, refine_body_to_joints
     from core.rotations import axis_angle_to_matrix
 
     with pytest.raises(ValueError, match="needs orientation_init"):
@@ -535,6 +536,15 @@ def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
     assert trace.metrics["mpjpe_mm"][0] < 0.5 * by_mean.metrics["mpjpe_mm"][0]
     np.testing.assert_array_equal(refine(sample, ik, "uncalibrated", 1, device="cpu").vertices,
                                   refine(sample, mean, "uncalibrated", 1, device="cpu").vertices)
+
+    with pytest.raises(ValueError, match="start_fit_steps"):
+        dataclasses.replace(COMPACT, start_fit_steps=1).validate()
+    fitted = load_model(None, body, dataclasses.replace(ik.config, start_fit_steps=1))
+    fitted.load_state_dict(ik.state_dict())
+    moved = refine_body_to_joints(body, expected, fused.joints3d - fused.root, 1)
+    pose = refine(sample, fitted, "calibrated", 1, device="cpu").body_pose[0, 0]
+    np.testing.assert_allclose(axis_angle_to_matrix(torch.as_tensor(pose).reshape(23, 3)).numpy(),
+                               moved.body_pose, atol=1e-4)
 
     prepared = prepare(sample, ik, "calibrated", torch.device("cpu"))
     prepared.geometry.pose_init[:] = float("nan")  # the torso was not triangulated

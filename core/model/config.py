@@ -108,6 +108,11 @@ class HeatFormerConfig:
     # calibrated mode's is off the triangulated joints; 0: no lifter (the mean body facing each camera), else the
     # width of its four hidden layers.
     view_lifter: int = 0
+    # Not in the paper: damped Gauss-Newton steps that move the closed-form start (`pose_init` "triangulated") onto
+    # the joints it was read off, every rotation and the shape at once (core.inverse_kinematics
+    # `refine_body_to_joints`). The closed-form body turns one bone at a time and ends 12-13 mm from the joint
+    # prior's joints; one step (about a millisecond) takes it within 4 mm. 0: the closed-form body as it is.
+    start_fit_steps: int = 0
     # Not in the paper: the decoder's queries also carry a learnt embedding of the iteration's index (zero at first:
     # a checkpoint fine-tuned with it starts as the same network). The same decoder otherwise cannot tell its first
     # pass from its third, and from a start close to the truth (`pose_init`) it made the same correction at every
@@ -178,6 +183,8 @@ class HeatFormerConfig:
             raise ValueError("pose_init 'triangulated' needs orientation_init 'triangulated'")
         if self.joint_prior and self.pose_init != "triangulated":
             raise ValueError("joint_prior moves the joints that pose_init 'triangulated' reads the start off")
+        if self.start_fit_steps and self.pose_init != "triangulated":
+            raise ValueError("start_fit_steps moves the closed-form start of pose_init 'triangulated'")
         if self.view_lifter and self.orientation_init != "triangulated":
             raise ValueError("view_lifter gives uncalibrated mode the start that orientation_init 'triangulated' "
                              "reads off the joints")
@@ -213,7 +220,7 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "decoder_cross_dropout": (0.0, 0.99, float), "orient_dim": DIMENSION, "orient_depth": (1, 64, int),
           "orient_heads": (1, 64, int), "orient_head_dim": (1, 512, int), "orient_mlp": (1, 16384, int),
           "iterations": (1, 8, int), "triangulated_offset_unit": (0.001, 1.0, float),
-          "joint_prior": (0, 4096, int), "view_lifter": (0, 4096, int)}
+          "joint_prior": (0, 4096, int), "view_lifter": (0, 4096, int), "start_fit_steps": (0, 10, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
            "torso_alignment": ("rest", "posed"), "pose_init": ("mean", "triangulated"),
