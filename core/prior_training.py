@@ -83,6 +83,24 @@ def mean_joint_error(module: torch.nn.Module, inputs: torch.Tensor, truths: torc
     return (module(inputs) - truths).norm(dim=-1).mean()
 
 
+def draw_pairs(pairs: torch.utils.data.Dataset, workers: int, log: Callable[[str], None],
+               should_stop: Callable[[], bool], what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every batch of (input, truth) ``pairs``, drawn by ``workers`` processes, as two tensors; progress logged
+    every 100 batches."""
+    started = time.perf_counter()
+    inputs, truths = [], []
+    for k, (x, y) in enumerate(torch.utils.data.DataLoader(pairs, batch_size=None, num_workers=workers)):
+        if should_stop():
+            raise InterruptedError(f"stopped while drawing {what}")
+        # copied out of the workers' shared memory: each shared tensor holds a file descriptor until freed, and
+        # keeping 200,000 samples' worth ran out of them (run 46)
+        inputs.append(torch.as_tensor(x).clone())
+        truths.append(torch.as_tensor(y).clone())
+        if (k + 1) % 100 == 0:
+            log(f"drew {sum(len(batch) for batch in inputs)} pairs in {time.perf_counter() - started:.0f} s")
+    return torch.cat(inputs), torch.cat(truths)
+
+
 def train_start_prior(out: Path, init: Path, body: BodyModel, config: TrainingConfig, samples: int, width: int,
                       part: str = "joints", workers: int = 0, log: Callable[[str], None] = print,
                       should_stop: Callable[[], bool] = lambda: False) -> HeatFormer:
@@ -110,15 +128,7 @@ def train_start_prior(out: Path, init: Path, body: BodyModel, config: TrainingCo
     started = time.perf_counter()
     batches = -(-samples // config.batch_size)
     pairs = (PriorPairs if part == "joints" else LifterPairs)(body, model.rest_joints(), config, batches)
-    inputs, truths = [], []
-    for k, (x, y) in enumerate(torch.utils.data.DataLoader(pairs, batch_size=None, num_workers=workers)):
-        if should_stop():
-            raise InterruptedError(f"stopped while drawing the {name.replace('_', ' ')}'s samples")
-        inputs.append(torch.as_tensor(x))
-        truths.append(torch.as_tensor(y))
-        if (k + 1) % 100 == 0:
-            log(f"drew {sum(len(batch) for batch in inputs)} pairs in {time.perf_counter() - started:.0f} s")
-    inputs, truths = torch.cat(inputs), torch.cat(truths)
+    inputs, truths = draw_pairs(pairs, workers, log, should_stop, f"the {name.replace('_', ' ')}'s samples")
     held = max(1, len(inputs) // 20)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
