@@ -211,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "the joints it was read off (default 0: the closed-form body as it is)")
     train.add_argument("--image-widths", type=number_in(64, 4096), nargs="+", default=None, metavar="PIXELS",
                        help="frame widths to draw the rigs at, one per batch (default: 256 pixels)")
+    train.add_argument("--evidence-losses", choices=("all", "start"), default="all",
+                       help="which iterations the losses on the 2D evidence reach: all (default), or the start's "
+                            "2D joints alone, which train the uncalibrated camera, leaving the passes to the 3D "
+                            "losses")
     train.add_argument("--fresh-heads", action="store_true",
                        help="with --init: start the pose and shape heads anew, so that every iteration first "
                             "leaves the estimate as it is (for a start much closer than the checkpoint's)")
@@ -446,7 +450,8 @@ def run_train(args: argparse.Namespace) -> int:
                             weights=_loss_weights(args.weight), render_cell=args.render_cell,
                             appearance=args.appearance, definition_offset_m=args.definition_offset,
                             bend_deg=args.bend, fresh_heads=args.fresh_heads, new_lr_scale=args.new_lr_scale,
-                            start_noise_deg=args.start_noise, image_widths=tuple(args.image_widths or ()))
+                            start_noise_deg=args.start_noise, image_widths=tuple(args.image_widths or ()),
+                            evidence_losses=args.evidence_losses)
     body = BodyModel(resolve_body_model_path(args.body_model))
     model_config = preset("compact", refine_orientation=args.refine_orientation,
                           orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,

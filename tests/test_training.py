@@ -118,6 +118,13 @@ def test_the_truth_scores_zero_and_an_untrained_model_does_not(body):
     for name in ("joints3d", "pose", "betas", "vertices", "orient"):
         assert perfect[name] < 1e-4, name
         assert untrained[name] > 10 * perfect[name] + 1e-4, name
+    with torch.no_grad():  # the evidence's losses on the start alone: the 2D joints of iteration 0, no heatmaps
+        start_only = compute_losses(model, states, prepared, targets, index, config.weights, "start")
+        first = compute_losses(model, states[:1], prepared, targets, index, config.weights)
+    assert start_only["heatmap"] == 0 and untrained["heatmap"] > 0
+    torch.testing.assert_close(start_only["joints2d"], first["joints2d"])
+    assert untrained["joints2d"] > start_only["joints2d"] > 0
+    torch.testing.assert_close(start_only["joints3d"], untrained["joints3d"])
 
 
 def test_batches_come_from_the_chosen_rigs(body):
