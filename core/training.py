@@ -247,7 +247,8 @@ def compute_losses(model: HeatFormer, states, prepared: PreparedInput, targets: 
     body = model.body
     height = model.config.heatmap_size[1]
     n = len(states) - 1
-    terms = {k: 0.0 for k in ("joints3d", "joints2d", "orient", "pose", "betas", "vertices", "heatmap")}
+    zero = torch.zeros((), device=prepared.heatmaps.device)  # a term no iteration reaches is still a tensor
+    terms = {k: zero for k in ("joints3d", "joints2d", "orient", "pose", "betas", "vertices", "heatmap")}
     visible = targets.visible.float()[..., None]
     for k, state in enumerate(states):
         w = 1.0 if k == 0 else 1.0 + k / n  # later iterations count more

@@ -37,6 +37,9 @@ def test_training_steps_save_a_loadable_checkpoint_and_resume(body, tmp_path):
     train(out, small_config(3), body, device="cpu", resume=True, log=lambda _: None)
     lines = loss_log(tmp_path / "model.pt")
     assert [entry["step"] for entry in lines] == [1, 2, 3]  # resumed at step 2, not restarted
+    start_only = tmp_path / "start_only.pt"  # the evidence's losses on the start alone: no heatmap term, logged as 0
+    train(start_only, replace(small_config(1), evidence_losses="start"), body, device="cpu", log=lambda _: None)
+    assert loss_log(start_only)[0]["heatmap"] == 0 and loss_log(start_only)[0]["joints2d"] > 0
 
 
 def batch_arrays(value, name="batch") -> dict[str, torch.Tensor]:
@@ -121,7 +124,7 @@ def test_the_truth_scores_zero_and_an_untrained_model_does_not(body):
     with torch.no_grad():  # the evidence's losses on the start alone: the 2D joints of iteration 0, no heatmaps
         start_only = compute_losses(model, states, prepared, targets, index, config.weights, "start")
         first = compute_losses(model, states[:1], prepared, targets, index, config.weights)
-    assert start_only["heatmap"] == 0 and untrained["heatmap"] > 0
+    assert float(start_only["heatmap"].detach()) == 0 and untrained["heatmap"] > 0  # logged as every term is
     torch.testing.assert_close(start_only["joints2d"], first["joints2d"])
     assert untrained["joints2d"] > start_only["joints2d"] > 0
     torch.testing.assert_close(start_only["joints3d"], untrained["joints3d"])
