@@ -210,12 +210,18 @@ class BodyModel(torch.nn.Module):
         per_vertex = (pick(smpl.lbs_weights) @ transforms[..., :3, :].flatten(2)).unflatten(-1, (3, 4))
         return torch.einsum("nvab,nvb->nva", per_vertex[..., :3], vertices) + per_vertex[..., 3]
 
-    def _regressed_h36m(self, rotations: torch.Tensor, betas: torch.Tensor, transforms: torch.Tensor
-                        ) -> torch.Tensor:
-        """H36M-17 joints from the regressor folded through the skinning (see `_prepare_joint_path`)."""
+    def h36m_blended(self, rotations: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+        """(B, 17, 24, 3): each H36M-17 joint's rest-pose share carried by each of the 24 skinning transforms (the
+        regressor folded through the skinning weights, see `_prepare_joint_path`). rotations (B, 24, 3, 3)."""
         blended = self.h36m_rest + torch.einsum("jkcb,nb->njkc", self.h36m_shapedirs, betas[:, : self.num_betas])
         if self.has_pose_correctives:
             blended = blended + torch.einsum("jkcp,np->njkc", self.h36m_posedirs, self._pose_feature(rotations))
+        return blended
+
+    def _regressed_h36m(self, rotations: torch.Tensor, betas: torch.Tensor, transforms: torch.Tensor
+                        ) -> torch.Tensor:
+        """H36M-17 joints from the regressor folded through the skinning (see `_prepare_joint_path`)."""
+        blended = self.h36m_blended(rotations, betas)
         return (torch.einsum("nkab,njkb->nja", transforms[..., :3, :3], blended)
                 + torch.einsum("jk,nka->nja", self.h36m_translation_weights, transforms[..., :3, 3]))
 

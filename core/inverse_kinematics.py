@@ -205,8 +205,9 @@ def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, itera
     solve over every rotation and the shape at once can, and each step is one batch of nb + 1 bodies and a small
     linear solve. Each of the 24 rotations turns by a local increment w (R <- R exp(w)), whose effect on a joint
     is analytic: the joint's share carried by the bones below turns about that joint's centre; the betas' effect
-    is exact (affine at a fixed pose). ``damping`` (m^2 per rad^2) keeps the rotations the joints do not pin (hands,
-    feet, twists) where they are; ``ridge`` pulls the betas towards the mean."""
+    is exact (affine at a fixed pose). A user's SMPL file's pose correctives are left out of the Jacobian (the free
+    model has none). ``damping`` (m^2 per rad^2) keeps the rotations the joints do not pin (hands, feet, twists)
+    where they are; ``ridge`` pulls the betas towards the mean."""
     known = np.isfinite(joints).all(-1)
     if iterations <= 0 or known.sum() < 3:
         return start
@@ -222,9 +223,7 @@ def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, itera
             batch = rotations[None].float().expand(nb + 1, 24, 3, 3).to(body.device)
             shapes = (betas[None] + unit).float().to(body.device)
             centres, transforms = body._rigid(batch, shapes)
-            blended = body.h36m_rest + torch.einsum("jkcb,nb->njkc", body.h36m_shapedirs, shapes)
-            if body.has_pose_correctives:
-                blended = blended + torch.einsum("jkcp,np->njkc", body.h36m_posedirs, body._pose_feature(batch))
+            blended = body.h36m_blended(batch, shapes)
         centres, transforms, blended = centres[0].double().cpu(), transforms.double().cpu(), blended.double().cpu()
         shares = (torch.einsum("kab,jkb->jka", transforms[0, :, :3, :3], blended[0])
                   + weights[..., None] * transforms[0, None, :, :3, 3])  # (17, 24, 3): each transform's share
