@@ -149,8 +149,8 @@ def triangulated_start(model: HeatFormer, joints: np.ndarray) -> tuple[np.ndarra
     """Iteration 0 read off the triangulated (uncalibrated: lifted) joints (17, 3) relative to the root, world axes:
     the body -> world rotation (3, 3), body pose (23, 3, 3) and betas. The rotation puts the rest torso on the
     triangulated one; with the network's `pose_init` "triangulated", the pose and shape come from inverse kinematics
-    (and `start_fit_steps` Gauss-Newton steps) and the rotation from the posed torso. All NaN where too few torso joints were triangulated (the network falls
-    back on its orientation head and mean)."""
+    (and `start_fit_steps` Gauss-Newton steps) and the rotation from the posed torso. All NaN where too few torso
+    joints were triangulated (the network falls back on its orientation head and mean)."""
     rest = model.rest_joints()
     unknown = (np.full((3, 3), np.nan), np.full((23, 3, 3), np.nan), np.full(model.body.num_betas, np.nan))
     world = torso_orientation(rest, joints)

@@ -214,6 +214,7 @@ def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, itera
     nb = body.num_betas
     below = torch.as_tensor(_descendants(body.smpl.parents.cpu().numpy()))
     weights = body.h36m_translation_weights.double().cpu()  # (17, 24): each joint's share moved by each transform
+    given = torch.as_tensor(known)
     target = torch.as_tensor(joints[known], dtype=torch.float64)
     rotations = torch.as_tensor(np.concatenate([start.global_orient[None], start.body_pose]))  # (24, 3, 3)
     betas = torch.as_tensor(start.betas, dtype=torch.float64)
@@ -225,12 +226,13 @@ def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, itera
             centres, transforms = body._rigid(batch, shapes)
             blended = body.h36m_blended(batch, shapes)
         centres, transforms, blended = centres[0].double().cpu(), transforms.double().cpu(), blended.double().cpu()
-        shares = (torch.einsum("kab,jkb->jka", transforms[0, :, :3, :3], blended[0])
-                  + weights[..., None] * transforms[0, None, :, :3, 3])  # (17, 24, 3): each transform's share
-        posed = shares.sum(1)
-        all_posed = (torch.einsum("nkab,njkb->nja", transforms[..., :3, :3], blended)
-                     + torch.einsum("jk,nka->nja", weights, transforms[..., :3, 3]))
-        slopes = (all_posed[1:] - all_posed[1:, :1]) - (posed - posed[:1])[None]  # (nb, 17, 3)
+        # (nb + 1, 17, 24, 3): each joint's share carried by each transform; the joints are their sums
+        every_share = (torch.einsum("nkab,njkb->njka", transforms[..., :3, :3], blended)
+                       + weights[None, ..., None] * transforms[:, None, :, :3, 3])
+        joints_now = every_share.sum(2)
+        relative = joints_now - joints_now[:, :1]  # (nb + 1, 17, 3) root-relative joints
+        shares, posed = every_share[0], relative[0]
+        slopes = relative[1:] - posed[None]  # (nb, 17, 3): each unit beta's effect
         # d joint_k / d w_j = -[s_kj]x W_j, s_kj = the shares below j, about j's centre
         carried = torch.einsum("ji,kia->kja", below, shares) - torch.einsum("ji,ki->kj", below, weights)[..., None] \
             * centres[None]
@@ -239,8 +241,8 @@ def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, itera
         cross = cross - cross.transpose(-1, -2)
         turning = -cross @ transforms[0, None, :, :3, :3]  # (17, 24, 3, 3): joint axis a, rotation j, component c
         turning = (turning - turning[:1]).permute(0, 2, 1, 3).reshape(17, 3, 72)  # root-relative
-        jacobian = torch.cat([turning, slopes.permute(1, 2, 0)], -1)[torch.as_tensor(known)].reshape(-1, 72 + nb)
-        residual = ((posed - posed[:1])[torch.as_tensor(known)] - target).reshape(-1)
+        jacobian = torch.cat([turning, slopes.permute(1, 2, 0)], -1)[given].reshape(-1, 72 + nb)
+        residual = (posed[given] - target).reshape(-1)
         regulariser = torch.cat([torch.full((72,), damping), torch.full((nb,), ridge)]).double()
         gradient = jacobian.T @ residual + torch.cat([torch.zeros(72), ridge * betas]).double()
         step = torch.linalg.solve(jacobian.T @ jacobian + torch.diag(regulariser), -gradient)
