@@ -17,7 +17,7 @@ from core.crops import crop_affines, crop_boxes, crop_images, image_to_crop
 from core.errors import InputError
 from core.fusion import procrustes_rotation, torso_orientation, triangulate
 from core.heatmaps import decode_heatmaps, heatmap_to_image
-from core.inverse_kinematics import body_from_joints, refine_body_to_joints
+from core.inverse_kinematics import BodyFromJoints, body_from_joints, fit_body_to_views, refine_body_to_joints
 from core.joints import H36M17, JOINT_SETS, convert_keypoints
 from core.metrics import MM, pa_mpjpe
 from core.model.adafuse import CROP, HEATMAP_SIDE
@@ -100,6 +100,7 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
     config = model.config
     keypoints = official_keypoints(sample, model, mode, device) if model.official_2d else evidence_keypoints(sample)
+    detected = keypoints  # each view's own, before fusion: what the start's fit to the views reads
     root_world = consistency = None
     if mode == "calibrated":
         fused = triangulate_sample(sample, keypoints, "calibrated mode needs at least two views")
@@ -129,6 +130,10 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
         rotations, relative = start
         if config.orientation_init == "triangulated":
             world, pose, betas = triangulated_start(model, relative)
+            if root_world is not None and config.start_view_fit_steps and np.isfinite(pose).all():
+                fit = fit_body_to_views(model.body, BodyFromJoints(world, pose, betas), root_world, detected,
+                                        sample.cameras, config.start_view_fit_steps)
+                world, pose, betas = fit.global_orient, fit.body_pose, fit.betas
             orient_cam = torch.as_tensor(rotations @ world, dtype=torch.float32, device=device)[None]
             if config.pose_init == "triangulated":
                 pose_init = torch.as_tensor(pose, dtype=torch.float32, device=device)[None]

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from core.cameras import MAX_DISTORTION, project_camera_points
 from core.fusion import TORSO, procrustes_rotation
 from core.joints import H36M17, SMPL24
 
@@ -197,57 +198,124 @@ def _descendants(parents: np.ndarray) -> np.ndarray:
     return np.minimum(below, 1.0)
 
 
+def _joints_and_slopes(body, rotations: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """H36M joints (17, 3) of ``body`` posed by ``rotations`` (24, 3, 3) with ``betas``, at no translation, and
+    their slopes (17, 3, 72 + nb): each rotation turned by a local increment w (R <- R exp(w)), and each beta.
+    A rotation's effect is analytic: the joint's share carried by the bones below turns about that joint's centre;
+    the betas' effect is exact (affine at a fixed pose). A user's SMPL file's pose correctives are left out (the
+    free model has none). Float64, on the CPU."""
+    nb = body.num_betas
+    below = torch.as_tensor(_descendants(body.smpl.parents.cpu().numpy()))
+    weights = body.h36m_translation_weights.double().cpu()  # (17, 24): each joint's share moved by each transform
+    unit = torch.cat([torch.zeros(1, nb), torch.eye(nb)]).double()
+    with torch.no_grad():
+        batch = rotations[None].float().expand(nb + 1, 24, 3, 3).to(body.device)
+        shapes = (betas[None] + unit).float().to(body.device)
+        centres, transforms = body._rigid(batch, shapes)
+        blended = body.h36m_blended(batch, shapes)
+    centres, transforms, blended = centres[0].double().cpu(), transforms.double().cpu(), blended.double().cpu()
+    # (nb + 1, 17, 24, 3): each joint's share carried by each transform; the joints are their sums
+    every_share = (torch.einsum("nkab,njkb->njka", transforms[..., :3, :3], blended)
+                   + weights[None, ..., None] * transforms[:, None, :, :3, 3])
+    joints = every_share.sum(2)
+    shares, posed = every_share[0], joints[0]
+    # d joint_k / d w_j = -[s_kj]x W_j, s_kj = the shares below j, about j's centre
+    carried = torch.einsum("ji,kia->kja", below, shares) - torch.einsum("ji,ki->kj", below, weights)[..., None] \
+        * centres[None]
+    cross = torch.zeros(17, 24, 3, 3, dtype=torch.float64)
+    cross[..., 0, 1], cross[..., 0, 2], cross[..., 1, 2] = -carried[..., 2], carried[..., 1], -carried[..., 0]
+    cross = cross - cross.transpose(-1, -2)
+    turning = (-cross @ transforms[0, None, :, :3, :3]).permute(0, 2, 1, 3).reshape(17, 3, 72)
+    return posed, torch.cat([turning, (joints[1:] - posed[None]).permute(1, 2, 0)], -1)
+
+
+def _turned(rotations: torch.Tensor, increments: torch.Tensor) -> torch.Tensor:
+    """``rotations`` (24, 3, 3) each turned by its local increment (72,): R exp(w)."""
+    turn = torch.as_tensor(np.stack([cv2.Rodrigues(w)[0] for w in increments.view(24, 3).numpy()]))
+    return rotations @ turn
+
+
 def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, iterations: int,
                           damping: float = 1e-3, ridge: float = 1e-3) -> BodyFromJoints:
     """``start`` moved by ``iterations`` damped Gauss-Newton steps towards the body whose root-relative H36M joints
     are ``joints`` (17, 3) (NaN where unknown). Why: the closed-form body turns bones onto the joints one at a time
     and cannot follow them exactly (12-13 mm off the joint prior's joints, docs/training-design.md); a joint
     solve over every rotation and the shape at once can, and each step is one batch of nb + 1 bodies and a small
-    linear solve. Each of the 24 rotations turns by a local increment w (R <- R exp(w)), whose effect on a joint
-    is analytic: the joint's share carried by the bones below turns about that joint's centre; the betas' effect
-    is exact (affine at a fixed pose). A user's SMPL file's pose correctives are left out of the Jacobian (the free
-    model has none). ``damping`` (m^2 per rad^2) keeps the rotations the joints do not pin (hands, feet, twists)
-    where they are; ``ridge`` pulls the betas towards the mean."""
+    linear solve (`_joints_and_slopes`). ``damping`` (m^2 per rad^2) keeps the rotations the joints do not pin
+    (hands, feet, twists) where they are; ``ridge`` pulls the betas towards the mean."""
     known = np.isfinite(joints).all(-1)
     if iterations <= 0 or known.sum() < 3:
         return start
     nb = body.num_betas
-    below = torch.as_tensor(_descendants(body.smpl.parents.cpu().numpy()))
-    weights = body.h36m_translation_weights.double().cpu()  # (17, 24): each joint's share moved by each transform
     given = torch.as_tensor(known)
     target = torch.as_tensor(joints[known], dtype=torch.float64)
     rotations = torch.as_tensor(np.concatenate([start.global_orient[None], start.body_pose]))  # (24, 3, 3)
     betas = torch.as_tensor(start.betas, dtype=torch.float64)
-    unit = torch.cat([torch.zeros(1, nb), torch.eye(nb)]).double()
+    regulariser = torch.diag(torch.cat([torch.full((72,), damping), torch.full((nb,), ridge)]).double())
     for _ in range(iterations):
-        with torch.no_grad():
-            batch = rotations[None].float().expand(nb + 1, 24, 3, 3).to(body.device)
-            shapes = (betas[None] + unit).float().to(body.device)
-            centres, transforms = body._rigid(batch, shapes)
-            blended = body.h36m_blended(batch, shapes)
-        centres, transforms, blended = centres[0].double().cpu(), transforms.double().cpu(), blended.double().cpu()
-        # (nb + 1, 17, 24, 3): each joint's share carried by each transform; the joints are their sums
-        every_share = (torch.einsum("nkab,njkb->njka", transforms[..., :3, :3], blended)
-                       + weights[None, ..., None] * transforms[:, None, :, :3, 3])
-        joints_now = every_share.sum(2)
-        relative = joints_now - joints_now[:, :1]  # (nb + 1, 17, 3) root-relative joints
-        shares, posed = every_share[0], relative[0]
-        slopes = relative[1:] - posed[None]  # (nb, 17, 3): each unit beta's effect
-        # d joint_k / d w_j = -[s_kj]x W_j, s_kj = the shares below j, about j's centre
-        carried = torch.einsum("ji,kia->kja", below, shares) - torch.einsum("ji,ki->kj", below, weights)[..., None] \
-            * centres[None]
-        cross = torch.zeros(17, 24, 3, 3, dtype=torch.float64)
-        cross[..., 0, 1], cross[..., 0, 2], cross[..., 1, 2] = -carried[..., 2], carried[..., 1], -carried[..., 0]
-        cross = cross - cross.transpose(-1, -2)
-        turning = -cross @ transforms[0, None, :, :3, :3]  # (17, 24, 3, 3): joint axis a, rotation j, component c
-        turning = (turning - turning[:1]).permute(0, 2, 1, 3).reshape(17, 3, 72)  # root-relative
-        jacobian = torch.cat([turning, slopes.permute(1, 2, 0)], -1)[given].reshape(-1, 72 + nb)
-        residual = (posed[given] - target).reshape(-1)
-        regulariser = torch.cat([torch.full((72,), damping), torch.full((nb,), ridge)]).double()
+        posed, slopes = _joints_and_slopes(body, rotations, betas)
+        jacobian = (slopes - slopes[:1])[given].reshape(-1, 72 + nb)  # root-relative
+        residual = ((posed - posed[:1])[given] - target).reshape(-1)
         gradient = jacobian.T @ residual + torch.cat([torch.zeros(72), ridge * betas]).double()
-        step = torch.linalg.solve(jacobian.T @ jacobian + torch.diag(regulariser), -gradient)
-        turn = torch.as_tensor(np.stack([cv2.Rodrigues(w)[0] for w in step[:72].view(24, 3).numpy()]))
-        rotations = rotations @ turn
+        step = torch.linalg.solve(jacobian.T @ jacobian + regulariser, -gradient)
+        rotations = _turned(rotations, step[:72])
         betas = betas + step[72:]
+    rotations = rotations.numpy()
+    return BodyFromJoints(rotations[0], rotations[1:], betas.numpy())
+
+
+def fit_body_to_views(body, start: BodyFromJoints, root: np.ndarray, keypoints: np.ndarray, cameras,
+                      iterations: int, robust_sigma: float = 0.15, damping: float = 1e-4, ridge: float = 1e-5
+                      ) -> BodyFromJoints:
+    """``start`` (world axes, its pelvis at ``root``) moved by ``iterations`` damped Gauss-Newton steps towards
+    the views' 2D evidence ``keypoints`` (V, 17, 3: pixels, confidence) in calibrated ``cameras``: the baseline's
+    confidence-weighted Geman-McClure reprojection error (``robust_sigma`` of the image diagonal), reweighted at
+    every step. Why: the start is read off triangulated joints, which drop a joint that one view alone sees and
+    keep the error of a view that disagrees; the fit reads every view's evidence as the classical fit does, from a
+    start already near it, in a step or two. ``damping`` and ``ridge`` (per rad^2 and per unit beta, in squared
+    image diagonals) keep what the views do not pin where it is. The body's translation is fitted with it; the
+    pelvis stays where it was triangulated (joints are compared relative to it)."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    seen = keypoints[..., 2] > 0
+    if iterations <= 0 or seen.sum() < 3:
+        return start
+    nb = body.num_betas
+    target = torch.as_tensor(keypoints[..., :2])
+    confidence = torch.as_tensor(np.where(seen, keypoints[..., 2], 0.0))
+    diagonal = torch.as_tensor([np.hypot(c.width, c.height) for c in cameras], dtype=torch.float64)[:, None, None]
+    K = torch.as_tensor(np.stack([c.K for c in cameras]))
+    R = torch.as_tensor(np.stack([c.R for c in cameras]))
+    t = torch.as_tensor(np.stack([c.t for c in cameras]))
+    dist = torch.as_tensor(np.stack([np.pad(c.dist, (0, MAX_DISTORTION - c.dist.size)) for c in cameras]))
+    rotations = torch.as_tensor(np.concatenate([start.global_orient[None], start.body_pose]))
+    betas = torch.as_tensor(start.betas, dtype=torch.float64)
+    translation = None  # the body's: its pelvis on ``root`` at first
+    regulariser = torch.diag(torch.cat([torch.full((72,), damping), torch.full((nb,), ridge),
+                                        torch.zeros(3)]).double())
+    for _ in range(iterations):
+        posed, slopes = _joints_and_slopes(body, rotations, betas)
+        if translation is None:
+            translation = torch.as_tensor(root, dtype=torch.float64) - posed[_H["pelvis"]]
+        slopes = torch.cat([slopes, torch.eye(3, dtype=torch.float64).expand(17, 3, 3)], -1)  # + translation
+        in_cameras = (posed + translation) @ R.transpose(-1, -2) + t[:, None]  # (V, 17, 3)
+        uv, depth = project_camera_points(in_cameras, K, dist)
+        residual = (uv - target) / diagonal  # (V, 17, 2)
+        squared = (residual ** 2).sum(-1)
+        # Geman-McClure as reweighted least squares: each residual's weight is the robust cost's slope there
+        weight = confidence * (depth > 0) * robust_sigma ** 2 / (squared + robust_sigma ** 2) ** 2
+        z = depth.clamp_min(1e-6)[..., None]
+        focal = K[:, None, :2, :2]  # pinhole slopes (distortion left out of the Jacobian)
+        local = torch.cat([torch.eye(2, dtype=torch.float64).expand(*z.shape[:2], 2, 2) / z[..., None],
+                           -in_cameras[..., :2, None] / z[..., None] ** 2], -1)  # (V, 17, 2, 3)
+        jacobian = (focal @ local @ R[:, None]) @ slopes[None] / diagonal[..., None]  # (V, 17, 2, P)
+        rows = jacobian.reshape(-1, jacobian.shape[-1])
+        weights = weight[..., None].expand(-1, -1, 2).reshape(-1)
+        normal = rows.T @ (weights[:, None] * rows) / weight.sum().clamp_min(1e-12)
+        gradient = rows.T @ (weights * residual.reshape(-1)) / weight.sum().clamp_min(1e-12)
+        gradient = gradient + torch.cat([torch.zeros(72), ridge * betas, torch.zeros(3)]).double()
+        step = torch.linalg.solve(normal + regulariser, -gradient)
+        rotations = _turned(rotations, step[:72])
+        betas = betas + step[72:72 + nb]
+        translation = translation + step[72 + nb:]
     rotations = rotations.numpy()
     return BodyFromJoints(rotations[0], rotations[1:], betas.numpy())

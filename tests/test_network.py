@@ -509,10 +509,11 @@ def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
     """With `pose_init="triangulated"`, calibrated iteration 0 is the closed-form body of the triangulated joints in
     every view (pose, shape and the posed torso's orientation), far closer to the truth than the mean pose;
     uncalibrated mode, and a sample whose torso was not triangulated, start from the mean. With `start_fit_steps`,
-    the closed-form body is moved by as many Gauss-Newton steps."""
+    the closed-form body is moved by as many Gauss-Newton steps; with `start_view_fit_steps`, calibrated mode's
+    start is then fitted to every view's own evidence, and uncalibrated mode's is left as it was."""
     from core.fusion import triangulate
     from core.inference import evidence_keypoints
-    from core.inverse_kinematics import body_from_joints, refine_body_to_joints
+    from core.inverse_kinematics import body_from_joints, fit_body_to_views, refine_body_to_joints
     from core.rotations import axis_angle_to_matrix
 
     with pytest.raises(ValueError, match="needs orientation_init"):
@@ -545,6 +546,17 @@ def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
     pose = refine(sample, fitted, "calibrated", 1, device="cpu").body_pose[0, 0]
     np.testing.assert_allclose(axis_angle_to_matrix(torch.as_tensor(pose).reshape(23, 3)).numpy(),
                                moved.body_pose, atol=1e-4)
+    with pytest.raises(ValueError, match="start_view_fit_steps"):
+        dataclasses.replace(COMPACT, start_view_fit_steps=1).validate()
+    viewed = load_model(None, body, dataclasses.replace(ik.config, start_view_fit_steps=1))
+    viewed.load_state_dict(ik.state_dict())
+    seen = fit_body_to_views(body, expected, fused.root, evidence_keypoints(sample), sample.cameras, 1)
+    pose = refine(sample, viewed, "calibrated", 1, device="cpu").body_pose[0, 0]
+    np.testing.assert_allclose(axis_angle_to_matrix(torch.as_tensor(pose).reshape(23, 3)).numpy(), seen.body_pose,
+                               atol=1e-4)
+    assert np.abs(seen.body_pose - expected.body_pose).max() > 1e-3  # the fit moved it
+    np.testing.assert_array_equal(refine(sample, viewed, "uncalibrated", 1, device="cpu").vertices,
+                                  refine(sample, ik, "uncalibrated", 1, device="cpu").vertices)
 
     prepared = prepare(sample, ik, "calibrated", torch.device("cpu"))
     prepared.geometry.pose_init[:] = float("nan")  # the torso was not triangulated

@@ -113,6 +113,12 @@ class HeatFormerConfig:
     # `refine_body_to_joints`). The closed-form body turns one bone at a time and ends 12-13 mm from the joint
     # prior's joints; one step (about a millisecond) takes it within 4 mm. 0: the closed-form body as it is.
     start_fit_steps: int = 0
+    # Not in the paper: in calibrated mode, damped Gauss-Newton steps that then move the start towards every view's
+    # own 2D evidence (the classical fit's robust reprojection error; core.inverse_kinematics `fit_body_to_views`).
+    # Triangulation drops a joint that one view alone sees and keeps some of a view's gross error; the fit reads
+    # them as the classical fit does, from a start already near. One step (about 2 ms) took the start 2.6-6 mm
+    # nearer the truth on 9:16, 16:9 and 3-view video frames (docs/training-design.md). 0: no such fit.
+    start_view_fit_steps: int = 0
     # Not in the paper: the decoder's queries also carry a learnt embedding of the iteration's index (zero at first:
     # a checkpoint fine-tuned with it starts as the same network). The same decoder otherwise cannot tell its first
     # pass from its third, and from a start close to the truth (`pose_init`) it made the same correction at every
@@ -183,8 +189,9 @@ class HeatFormerConfig:
             raise ValueError("pose_init 'triangulated' needs orientation_init 'triangulated'")
         if self.joint_prior and self.pose_init != "triangulated":
             raise ValueError("joint_prior moves the joints that pose_init 'triangulated' reads the start off")
-        if self.start_fit_steps and self.pose_init != "triangulated":
-            raise ValueError("start_fit_steps moves the closed-form start of pose_init 'triangulated'")
+        for steps in ("start_fit_steps", "start_view_fit_steps"):
+            if getattr(self, steps) and self.pose_init != "triangulated":
+                raise ValueError(f"{steps} moves the closed-form start of pose_init 'triangulated'")
         if self.view_lifter and self.orientation_init != "triangulated":
             raise ValueError("view_lifter gives uncalibrated mode the start that orientation_init 'triangulated' "
                              "reads off the joints")
@@ -220,7 +227,8 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "decoder_cross_dropout": (0.0, 0.99, float), "orient_dim": DIMENSION, "orient_depth": (1, 64, int),
           "orient_heads": (1, 64, int), "orient_head_dim": (1, 512, int), "orient_mlp": (1, 16384, int),
           "iterations": (1, 8, int), "triangulated_offset_unit": (0.001, 1.0, float),
-          "joint_prior": (0, 4096, int), "view_lifter": (0, 4096, int), "start_fit_steps": (0, 10, int)}
+          "joint_prior": (0, 4096, int), "view_lifter": (0, 4096, int), "start_fit_steps": (0, 10, int),
+          "start_view_fit_steps": (0, 10, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
            "torso_alignment": ("rest", "posed"), "pose_init": ("mean", "triangulated"),
