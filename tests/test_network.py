@@ -505,6 +505,35 @@ def test_a_mode_embedding_starts_as_the_same_network_and_tells_the_modes_apart(s
     torch.testing.assert_close(last_pose(model, "uncalibrated"), last_pose(plain, "uncalibrated"))
 
 
+def test_an_evidence_scale_starts_as_the_same_network_and_reads_each_views_crop_size(sample, body):
+    """With `evidence_scale`, a network given another's weights (its embedding new, at zero) computes the same;
+    the feature is log2 of the image pixels a heatmap pixel spans in each view's crop, so a frame drawn twice as
+    large reads one more; once trained, a view's crop size changes the passes."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
+    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
+    model = HeatFormer(preset("compact", image_features="none", evidence_scale=True), body).eval()
+    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("scale_embed.") for key in missing)
+    prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
+
+    def last_pose(net, geometry):
+        with torch.no_grad():
+            return net(prepared.images, prepared.heatmaps, geometry, 2)[-1].body_pose
+
+    torch.testing.assert_close(last_pose(model, prepared.geometry), last_pose(plain, prepared.geometry))
+    boxes = prepared.geometry.boxes
+    expected = torch.log2(boxes[..., 3:] / model.config.heatmap_size[1])
+    torch.testing.assert_close(model.evidence_scale_features(prepared.geometry), expected)
+    doubled = replace(prepared.geometry, boxes=boxes * 2)
+    torch.testing.assert_close(model.evidence_scale_features(doubled), expected + 1)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.scale_embed[-1].weight, std=0.5)
+    assert not torch.allclose(last_pose(model, prepared.geometry), last_pose(plain, prepared.geometry))
+
+
 def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
     """With `pose_init="triangulated"`, calibrated iteration 0 is the closed-form body of the triangulated joints in
     every view (pose, shape and the posed torso's orientation), far closer to the truth than the mean pose;

@@ -130,6 +130,12 @@ class HeatFormerConfig:
     # (with `pose_init`) a small one, and without knowing which it is the decoder made the same step in both.
     # Runs 29-30 trained it for a few hundred steps only, without a measurable change.
     mode_embedding: bool = False
+    # Not in the paper: the decoder's queries of a view also carry, embedded, how many image pixels one heatmap
+    # pixel of its crop spans (log2 of the crop's height over the heatmap's). The heatmaps are drawn at the crop's
+    # size whatever the frame's, so without it the decoder cannot tell a 256-pixel frame's coarse evidence from a
+    # 1920-pixel frame's precise one, and learnt one step for both: too long for the first (run 50 on `ring` at
+    # 256 pixels 35.3 -> 36.6 mm over the passes), right for the second (16.2 -> 14.3). Zero at first, as above.
+    evidence_scale: bool = False
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -234,7 +240,8 @@ CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit
            "torso_alignment": ("rest", "posed"), "pose_init": ("mean", "triangulated"),
            "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True),
            "offset_joints": ("all", "above_knees"), "triangulated_offsets": (False, True),
-           "iteration_embedding": (False, True), "mode_embedding": (False, True)}
+           "iteration_embedding": (False, True), "mode_embedding": (False, True),
+           "evidence_scale": (False, True)}
 
 COMPACT = HeatFormerConfig()
 

@@ -119,6 +119,10 @@ class HeatFormer(nn.Module):
             self.iteration_embed = nn.Parameter(torch.zeros(LONGEST_RUN, dim))
         if config.mode_embedding:
             self.mode_embed = nn.Parameter(torch.zeros(len(MODES), dim))
+        if config.evidence_scale:
+            self.scale_embed = nn.Sequential(nn.Linear(1, dim), nn.GELU(), nn.Linear(dim, dim))
+            nn.init.zeros_(self.scale_embed[-1].weight)
+            nn.init.zeros_(self.scale_embed[-1].bias)
         if config.refine_orientation:
             # Zero: a network fine-tuned with this head starts as the same function as without it.
             self.orient_head = nn.Linear(dim, 6)
@@ -205,6 +209,10 @@ class HeatFormer(nn.Module):
         offset = (torch.nan_to_num(geometry.joints_cam) - estimate.detach()).clamp(-1.0, 1.0)
         offset = (offset / self.config.triangulated_offset_unit).clamp(-10.0, 10.0)
         return torch.cat([torch.where(seen, offset, torch.zeros_like(offset)), seen.to(offset.dtype)], -1).flatten(-2)
+
+    def evidence_scale_features(self, geometry: ViewGeometry) -> torch.Tensor:
+        """(B, V, 1): log2 of the image pixels one heatmap pixel spans in each view's crop (`evidence_scale`)."""
+        return torch.log2(geometry.boxes[..., 3:4].clamp_min(1.0) / self.config.heatmap_size[1])
 
     def posed_torso_orientation(self, geometry: ViewGeometry, orient6d: torch.Tensor, pose6d: torch.Tensor,
                                 betas: torch.Tensor) -> torch.Tensor:
@@ -302,6 +310,8 @@ class HeatFormer(nn.Module):
                     offsets.append(self.offset_embed(self.offset_features(evidence, states[-1].heatmap_joints)))
                 if self.config.triangulated_offsets:
                     offsets.append(self.triangulated_embed(self.triangulated_features(geometry, states[-1].joints)))
+                if self.config.evidence_scale:
+                    offsets.append(self.scale_embed(self.evidence_scale_features(geometry)))
                 if self.config.iteration_embedding:
                     x = x + self.iteration_embed[min(k, self.config.iterations - 1)]  # as trained
                 if self.config.mode_embedding:
