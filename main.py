@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--evidence-scale", action="store_true",
                        help="let the decoder's queries carry how many image pixels a heatmap pixel spans in each "
                             "view's crop (not in the paper; a new embedding: with --init, it starts at zero)")
+    train.add_argument("--step-gate", action="store_true",
+                       help="scale each pass's pose and shape update of a view by a learnt gate of the pass and "
+                            "the view's evidence scale (not in the paper; with --init, it starts at 1)")
     train.add_argument("--weight", action="append", default=[], metavar="LOSS=W",
                        help="a loss weight other than its default, e.g. orient=1.0 (repeatable; the losses: "
                             "joints3d, joints2d, orient, pose, betas, vertices, heatmap)")
@@ -470,7 +473,7 @@ def run_train(args: argparse.Namespace) -> int:
                           triangulated_offsets=args.triangulated_offsets,
                           triangulated_offset_unit=args.offset_unit,
                           iteration_embedding=args.iteration_embedding, mode_embedding=args.mode_embedding,
-                          evidence_scale=args.evidence_scale,
+                          evidence_scale=args.evidence_scale, step_gate=args.step_gate,
                           query=args.query)
     train(args.out, config, body, model_config, device=args.device, resume=args.resume, init=args.init,
           workers=args.workers)

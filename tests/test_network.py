@@ -534,6 +534,41 @@ def test_an_evidence_scale_starts_as_the_same_network_and_reads_each_views_crop_
     assert not torch.allclose(last_pose(model, prepared.geometry), last_pose(plain, prepared.geometry))
 
 
+def test_a_step_gate_starts_open_and_can_hold_the_estimate_where_it_is(sample, body):
+    """With `step_gate`, a network given another's weights (the gate new, its last layer at zero: a gate of 1)
+    computes the same; a gate driven shut leaves every pass's pose and shape where the start put them, and one
+    that reads the pass's index can shut the later passes alone."""
+    torch.manual_seed(0)
+    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
+    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
+    model = HeatFormer(preset("compact", image_features="none", step_gate=True), body).eval()
+    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith("step_gate.") for key in missing)
+    prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
+
+    def states(net):
+        with torch.no_grad():
+            return net(prepared.images, prepared.heatmaps, prepared.geometry, 3)
+
+    for mine, theirs in zip(states(model), states(plain)):
+        torch.testing.assert_close(mine.body_pose, theirs.body_pose)
+    with torch.no_grad():
+        model.step_gate[-1].bias.fill_(-30.0)  # 2 sigmoid(-30): shut
+    shut = states(model)
+    for state in shut[1:]:
+        torch.testing.assert_close(state.body_pose, shut[0].body_pose)
+        torch.testing.assert_close(state.betas, shut[0].betas)
+    with torch.no_grad():  # as before at pass 0 (g = 0: a gate of 1), shut from pass 1: g = -60 k
+        model.step_gate[0].weight.zero_(), model.step_gate[0].bias.fill_(10.0)
+        model.step_gate[0].weight[0, 1] = 1.0  # hidden unit 0 reads 10 + k
+        model.step_gate[-1].weight.zero_()
+        model.step_gate[-1].weight[0, 0] = -60.0
+        model.step_gate[-1].bias.fill_(600.0)  # g = 600 - 60 (10 + k)
+    later_shut, open_ = states(model), states(plain)
+    torch.testing.assert_close(later_shut[1].body_pose, open_[1].body_pose)
+    torch.testing.assert_close(later_shut[3].body_pose, later_shut[1].body_pose)
+
+
 def test_a_triangulated_pose_init_starts_from_inverse_kinematics(sample, body):
     """With `pose_init="triangulated"`, calibrated iteration 0 is the closed-form body of the triangulated joints in
     every view (pose, shape and the posed torso's orientation), far closer to the truth than the mean pose;

@@ -136,6 +136,11 @@ class HeatFormerConfig:
     # 1920-pixel frame's precise one, and learnt one step for both: too long for the first (run 50 on `ring` at
     # 256 pixels 35.3 -> 36.6 mm over the passes), right for the second (16.2 -> 14.3). Zero at first, as above.
     evidence_scale: bool = False
+    # Not in the paper: each pass's pose and shape update of a view is scaled by a learnt gate, 2 sigmoid(g), of the
+    # pass's index and the view's `evidence_scale` feature (g's last layer zero at first: a gate of 1, the same
+    # network). Why: the step the decoder learnt is too long for coarse evidence at the later passes; a gate can
+    # shorten it directly, where an embedding in the queries must learn to do so through the decoder.
+    step_gate: bool = False
 
     orient_dim: int = 128  # the global-orientation/camera head
     orient_depth: int = 1
@@ -241,7 +246,7 @@ CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit
            "image_features": ("all", "orientation", "none"), "joint_offsets": (False, True),
            "offset_joints": ("all", "above_knees"), "triangulated_offsets": (False, True),
            "iteration_embedding": (False, True), "mode_embedding": (False, True),
-           "evidence_scale": (False, True)}
+           "evidence_scale": (False, True), "step_gate": (False, True)}
 
 COMPACT = HeatFormerConfig()
 

@@ -123,6 +123,10 @@ class HeatFormer(nn.Module):
             self.scale_embed = nn.Sequential(nn.Linear(1, dim), nn.GELU(), nn.Linear(dim, dim))
             nn.init.zeros_(self.scale_embed[-1].weight)
             nn.init.zeros_(self.scale_embed[-1].bias)
+        if config.step_gate:
+            self.step_gate = nn.Sequential(nn.Linear(2, 32), nn.GELU(), nn.Linear(32, 1))
+            nn.init.zeros_(self.step_gate[-1].weight)
+            nn.init.zeros_(self.step_gate[-1].bias)
         if config.refine_orientation:
             # Zero: a network fine-tuned with this head starts as the same function as without it.
             self.orient_head = nn.Linear(dim, 6)
@@ -213,6 +217,12 @@ class HeatFormer(nn.Module):
     def evidence_scale_features(self, geometry: ViewGeometry) -> torch.Tensor:
         """(B, V, 1): log2 of the image pixels one heatmap pixel spans in each view's crop (`evidence_scale`)."""
         return torch.log2(geometry.boxes[..., 3:4].clamp_min(1.0) / self.config.heatmap_size[1])
+
+    def pass_gate(self, geometry: ViewGeometry, k: int) -> torch.Tensor:
+        """(B, V, 1) the `step_gate` of pass ``k`` (passes past those trained read as the last) in each view."""
+        scale = self.evidence_scale_features(geometry)
+        index = torch.full_like(scale, float(min(k, self.config.iterations - 1)))
+        return 2.0 * torch.sigmoid(self.step_gate(torch.cat([scale, index], -1)))
 
     def posed_torso_orientation(self, geometry: ViewGeometry, orient6d: torch.Tensor, pose6d: torch.Tensor,
                                 betas: torch.Tensor) -> torch.Tensor:
@@ -322,8 +332,9 @@ class HeatFormer(nn.Module):
                 for block, context in zip(self.decoder, cross_context):
                     x = block(x, context)
                 per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)
-                pose6d = pose6d + self.pose_head(per_view).unflatten(-1, (23, 6))
-                betas = betas + self.shape_head(per_view)
+                gate = self.pass_gate(geometry, k) if self.config.step_gate else 1.0  # (B, V, 1)
+                pose6d = pose6d + (gate * self.pose_head(per_view)).unflatten(-1, (23, 6))
+                betas = betas + gate * self.shape_head(per_view)
                 if self.config.refine_orientation:
                     orient6d = orient6d + self.orient_head(per_view)
             if self.config.torso_alignment == "posed" and geometry.joints_cam is not None:
