@@ -42,8 +42,8 @@ from core.synthetic import EvidenceFaults, RigConfig, generate_sample, rig_prese
 FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "torso_alignment": "rest",
                 "image_features": "all", "joint_offsets": False, "offset_joints": "all",
                 "triangulated_offsets": False, "pose_init": "mean", "iteration_embedding": False,
-                "mode_embedding": False, "evidence_scale": False, "step_gate": False, "iterations": 3, "query": "spatial", "triangulated_offset_unit": 1.0,
-                "start_fit_steps": 0, "start_view_fit_steps": 0}
+                "mode_embedding": False, "evidence_scale": False, "step_gate": False, "iterations": 3,
+                "query": "spatial", "triangulated_offset_unit": 1.0, "start_fit_steps": 0, "start_view_fit_steps": 0}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 

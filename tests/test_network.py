@@ -204,16 +204,23 @@ def test_what_reads_the_frames(sample, body, image_features):
         assert pose_moved
 
 
+def _plain_and_switched(body, new_part: str, **switch) -> tuple[HeatFormer, HeatFormer]:
+    """A compact network whose pose head acts, and one with ``switch`` on given its weights: only ``new_part``
+    (the switch's new module) is missing from them, and starts as the switch leaves it."""
+    torch.manual_seed(0)
+    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
+    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
+    model = HeatFormer(preset("compact", image_features="none", **switch), body).eval()
+    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(key.startswith(new_part + ".") for key in missing)
+    return plain, model
+
+
 def test_joint_offsets_start_as_the_same_network_and_read_the_evidence(sample, body):
     """With `joint_offsets`, a network given another's weights (its offset embedding new, at zero) computes the
     same; the offsets are zero where the estimate sits on the evidence's peaks and point to them otherwise; once
     the embedding is trained, evidence that moves changes the refinement."""
-    torch.manual_seed(0)
-    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
-    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
-    model = HeatFormer(preset("compact", image_features="none", joint_offsets=True), body).eval()
-    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("offset_embed.") for key in missing)
+    plain, model = _plain_and_switched(body, "offset_embed", joint_offsets=True)
     prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
     with torch.no_grad():
         a, b = (net(prepared.images, prepared.heatmaps, prepared.geometry, 2) for net in (plain, model))
@@ -264,12 +271,7 @@ def test_triangulated_offsets_start_as_the_same_network_and_read_the_triangulati
     """With `triangulated_offsets`, a network given another's weights (its embedding new, at zero) computes the
     same; the offsets are the triangulated joints less the estimate's, zero and unseen where a joint was not
     triangulated and in uncalibrated mode; once trained, a triangulation that moves changes the refinement."""
-    torch.manual_seed(0)
-    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
-    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
-    model = HeatFormer(preset("compact", image_features="none", triangulated_offsets=True), body).eval()
-    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("triangulated_embed.") for key in missing)
+    plain, model = _plain_and_switched(body, "triangulated_embed", triangulated_offsets=True)
     prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
     geometry = prepared.geometry
     assert geometry.joints_cam is not None and geometry.joints_cam.shape == (1, sample.num_views, 17, 3)
@@ -521,12 +523,7 @@ def test_an_evidence_scale_starts_as_the_same_network_and_reads_each_views_crop_
     large reads one more; once trained, a view's crop size changes the passes."""
     from dataclasses import replace
 
-    torch.manual_seed(0)
-    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
-    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
-    model = HeatFormer(preset("compact", image_features="none", evidence_scale=True), body).eval()
-    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("scale_embed.") for key in missing)
+    plain, model = _plain_and_switched(body, "scale_embed", evidence_scale=True)
     prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
 
     def last_pose(net, geometry):
@@ -548,12 +545,7 @@ def test_a_step_gate_starts_open_and_can_hold_the_estimate_where_it_is(sample, b
     """With `step_gate`, a network given another's weights (the gate new, its last layer at zero: a gate of 1)
     computes the same; a gate driven shut leaves every pass's pose and shape where the start put them, and one
     that reads the pass's index can shut the later passes alone."""
-    torch.manual_seed(0)
-    plain = HeatFormer(preset("compact", image_features="none"), body).eval()
-    torch.nn.init.normal_(plain.pose_head.weight, std=0.1)
-    model = HeatFormer(preset("compact", image_features="none", step_gate=True), body).eval()
-    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("step_gate.") for key in missing)
+    plain, model = _plain_and_switched(body, "step_gate", step_gate=True)
     prepared = prepare(sample, model, "calibrated", torch.device("cpu"))
 
     def states(net):

@@ -218,9 +218,9 @@ class HeatFormer(nn.Module):
         """(B, V, 1): log2 of the image pixels one heatmap pixel spans in each view's crop (`evidence_scale`)."""
         return torch.log2(geometry.boxes[..., 3:4].clamp_min(1.0) / self.config.heatmap_size[1])
 
-    def pass_gate(self, geometry: ViewGeometry, k: int) -> torch.Tensor:
-        """(B, V, 1) the `step_gate` of pass ``k`` (passes past those trained read as the last) in each view."""
-        scale = self.evidence_scale_features(geometry)
+    def pass_gate(self, scale: torch.Tensor, k: int) -> torch.Tensor:
+        """(B, V, 1) the `step_gate` of pass ``k`` (passes past those trained read as the last) in each view, from
+        the views' `evidence_scale_features` ``scale``."""
         index = torch.full_like(scale, float(min(k, self.config.iterations - 1)))
         return 2.0 * torch.sigmoid(self.step_gate(torch.cat([scale, index], -1)))
 
@@ -305,6 +305,8 @@ class HeatFormer(nn.Module):
         with self._stage("decoder"):
             cross_context = [block.cross.keys_values(keys) for block in self.decoder]  # the same every iteration
         evidence = decode_heatmaps(heatmaps) if self.config.joint_offsets else None
+        scale = self.evidence_scale_features(geometry)  # (B, V, 1), the same every iteration
+        scale_offsets = self.scale_embed(scale) if self.config.evidence_scale else None
         with self._stage("body + heatmap rendering"):
             states = [self.state(geometry, orient6d, pose6d, betas, cam)]
         for k in range(iterations):
@@ -320,8 +322,8 @@ class HeatFormer(nn.Module):
                     offsets.append(self.offset_embed(self.offset_features(evidence, states[-1].heatmap_joints)))
                 if self.config.triangulated_offsets:
                     offsets.append(self.triangulated_embed(self.triangulated_features(geometry, states[-1].joints)))
-                if self.config.evidence_scale:
-                    offsets.append(self.scale_embed(self.evidence_scale_features(geometry)))
+                if scale_offsets is not None:
+                    offsets.append(scale_offsets)
                 if self.config.iteration_embedding:
                     x = x + self.iteration_embed[min(k, self.config.iterations - 1)]  # as trained
                 if self.config.mode_embedding:
@@ -332,7 +334,7 @@ class HeatFormer(nn.Module):
                 for block, context in zip(self.decoder, cross_context):
                     x = block(x, context)
                 per_view = x if self.config.query == "pooled" else x.unflatten(1, (v, rows * cols)).mean(2)
-                gate = self.pass_gate(geometry, k) if self.config.step_gate else 1.0  # (B, V, 1)
+                gate = self.pass_gate(scale, k) if self.config.step_gate else 1.0  # (B, V, 1)
                 pose6d = pose6d + (gate * self.pose_head(per_view)).unflatten(-1, (23, 6))
                 betas = betas + gate * self.shape_head(per_view)
                 if self.config.refine_orientation:
