@@ -386,10 +386,10 @@ def test_shipped_checkpoint_refines_held_out_samples(body):
     9:16 frames. Calibrated, from the start read off the joint prior and fitted to every view's evidence
     (`joint_prior`, `start_fit_steps`, `start_view_fit_steps`): on the rigs' own frames (about 512 pixels wide)
     every iteration's mean error stays within 30 mm on every rig (run 43, shipped before the fit to the views, was
-    22-36; run 31, before the prior, 30-50) and the passes hold the start's error (23.4, 23.4, 23.8, 24.2 over the
-    36 samples: they gain on precise evidence, not on these frames); on the same rigs drawn 1280 pixels wide, as
-    real video cameras record, the first pass lowers most samples' error and every pass lowers the mean (16.6,
-    15.8, 15.3, 15.1). Uncalibrated, from the views' lifts placed around the body (`view_lifter`): every iteration
+    22-36; run 31, before the prior, 30-50) and the passes hold the start's error (23.35, 23.16, 23.36, 23.40 over
+    the 36 samples: they gain on precise evidence, not on these frames); on the same rigs drawn 1280 pixels wide, as
+    real video cameras record, the first pass lowers most samples' error and the later passes keep the gain (16.6,
+    15.0, 14.9, 14.9). Uncalibrated, from the views' lifts placed around the body (`view_lifter`): every iteration
     within 75 mm on every rig, the start less than half as far from the truth as the mean body facing each camera
     (the start without the lifter), and over all rigs within 2.6x the calibrated error (README: the body's size
     and the placed views' rotations are what it misses)."""
@@ -425,12 +425,13 @@ def test_shipped_checkpoint_refines_held_out_samples(body):
         pooled["uncalibrated"] += list(uncalibrated)
     calibrated, uncalibrated, wide = (np.asarray(found) for found in pooled.values())  # (36, 4) each
     mean = calibrated.mean(0)
-    assert (mean[1:] < mean[0] + 1.5).all(), mean  # 23.4 23.4 23.8 24.2
-    assert uncalibrated.mean(0)[3] < 2.6 * mean[3], uncalibrated.mean(0)  # 55.1 (2.3x)
+    assert (mean[1:] < mean[0] + 0.5).all(), mean  # 23.35 23.16 23.36 23.40
+    assert uncalibrated.mean(0)[3] < 2.6 * mean[3], uncalibrated.mean(0)  # 54.9 (2.3x)
     first_pass = wide[:, 1] - wide[:, 0]
-    assert np.mean(first_pass < 0) > 0.7 and np.median(first_pass) < -0.5, first_pass  # 86 %, -1.0 mm
+    assert np.mean(first_pass < 0) > 0.7 and np.median(first_pass) < -1.0, first_pass  # 83 %, -2.0 mm
     wide_mean = wide.mean(0)
-    assert wide_mean[1] < wide_mean[0] - 0.5 and (np.diff(wide_mean[1:]) < 0).all(), wide_mean  # 16.6 15.8 15.3 15.1
+    assert wide_mean[1] < wide_mean[0] - 1.0, wide_mean  # 16.64 15.03
+    assert (wide_mean[2:] < wide_mean[1] + 0.1).all(), wide_mean  # 14.89 14.88
 
 
 def test_triangulated_orientation_init_is_the_torso_in_every_view(sample, body):
