@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,29 @@ class BodyOutput:
     vertices: torch.Tensor  # (B, V, 3)
     joints: torch.Tensor  # (B, 24, 3) SMPL joints
     joints_h36m: torch.Tensor  # (B, 17, 3) evaluation joints
+
+
+@dataclass(frozen=True)
+class JointArrays:
+    """The H36M-17 joints' path through the skinning (see `BodyModel._prepare_joint_path`) as float64 NumPy arrays.
+    Why: the closed-form solves (core.inverse_kinematics) pose one body at a time, a few dozen tiny operations in
+    which NumPy's per-call cost is a fraction of torch's."""
+    parents: tuple[int, ...]  # (24,) each joint's parent, -1 for the root
+    descendants: np.ndarray  # (24, 24) 1 where joint i is j or below j in the tree
+    joint_template: np.ndarray  # (24, 3) body joint centres of the mean shape
+    joint_shapedirs: np.ndarray  # (24, 3, nb) their slopes in the betas
+    h36m_rest: np.ndarray  # (17, 24, 3) each H36M joint's rest share carried by each transform
+    h36m_shapedirs: np.ndarray  # (17, 24, 3, nb)
+    h36m_posedirs: np.ndarray | None  # (17, 24, 3, 207): None for a body without pose correctives
+    translation_weights: np.ndarray  # (17, 24) each H36M joint's share moved by each transform's translation
+
+
+def _descendants(parents: list[int]) -> np.ndarray:
+    """(24, 24) 1 where joint i is j or below j in the kinematic tree (parents[i] < i)."""
+    below = np.eye(len(parents))
+    for i in range(1, len(parents)):
+        below[:, i] += below[:, parents[i]]
+    return np.minimum(below, 1.0)
 
 
 def h36m_regressor(j_regressor: np.ndarray, nose_vertex: int, head_top_vertex: int) -> np.ndarray:
@@ -180,6 +204,18 @@ class BodyModel(torch.nn.Module):
         pose_dirs = torch.einsum("jvk,pvc->jkcp", blend, posedirs.double()).float() if self.has_pose_correctives \
             else torch.zeros(0)
         self.register_buffer("h36m_posedirs", pose_dirs)
+
+    @cached_property
+    def joint_arrays(self) -> JointArrays:
+        """`JointArrays` of this body (made once: its buffers do not change)."""
+        def array(tensor: torch.Tensor) -> np.ndarray:
+            return tensor.detach().double().cpu().numpy()
+
+        parents = [int(p) for p in self.smpl.parents.cpu()]
+        return JointArrays(tuple(parents), _descendants(parents), array(self.joint_template),
+                           array(self.joint_shapedirs), array(self.h36m_rest), array(self.h36m_shapedirs),
+                           array(self.h36m_posedirs) if self.has_pose_correctives else None,
+                           array(self.h36m_translation_weights))
 
     def _rigid(self, rotations: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posed body joints (B, 24, 3) and their skinning transforms (B, 24, 4, 4).

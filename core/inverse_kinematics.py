@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 
+from core.body_model import JointArrays
 from core.cameras import MAX_DISTORTION, project_camera_points
 from core.fusion import TORSO, procrustes_rotation
 from core.joints import H36M17, SMPL24
@@ -144,19 +145,39 @@ class BodyFromJoints:
     betas: np.ndarray  # (num_betas,)
 
 
+def _posed(arrays: JointArrays, rotations: np.ndarray, betas: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The body of ``arrays`` posed by ``rotations`` (24, 3, 3) with ``betas`` (nb,), at no translation: its
+    joints' world rotations (24, 3, 3) and centres (24, 3), each H36M joint's share carried by each transform
+    (17, 24, 3; the joints are their sums over the transforms) and the joints' slopes in the betas (17, 3, nb),
+    exact since at a fixed pose the joints are affine in the betas."""
+    rest = np.concatenate([arrays.joint_template[..., None], arrays.joint_shapedirs], -1)  # (24, 3, 1 + nb)
+    rest[..., 0] += arrays.joint_shapedirs @ betas
+    world = np.empty((24, 3, 3))
+    centres = np.empty_like(rest)  # each joint's posed centre (column 0) and its slopes in the betas
+    world[0], centres[0] = rotations[0], rest[0]
+    for k, parent in enumerate(arrays.parents[1:], start=1):
+        world[k] = world[parent] @ rotations[k]
+        centres[k] = world[parent] @ (rest[k] - rest[parent]) + centres[parent]
+    moved = centres - world @ rest  # each skinning transform's translation, and its slopes
+    blended = arrays.h36m_rest + arrays.h36m_shapedirs @ betas
+    if arrays.h36m_posedirs is not None:
+        blended = blended + arrays.h36m_posedirs @ (rotations[1:] - np.eye(3)).ravel()
+    weights = arrays.translation_weights
+    shares = np.einsum("kab,jkb->jka", world, blended) + weights[..., None] * moved[None, :, :, 0]
+    beta_slopes = (np.einsum("kab,jkbn->jan", world, arrays.h36m_shapedirs)
+                   + np.einsum("jk,kan->jan", weights, moved[..., 1:]))
+    return world, centres[..., 0], shares, beta_slopes
+
+
 def _shape(body, global_orient: np.ndarray, body_pose: np.ndarray, joints: np.ndarray, ridge: float
            ) -> tuple[np.ndarray, np.ndarray]:
     """(nb,) the shape whose root-relative H36M joints, in this pose, come closest to the known ``joints`` (17, 3),
-    and those joints (17, 3): exact ridge least squares, since at a fixed pose the joints are affine in the betas
-    (one batch of nb + 1 bodies gives the affine map)."""
+    and those joints (17, 3): exact ridge least squares, since at a fixed pose the joints are affine in the betas."""
     nb = body.num_betas
-    with torch.no_grad():
-        rotations = torch.as_tensor(np.concatenate([global_orient[None], body_pose]), dtype=torch.float32,
-                                    device=body.device).expand(nb + 1, 24, 3, 3)
-        unit = torch.cat([torch.zeros(1, nb), torch.eye(nb)]).to(body.device)
-        posed = body.joints_h36m(rotations[:, :1], rotations[:, 1:], unit).double().cpu().numpy()
-    posed = posed - posed[:, :1]
-    base, slopes = posed[0], (posed[1:] - posed[:1]).reshape(nb, -1).T  # (17, 3), (51, nb)
+    _, _, shares, slopes = _posed(body.joint_arrays, np.concatenate([global_orient[None], body_pose]), np.zeros(nb))
+    base = shares.sum(1)
+    base, slopes = base - base[:1], (slopes - slopes[:1]).reshape(-1, nb)  # (17, 3), (51, nb)
     known = np.repeat(np.isfinite(joints).all(-1), 3)
     residual = (joints - base).ravel()[known]
     betas = np.linalg.solve(slopes[known].T @ slopes[known] + ridge * np.eye(nb), slopes[known].T @ residual)
@@ -190,49 +211,27 @@ def body_from_joints(body, rest_joints: np.ndarray, joints: np.ndarray, fallback
     return BodyFromJoints(orient, pose, betas)
 
 
-def _descendants(parents: np.ndarray) -> np.ndarray:
-    """(24, 24) 1 where joint i is j or below j in the kinematic tree (parents[i] < i)."""
-    below = np.eye(len(parents))
-    for i in range(1, len(parents)):
-        below[:, i] += below[:, parents[i]]
-    return np.minimum(below, 1.0)
-
-
-def _joints_and_slopes(body, rotations: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _joints_and_slopes(body, rotations: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """H36M joints (17, 3) of ``body`` posed by ``rotations`` (24, 3, 3) with ``betas``, at no translation, and
     their slopes (17, 3, 72 + nb): each rotation turned by a local increment w (R <- R exp(w)), and each beta.
     A rotation's effect is analytic: the joint's share carried by the bones below turns about that joint's centre;
-    the betas' effect is exact (affine at a fixed pose). A user's SMPL file's pose correctives are left out (the
-    free model has none). Float64, on the CPU."""
-    nb = body.num_betas
-    below = torch.as_tensor(_descendants(body.smpl.parents.cpu().numpy()))
-    weights = body.h36m_translation_weights.double().cpu()  # (17, 24): each joint's share moved by each transform
-    unit = torch.cat([torch.zeros(1, nb), torch.eye(nb)]).double()
-    with torch.no_grad():
-        batch = rotations[None].float().expand(nb + 1, 24, 3, 3).to(body.device)
-        shapes = (betas[None] + unit).float().to(body.device)
-        centres, transforms = body._rigid(batch, shapes)
-        blended = body.h36m_blended(batch, shapes)
-    centres, transforms, blended = centres[0].double().cpu(), transforms.double().cpu(), blended.double().cpu()
-    # (nb + 1, 17, 24, 3): each joint's share carried by each transform; the joints are their sums
-    every_share = (torch.einsum("nkab,njkb->njka", transforms[..., :3, :3], blended)
-                   + weights[None, ..., None] * transforms[:, None, :, :3, 3])
-    joints = every_share.sum(2)
-    shares, posed = every_share[0], joints[0]
+    the betas' effect is exact (affine at a fixed pose). A user's SMPL file's pose correctives are left out of the
+    slopes (the free model has none)."""
+    arrays = body.joint_arrays
+    world, centres, shares, beta_slopes = _posed(arrays, rotations, betas)
+    below, weights = arrays.descendants, arrays.translation_weights
     # d joint_k / d w_j = -[s_kj]x W_j, s_kj = the shares below j, about j's centre
-    carried = torch.einsum("ji,kia->kja", below, shares) - torch.einsum("ji,ki->kj", below, weights)[..., None] \
-        * centres[None]
-    cross = torch.zeros(17, 24, 3, 3, dtype=torch.float64)
+    carried = np.einsum("ji,kia->kja", below, shares) - (weights @ below.T)[..., None] * centres[None]
+    cross = np.zeros((17, 24, 3, 3))
     cross[..., 0, 1], cross[..., 0, 2], cross[..., 1, 2] = -carried[..., 2], carried[..., 1], -carried[..., 0]
-    cross = cross - cross.transpose(-1, -2)
-    turning = (-cross @ transforms[0, None, :, :3, :3]).permute(0, 2, 1, 3).reshape(17, 3, 72)
-    return posed, torch.cat([turning, (joints[1:] - posed[None]).permute(1, 2, 0)], -1)
+    cross = cross - np.swapaxes(cross, -1, -2)
+    turning = np.swapaxes(-cross @ world[None], 1, 2).reshape(17, 3, 72)
+    return shares.sum(1), np.concatenate([turning, beta_slopes], -1)
 
 
-def _turned(rotations: torch.Tensor, increments: torch.Tensor) -> torch.Tensor:
+def _turned(rotations: np.ndarray, increments: np.ndarray) -> np.ndarray:
     """``rotations`` (24, 3, 3) each turned by its local increment (72,): R exp(w)."""
-    turn = torch.as_tensor(np.stack([cv2.Rodrigues(w)[0] for w in increments.view(24, 3).numpy()]))
-    return rotations @ turn
+    return rotations @ np.stack([cv2.Rodrigues(w)[0] for w in increments.reshape(24, 3)])
 
 
 def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, iterations: int,
@@ -240,28 +239,26 @@ def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, itera
     """``start`` moved by ``iterations`` damped Gauss-Newton steps towards the body whose root-relative H36M joints
     are ``joints`` (17, 3) (NaN where unknown). Why: the closed-form body turns bones onto the joints one at a time
     and cannot follow them exactly (12-13 mm off the joint prior's joints, docs/training-design.md); a joint
-    solve over every rotation and the shape at once can, and each step is one batch of nb + 1 bodies and a small
-    linear solve (`_joints_and_slopes`). ``damping`` (m^2 per rad^2) keeps the rotations the joints do not pin
-    (hands, feet, twists) where they are; ``ridge`` pulls the betas towards the mean."""
+    solve over every rotation and the shape at once can, and each step is one posed body and a small linear solve
+    (`_joints_and_slopes`). ``damping`` (m^2 per rad^2) keeps the rotations the joints do not pin (hands, feet,
+    twists) where they are; ``ridge`` pulls the betas towards the mean."""
     known = np.isfinite(joints).all(-1)
     if iterations <= 0 or known.sum() < 3:
         return start
     nb = body.num_betas
-    given = torch.as_tensor(known)
-    target = torch.as_tensor(joints[known], dtype=torch.float64)
-    rotations = torch.as_tensor(np.concatenate([start.global_orient[None], start.body_pose]))  # (24, 3, 3)
-    betas = torch.as_tensor(start.betas, dtype=torch.float64)
-    regulariser = torch.diag(torch.cat([torch.full((72,), damping), torch.full((nb,), ridge)]).double())
+    target = joints[known]
+    rotations = np.concatenate([start.global_orient[None], start.body_pose])  # (24, 3, 3)
+    betas = np.asarray(start.betas, dtype=np.float64)
+    regulariser = np.diag(np.concatenate([np.full(72, damping), np.full(nb, ridge)]))
     for _ in range(iterations):
         posed, slopes = _joints_and_slopes(body, rotations, betas)
-        jacobian = (slopes - slopes[:1])[given].reshape(-1, 72 + nb)  # root-relative
-        residual = ((posed - posed[:1])[given] - target).reshape(-1)
-        gradient = jacobian.T @ residual + torch.cat([torch.zeros(72), ridge * betas]).double()
-        step = torch.linalg.solve(jacobian.T @ jacobian + regulariser, -gradient)
+        jacobian = (slopes - slopes[:1])[known].reshape(-1, 72 + nb)  # root-relative
+        residual = ((posed - posed[:1])[known] - target).ravel()
+        gradient = jacobian.T @ residual + np.concatenate([np.zeros(72), ridge * betas])
+        step = np.linalg.solve(jacobian.T @ jacobian + regulariser, -gradient)
         rotations = _turned(rotations, step[:72])
         betas = betas + step[72:]
-    rotations = rotations.numpy()
-    return BodyFromJoints(rotations[0], rotations[1:], betas.numpy())
+    return BodyFromJoints(rotations[0], rotations[1:], betas)
 
 
 def fit_body_to_views(body, start: BodyFromJoints, root: np.ndarray, keypoints: np.ndarray, cameras,
@@ -287,13 +284,13 @@ def fit_body_to_views(body, start: BodyFromJoints, root: np.ndarray, keypoints: 
     R = torch.as_tensor(np.stack([c.R for c in cameras]))
     t = torch.as_tensor(np.stack([c.t for c in cameras]))
     dist = torch.as_tensor(np.stack([np.pad(c.dist, (0, MAX_DISTORTION - c.dist.size)) for c in cameras]))
-    rotations = torch.as_tensor(np.concatenate([start.global_orient[None], start.body_pose]))
-    betas = torch.as_tensor(start.betas, dtype=torch.float64)
+    rotations = np.concatenate([start.global_orient[None], start.body_pose])
+    betas = np.asarray(start.betas, dtype=np.float64)
     translation = None  # the body's: its pelvis on ``root`` at first
     regulariser = torch.diag(torch.cat([torch.full((72,), damping), torch.full((nb,), ridge),
                                         torch.zeros(3)]).double())
     for _ in range(iterations):
-        posed, slopes = _joints_and_slopes(body, rotations, betas)
+        posed, slopes = (torch.from_numpy(a) for a in _joints_and_slopes(body, rotations, betas))
         if translation is None:
             translation = torch.as_tensor(root, dtype=torch.float64) - posed[_H["pelvis"]]
         slopes = torch.cat([slopes, torch.eye(3, dtype=torch.float64).expand(17, 3, 3)], -1)  # + translation
@@ -312,10 +309,9 @@ def fit_body_to_views(body, start: BodyFromJoints, root: np.ndarray, keypoints: 
         weights = weight[..., None].expand(-1, -1, 2).reshape(-1)
         normal = rows.T @ (weights[:, None] * rows) / weight.sum().clamp_min(1e-12)
         gradient = rows.T @ (weights * residual.reshape(-1)) / weight.sum().clamp_min(1e-12)
-        gradient = gradient + torch.cat([torch.zeros(72), ridge * betas, torch.zeros(3)]).double()
-        step = torch.linalg.solve(normal + regulariser, -gradient)
+        gradient = gradient + torch.cat([torch.zeros(72), torch.from_numpy(ridge * betas), torch.zeros(3)]).double()
+        step = torch.linalg.solve(normal + regulariser, -gradient).numpy()
         rotations = _turned(rotations, step[:72])
         betas = betas + step[72:72 + nb]
-        translation = translation + step[72 + nb:]
-    rotations = rotations.numpy()
-    return BodyFromJoints(rotations[0], rotations[1:], betas.numpy())
+        translation = translation + torch.from_numpy(step[72 + nb:])
+    return BodyFromJoints(rotations[0], rotations[1:], betas)

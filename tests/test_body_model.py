@@ -181,3 +181,9 @@ def test_fast_joint_path_with_pose_correctives(tmp_path):
     assert (full.joints_h36m - without)[:, same].abs().max() > 1e-3  # the correctives move the joints measurably
     torch.testing.assert_close(user.joints_h36m(*rotations, betas), full.joints_h36m, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(user.posed(*rotations, betas).vertices, full.vertices, atol=1e-5, rtol=1e-5)
+    from core.inverse_kinematics import _posed  # the closed-form solves' NumPy copy of the joint path adds them too
+
+    for b in range(3):
+        turns = torch.cat([rotations[0][b], rotations[1][b]]).double().numpy()
+        shares = _posed(user.joint_arrays, turns, betas[b].double().numpy())[2]
+        np.testing.assert_allclose(shares.sum(1), full.joints_h36m[b].double().numpy(), atol=1e-5)

@@ -123,6 +123,30 @@ def test_gauss_newton_steps_take_the_closed_form_body_onto_the_joints(body):
     assert refine_body_to_joints(body, start, joints, 0) is start
 
 
+def test_the_fits_joint_slopes_are_the_body_models(body):
+    """The fits' NumPy joint path gives the body model's joints, and its slopes are the joints' derivatives: in
+    each beta (exact: affine at a fixed pose) and in a local turn of each rotation (central differences)."""
+    from core.inverse_kinematics import _joints_and_slopes, _turned
+
+    orient, pose, betas = next(_random_bodies(1, seed=8))
+    rotations = np.concatenate([orient[None], pose])
+    joints, slopes = _joints_and_slopes(body, rotations, betas)
+    with torch.no_grad():
+        expected = body.joints_h36m(torch.as_tensor(orient, dtype=torch.float32)[None, None],
+                                    torch.as_tensor(pose, dtype=torch.float32)[None],
+                                    torch.as_tensor(betas, dtype=torch.float32)[None])[0].double().numpy()
+    np.testing.assert_allclose(joints, expected, atol=1e-5)
+    for i in (0, 5):
+        moved = _joints_and_slopes(body, rotations, betas + np.eye(10)[i])[0]
+        np.testing.assert_allclose(moved - joints, slopes[..., 72 + i], atol=1e-9)
+    for column in (0, 4, 3 * 18 + 2, 3 * 20 + 1):  # the root, the left hip, elbow and wrist
+        turn = np.zeros(72)
+        turn[column] = 1e-6
+        difference = (_joints_and_slopes(body, _turned(rotations, turn), betas)[0]
+                      - _joints_and_slopes(body, _turned(rotations, -turn), betas)[0]) / 2e-6
+        np.testing.assert_allclose(difference, slopes[..., column], atol=1e-6)
+
+
 def test_a_fit_to_the_views_moves_the_start_onto_what_every_view_sees(body):
     """From a start read off joints 3 cm off the truth, Gauss-Newton steps on the views' 2D evidence (exact
     projections of the true joints) take the body towards the truth: with the default damping, two steps about
