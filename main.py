@@ -212,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--start-view-fit-steps", type=number_in(0, 10), default=0, metavar="N",
                        help="with --pose-init triangulated: Gauss-Newton steps that then move calibrated mode's start "
                             "towards every view's own 2D evidence (default 0: no such fit)")
+    train.add_argument("--uncalibrated-fit-steps", type=number_in(0, 10), default=0, metavar="N",
+                       help="with --pose-init triangulated and a view lifter: Gauss-Newton steps that move "
+                            "uncalibrated mode's start and its placed views together towards every view's 2D "
+                            "evidence (default 0: no such fit)")
     train.add_argument("--image-widths", type=number_in(64, 4096), nargs="+", default=None, metavar="PIXELS",
                        help="frame widths to draw the rigs at, one per batch (default: 256 pixels)")
     train.add_argument("--evidence-losses", choices=("all", "start"), default="all",
@@ -448,7 +452,7 @@ def run_train(args: argparse.Namespace) -> int:
                          "triangulated does; give both")
     if args.start_noise and args.pose_init != "triangulated":
         raise SystemExit("train: --start-noise perturbs the closed-form start of --pose-init triangulated")
-    for flag in ("start_fit_steps", "start_view_fit_steps"):
+    for flag in ("start_fit_steps", "start_view_fit_steps", "uncalibrated_fit_steps"):
         if getattr(args, flag) and args.pose_init != "triangulated":
             raise SystemExit(f"train: --{flag.replace('_', '-')} moves the closed-form start of --pose-init "
                              "triangulated")
@@ -468,6 +472,7 @@ def run_train(args: argparse.Namespace) -> int:
                           orientation_init=args.orientation_init, torso_alignment=args.torso_alignment,
                           pose_init=args.pose_init, start_fit_steps=args.start_fit_steps,
                           start_view_fit_steps=args.start_view_fit_steps,
+                          uncalibrated_fit_steps=args.uncalibrated_fit_steps,
                           image_features=args.image_features,
                           joint_offsets=args.joint_offsets, offset_joints=args.offset_joints,
                           triangulated_offsets=args.triangulated_offsets,

@@ -17,7 +17,8 @@ from core.crops import crop_affines, crop_boxes, crop_images, image_to_crop
 from core.errors import InputError
 from core.fusion import procrustes_rotation, torso_orientation, triangulate
 from core.heatmaps import decode_heatmaps, heatmap_to_image
-from core.inverse_kinematics import BodyFromJoints, body_from_joints, fit_body_to_views, refine_body_to_joints
+from core.inverse_kinematics import (BodyFromJoints, body_from_joints, fit_body_and_views, fit_body_to_views,
+                                     refine_body_to_joints)
 from core.joints import H36M17, JOINT_SETS, convert_keypoints
 from core.metrics import MM, pa_mpjpe
 from core.model.adafuse import CROP, HEATMAP_SIDE
@@ -101,7 +102,7 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
     config = model.config
     keypoints = official_keypoints(sample, model, mode, device) if model.official_2d else evidence_keypoints(sample)
     detected = keypoints  # each view's own, before fusion: what the start's fit to the views reads
-    root_world = consistency = None
+    root_world = consistency = placed = None
     if mode == "calibrated":
         fused = triangulate_sample(sample, keypoints, "calibrated mode needs at least two views")
         root_world = fused.root
@@ -134,6 +135,14 @@ def prepare(sample: MultiviewSample, model: HeatFormer, mode: str, device: torch
                 fit = fit_body_to_views(model.body, BodyFromJoints(world, pose, betas), root_world, detected,
                                         sample.cameras, config.start_view_fit_steps)
                 world, pose, betas = fit.global_orient, fit.body_pose, fit.betas
+            elif placed is not None and config.uncalibrated_fit_steps and np.isfinite(pose).all():
+                views = np.isfinite(rotations).all((1, 2))
+                fit, turns = fit_body_and_views(model.body, BodyFromJoints(world, pose, betas), detected[views],
+                                                [c for c, v in zip(sample.cameras, views) if v], rotations[views],
+                                                placed.translations[views], config.uncalibrated_fit_steps)
+                world, pose, betas = fit.global_orient, fit.body_pose, fit.betas
+                rotations = rotations.copy()
+                rotations[views] = turns
             orient_cam = torch.as_tensor(rotations @ world, dtype=torch.float32, device=device)[None]
             if config.pose_init == "triangulated":
                 pose_init = torch.as_tensor(pose, dtype=torch.float32, device=device)[None]

@@ -261,6 +261,41 @@ def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, itera
     return BodyFromJoints(rotations[0], rotations[1:], betas)
 
 
+def _pixel_rows(in_cameras: np.ndarray, cameras, keypoints: np.ndarray, robust_sigma: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The views' reprojection residuals (V, J, 2) of points ``in_cameras`` (V, J, 3; each camera's frame) against
+    ``keypoints`` (V, J, 3: pixels, confidence), in image diagonals; each residual's weight (V, J) in iteratively
+    reweighted least squares on the classical fit's confidence-weighted Geman-McClure cost (``robust_sigma``
+    diagonals); the pixels' slopes in the points (V, J, 2, 3), in diagonals (distortion left out of them); and
+    the cost itself."""
+    K = np.stack([c.K for c in cameras])
+    dist = np.stack([np.pad(c.dist, (0, MAX_DISTORTION - c.dist.size)) for c in cameras])
+    uv, depth = (x.numpy() for x in project_camera_points(torch.from_numpy(in_cameras), torch.from_numpy(K),
+                                                          torch.from_numpy(dist)))
+    diagonal = np.array([np.hypot(c.width, c.height) for c in cameras])[:, None, None]
+    residual = (uv - keypoints[..., :2]) / diagonal
+    confidence = np.where(keypoints[..., 2] > 0, keypoints[..., 2], 0.0) * (depth > 0)
+    squared = (residual ** 2).sum(-1)
+    weight = confidence * robust_sigma ** 2 / (squared + robust_sigma ** 2) ** 2  # the cost's slope in ``squared``
+    cost = float((confidence * squared / (squared + robust_sigma ** 2)).sum())
+    z = np.clip(depth, 1e-6, None)[..., None, None]
+    local = np.concatenate([np.broadcast_to(np.eye(2), z.shape[:2] + (2, 2)) / z,
+                            -in_cameras[..., :2, None] / z ** 2], -1)  # pinhole: (V, J, 2, 3)
+    return residual, weight, K[:, None, :2, :2] @ local / diagonal[..., None], cost
+
+
+def _robust_step(jacobian: np.ndarray, residual: np.ndarray, weight: np.ndarray, regulariser: np.ndarray,
+                 prior_gradient: np.ndarray) -> np.ndarray:
+    """One damped, reweighted Gauss-Newton step (P,) from `_pixel_rows`' residuals and weights and their slopes
+    ``jacobian`` (V, J, 2, P) in the parameters; ``regulariser`` (P, P) and ``prior_gradient`` (P,) add the priors."""
+    rows = jacobian.reshape(-1, jacobian.shape[-1])
+    weights = np.repeat(weight.ravel(), 2)
+    total = max(float(weight.sum()), 1e-12)
+    normal = rows.T @ (weights[:, None] * rows) / total
+    gradient = rows.T @ (weights * residual.ravel()) / total + prior_gradient
+    return np.linalg.solve(normal + regulariser, -gradient)
+
+
 def fit_body_to_views(body, start: BodyFromJoints, root: np.ndarray, keypoints: np.ndarray, cameras,
                       iterations: int, robust_sigma: float = 0.15, damping: float = 1e-4, ridge: float = 1e-5
                       ) -> BodyFromJoints:
@@ -273,45 +308,84 @@ def fit_body_to_views(body, start: BodyFromJoints, root: np.ndarray, keypoints: 
     image diagonals) keep what the views do not pin where it is. The body's translation is fitted with it; the
     pelvis stays where it was triangulated (joints are compared relative to it)."""
     keypoints = np.asarray(keypoints, dtype=np.float64)
-    seen = keypoints[..., 2] > 0
-    if iterations <= 0 or seen.sum() < 3:
+    if iterations <= 0 or (keypoints[..., 2] > 0).sum() < 3:
         return start
     nb = body.num_betas
-    target = torch.as_tensor(keypoints[..., :2])
-    confidence = torch.as_tensor(np.where(seen, keypoints[..., 2], 0.0))
-    diagonal = torch.as_tensor([np.hypot(c.width, c.height) for c in cameras], dtype=torch.float64)[:, None, None]
-    K = torch.as_tensor(np.stack([c.K for c in cameras]))
-    R = torch.as_tensor(np.stack([c.R for c in cameras]))
-    t = torch.as_tensor(np.stack([c.t for c in cameras]))
-    dist = torch.as_tensor(np.stack([np.pad(c.dist, (0, MAX_DISTORTION - c.dist.size)) for c in cameras]))
+    R, t = np.stack([c.R for c in cameras]), np.stack([c.t for c in cameras])
     rotations = np.concatenate([start.global_orient[None], start.body_pose])
     betas = np.asarray(start.betas, dtype=np.float64)
     translation = None  # the body's: its pelvis on ``root`` at first
-    regulariser = torch.diag(torch.cat([torch.full((72,), damping), torch.full((nb,), ridge),
-                                        torch.zeros(3)]).double())
+    regulariser = np.diag(np.concatenate([np.full(72, damping), np.full(nb, ridge), np.zeros(3)]))
     for _ in range(iterations):
-        posed, slopes = (torch.from_numpy(a) for a in _joints_and_slopes(body, rotations, betas))
+        posed, slopes = _joints_and_slopes(body, rotations, betas)
         if translation is None:
-            translation = torch.as_tensor(root, dtype=torch.float64) - posed[_H["pelvis"]]
-        slopes = torch.cat([slopes, torch.eye(3, dtype=torch.float64).expand(17, 3, 3)], -1)  # + translation
-        in_cameras = (posed + translation) @ R.transpose(-1, -2) + t[:, None]  # (V, 17, 3)
-        uv, depth = project_camera_points(in_cameras, K, dist)
-        residual = (uv - target) / diagonal  # (V, 17, 2)
-        squared = (residual ** 2).sum(-1)
-        # Geman-McClure as reweighted least squares: each residual's weight is the robust cost's slope there
-        weight = confidence * (depth > 0) * robust_sigma ** 2 / (squared + robust_sigma ** 2) ** 2
-        z = depth.clamp_min(1e-6)[..., None]
-        focal = K[:, None, :2, :2]  # pinhole slopes (distortion left out of the Jacobian)
-        local = torch.cat([torch.eye(2, dtype=torch.float64).expand(*z.shape[:2], 2, 2) / z[..., None],
-                           -in_cameras[..., :2, None] / z[..., None] ** 2], -1)  # (V, 17, 2, 3)
-        jacobian = (focal @ local @ R[:, None]) @ slopes[None] / diagonal[..., None]  # (V, 17, 2, P)
-        rows = jacobian.reshape(-1, jacobian.shape[-1])
-        weights = weight[..., None].expand(-1, -1, 2).reshape(-1)
-        normal = rows.T @ (weights[:, None] * rows) / weight.sum().clamp_min(1e-12)
-        gradient = rows.T @ (weights * residual.reshape(-1)) / weight.sum().clamp_min(1e-12)
-        gradient = gradient + torch.cat([torch.zeros(72), torch.from_numpy(ridge * betas), torch.zeros(3)]).double()
-        step = torch.linalg.solve(normal + regulariser, -gradient).numpy()
+            translation = np.asarray(root, dtype=np.float64) - posed[_H["pelvis"]]
+        slopes = np.concatenate([slopes, np.broadcast_to(np.eye(3), (17, 3, 3))], -1)  # + the translation
+        in_cameras = (posed + translation) @ R.transpose(0, 2, 1) + t[:, None]  # (V, 17, 3)
+        residual, weight, pixel_slopes, _ = _pixel_rows(in_cameras, cameras, keypoints, robust_sigma)
+        step = _robust_step(pixel_slopes @ np.einsum("vab,jbp->vjap", R, slopes), residual, weight, regulariser,
+                            np.concatenate([np.zeros(72), ridge * betas, np.zeros(3)]))
         rotations = _turned(rotations, step[:72])
         betas = betas + step[72:72 + nb]
-        translation = translation + torch.from_numpy(step[72 + nb:])
+        translation = translation + step[72 + nb:]
     return BodyFromJoints(rotations[0], rotations[1:], betas)
+
+
+def fit_body_and_views(body, start: BodyFromJoints, keypoints: np.ndarray, cameras, view_rotations: np.ndarray,
+                       view_translations: np.ndarray, iterations: int, robust_sigma: float = 0.05,
+                       damping: float = 1e-3, view_damping: float = 1e-6, shape_anchor: float = 1e-2
+                       ) -> tuple[BodyFromJoints, np.ndarray]:
+    """Uncalibrated mode's start (``start``, world axes, its pelvis at the origin) and the views placed around it
+    (``view_rotations`` (V, 3, 3) and ``view_translations`` (V, 3), world -> camera; the first view's axes are the
+    world's and stay) moved together by ``iterations`` damped Gauss-Newton steps towards the views' 2D evidence
+    ``keypoints`` (V, 17, 3) in ``cameras`` (their intrinsics), on `fit_body_to_views`' robust reprojection error:
+    a small bundle adjustment. Why: the views were placed from lifts, one at a time, and the body read off their
+    average; every view's joints pin the body and the views better together (docs/training-design.md). The betas
+    are held near the start's (``shape_anchor``, per unit beta): the views cannot tell a large body far away from
+    a small one nearby, and pulled towards the mean shape the body would shrink or grow to it. With the views free
+    a view's gross errors (a swap, a jump) can be explained by turning the view or bending the body, so the robust
+    scale is a third of the calibrated fit's and the body's rotations are damped ten times as much (on `h36m` the
+    calibrated fit's settings bent two bodies of 30 by 50 mm, docs/training-design.md). A step that raises the
+    robust cost is undone and ends the fit. Returns the body and the views' rotations (V, 3, 3)."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    views = len(cameras)
+    if iterations <= 0 or (keypoints[..., 2] > 0).sum() < 3:
+        return start, view_rotations
+    nb, pelvis = body.num_betas, _H["pelvis"]
+    rotations = np.concatenate([start.global_orient[None], start.body_pose])
+    start_betas = np.asarray(start.betas, dtype=np.float64)
+    betas, turns, shifts = start_betas.copy(), np.array(view_rotations, dtype=np.float64), \
+        np.array(view_translations, dtype=np.float64)
+    body_count, turn_count = 72 + nb, 3 * (views - 1)  # then the views' turns (all but the first), then shifts
+    regulariser = np.diag(np.concatenate([np.full(72, damping), np.full(nb, shape_anchor),
+                                          np.full(turn_count, view_damping), np.full(3 * views, 1e-9)]))
+    accepted, accepted_cost = None, np.inf
+    for done in range(iterations + 1):
+        posed, slopes = _joints_and_slopes(body, rotations, betas)
+        relative, slopes = posed - posed[pelvis], slopes - slopes[pelvis]
+        turned = np.einsum("vab,jb->vja", turns, relative)  # (V, 17, 3): the body turned into each camera
+        residual, weight, pixel_slopes, cost = _pixel_rows(turned + shifts[:, None], cameras, keypoints,
+                                                           robust_sigma)
+        if cost > accepted_cost:  # a step that raised the robust cost: the views and body went astray; undone
+            break
+        accepted, accepted_cost = (rotations, betas, turns), cost
+        if done == iterations:
+            break
+        jacobian = np.zeros(residual.shape + (body_count + turn_count + 3 * views,))
+        jacobian[..., :body_count] = pixel_slopes @ np.einsum("vab,jbp->vjap", turns, slopes)
+        cross = np.zeros(turned.shape + (3,))  # -[p]x: the slope of R p in a turn exp(w) R of the camera
+        cross[..., 0, 1], cross[..., 0, 2], cross[..., 1, 2] = turned[..., 2], -turned[..., 1], turned[..., 0]
+        cross = cross - np.swapaxes(cross, -1, -2)
+        for v in range(views):
+            if v:
+                jacobian[v, ..., body_count + 3 * (v - 1): body_count + 3 * v] = pixel_slopes[v] @ cross[v]
+            jacobian[v, ..., body_count + turn_count + 3 * v: body_count + turn_count + 3 * (v + 1)] = pixel_slopes[v]
+        prior = np.concatenate([np.zeros(72), shape_anchor * (betas - start_betas), np.zeros(turn_count + 3 * views)])
+        step = _robust_step(jacobian, residual, weight, regulariser, prior)
+        rotations = _turned(rotations, step[:72])
+        betas = betas + step[72:body_count]
+        turns = np.stack([turns[0]] + [cv2.Rodrigues(step[body_count + 3 * (v - 1): body_count + 3 * v])[0]
+                                       @ turns[v] for v in range(1, views)])
+        shifts = shifts + step[body_count + turn_count:].reshape(views, 3)
+    rotations, betas, turns = accepted
+    return BodyFromJoints(rotations[0], rotations[1:], betas), turns

@@ -37,6 +37,7 @@ MAX_TURN_FROM_LIFT_DEG = 20.0
 class SelfCalibration:
     rotations: np.ndarray  # (V, 3, 3) world -> camera, world = view 1's axes (NaN where a view could not be placed)
     joints3d: np.ndarray  # (J, 3) root-relative joints in world axes, metres at the lifter's scale
+    translations: np.ndarray  # (V, 3) world -> camera, the joints' root at the world's origin (NaN: not placed)
 
 
 def _weighted_rotation(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -116,4 +117,6 @@ def self_calibrate(lifter: ViewLifter, keypoints: np.ndarray, cameras: list[Came
         rotations, joints = rotations @ anchor.T, joints @ anchor.T
     every = np.full((len(cameras), 3, 3), np.nan)
     every[placed] = rotations
-    return SelfCalibration(every, joints)
+    translations = np.full((len(cameras), 3), np.nan)
+    translations[placed] = [_camera_position(joints, R, k, c) for R, k, c in zip(rotations, evidence, views)]
+    return SelfCalibration(every, joints, translations)

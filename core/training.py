@@ -43,7 +43,8 @@ FINE_TUNABLE = {"refine_orientation": False, "orientation_init": "head", "torso_
                 "image_features": "all", "joint_offsets": False, "offset_joints": "all",
                 "triangulated_offsets": False, "pose_init": "mean", "iteration_embedding": False,
                 "mode_embedding": False, "evidence_scale": False, "step_gate": False, "iterations": 3,
-                "query": "spatial", "triangulated_offset_unit": 1.0, "start_fit_steps": 0, "start_view_fit_steps": 0}
+                "query": "spatial", "triangulated_offset_unit": 1.0, "start_fit_steps": 0, "start_view_fit_steps": 0,
+                "uncalibrated_fit_steps": 0}
 TRAINING_DEPTH_LAYERS = 8  # frames drawn like the shipped sample's, but in depth slabs: much faster
 
 
@@ -287,6 +288,9 @@ def train(out: Path, config: TrainingConfig, body: BodyModel, model_config: Heat
     if start is not None:  # the start's priors are trained on their own (core.prior_training) and kept as they are
         model_config = replace(model_config, joint_prior=start.config.joint_prior,
                                view_lifter=start.config.view_lifter)
+    if model_config.uncalibrated_fit_steps and not model_config.view_lifter:
+        raise ValueError("uncalibrated_fit_steps fits the views a view lifter places: start from a checkpoint "
+                         "with one (train-prior --part views)")
     model = HeatFormer(model_config, body.to(device)).to(device).train()
     new_parameters: list[str] = []
     if start is not None:

@@ -232,8 +232,9 @@ def test_fine_tuning_to_another_offset_unit_starts_as_the_same_network(body, tmp
     assert shipped.config.triangulated_offsets
     unit = shipped.config.triangulated_offset_unit / 2
     out = tmp_path / "half_unit.pt"
-    train(out, replace(small_config(1), lr=0.0), body, replace(shipped.config, triangulated_offset_unit=unit),
-          device="cpu", log=lambda _: None, init=DEFAULT_CHECKPOINT)
+    trained_as = replace(small_config(1), lr=0.0, iterations=shipped.config.iterations)  # its step gate reads them
+    train(out, trained_as, body, replace(shipped.config, triangulated_offset_unit=unit), device="cpu",
+          log=lambda _: None, init=DEFAULT_CHECKPOINT)
     tuned = load_model(out, body)
     assert tuned.config.triangulated_offset_unit == unit
     before = shipped.triangulated_embed[0].weight.unflatten(1, (17, 4))

@@ -119,6 +119,12 @@ class HeatFormerConfig:
     # them as the classical fit does, from a start already near. One step (about 2 ms) took the start 2.6-6 mm
     # nearer the truth on 9:16, 16:9 and 3-view video frames (docs/training-design.md). 0: no such fit.
     start_view_fit_steps: int = 0
+    # Not in the paper: in uncalibrated mode, damped Gauss-Newton steps that move the start read off the placed
+    # views' lifts (`view_lifter`) and those views' rotations and positions together towards every view's 2D
+    # evidence (a small bundle adjustment; core.inverse_kinematics `fit_body_and_views`), the shape held near the
+    # lifter's size. The views are placed one at a time from lifts; the evidence of all of them pins the body and
+    # the views better together (docs/training-design.md). 0: no such fit; without a view lifter, nothing to fit.
+    uncalibrated_fit_steps: int = 0
     # Not in the paper: the decoder's queries also carry a learnt embedding of the iteration's index (zero at first:
     # a checkpoint fine-tuned with it starts as the same network). The same decoder otherwise cannot tell its first
     # pass from its third, and from a start close to the truth (`pose_init`) it made the same correction at every
@@ -200,7 +206,7 @@ class HeatFormerConfig:
             raise ValueError("pose_init 'triangulated' needs orientation_init 'triangulated'")
         if self.joint_prior and self.pose_init != "triangulated":
             raise ValueError("joint_prior moves the joints that pose_init 'triangulated' reads the start off")
-        for steps in ("start_fit_steps", "start_view_fit_steps"):
+        for steps in ("start_fit_steps", "start_view_fit_steps", "uncalibrated_fit_steps"):
             if getattr(self, steps) and self.pose_init != "triangulated":
                 raise ValueError(f"{steps} moves the closed-form start of pose_init 'triangulated'")
         if self.view_lifter and self.orientation_init != "triangulated":
@@ -239,7 +245,7 @@ LIMITS = {"num_joints": (17, 17, int), "patch_size": (1, 256, int), "sigma": (0.
           "orient_heads": (1, 64, int), "orient_head_dim": (1, 512, int), "orient_mlp": (1, 16384, int),
           "iterations": (1, 8, int), "triangulated_offset_unit": (0.001, 1.0, float),
           "joint_prior": (0, 4096, int), "view_lifter": (0, 4096, int), "start_fit_steps": (0, 10, int),
-          "start_view_fit_steps": (0, 10, int)}
+          "start_view_fit_steps": (0, 10, int), "uncalibrated_fit_steps": (0, 10, int)}
 CHOICES = {"heatmap_render": ("direct", "coarse"), "image_encoder": ("cnn", "vit"), "query": ("spatial", "pooled"),
            "orient_context": ("image", "image+heat"), "refine_orientation": (False, True), "orientation_init": ("head", "triangulated"),
            "torso_alignment": ("rest", "posed"), "pose_init": ("mean", "triangulated"),
