@@ -252,10 +252,10 @@ def refine_body_to_joints(body, start: BodyFromJoints, joints: np.ndarray, itera
     regulariser = np.diag(np.concatenate([np.full(72, damping), np.full(nb, ridge)]))
     for _ in range(iterations):
         posed, slopes = _joints_and_slopes(body, rotations, betas)
-        jacobian = (slopes - slopes[:1])[known].reshape(-1, 72 + nb)  # root-relative
-        residual = ((posed - posed[:1])[known] - target).ravel()
-        gradient = jacobian.T @ residual + np.concatenate([np.zeros(72), ridge * betas])
-        step = np.linalg.solve(jacobian.T @ jacobian + regulariser, -gradient)
+        jacobian = (slopes - slopes[:1])[known]  # root-relative
+        residual = (posed - posed[:1])[known] - target
+        step = _damped_step(jacobian, residual, np.ones(len(target)), regulariser,
+                            np.concatenate([np.zeros(72), ridge * betas]), normalise=False)
         rotations = _turned(rotations, step[:72])
         betas = betas + step[72:]
     return BodyFromJoints(rotations[0], rotations[1:], betas)
@@ -284,16 +284,19 @@ def _pixel_rows(in_cameras: np.ndarray, cameras, keypoints: np.ndarray, robust_s
     return residual, weight, K[:, None, :2, :2] @ local / diagonal[..., None], cost
 
 
-def _robust_step(jacobian: np.ndarray, residual: np.ndarray, weight: np.ndarray, regulariser: np.ndarray,
-                 prior_gradient: np.ndarray) -> np.ndarray:
-    """One damped, reweighted Gauss-Newton step (P,) from `_pixel_rows`' residuals and weights and their slopes
-    ``jacobian`` (V, J, 2, P) in the parameters; ``regulariser`` (P, P) and ``prior_gradient`` (P,) add the priors."""
-    rows = jacobian.reshape(-1, jacobian.shape[-1])
-    weights = np.repeat(weight.ravel(), 2)
-    total = max(float(weight.sum()), 1e-12)
+def _damped_step(jacobian: np.ndarray, residual: np.ndarray, weight: np.ndarray, regulariser: np.ndarray,
+                 prior_gradient: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """One damped, weighted Gauss-Newton step (P,) from residuals (..., D) with a ``weight`` (...) each and their
+    slopes ``jacobian`` (..., D, P) in the parameters; ``regulariser`` (P, P) and ``prior_gradient`` (P,) add the
+    priors; with ``normalise``, the data term is divided by the weights' sum (reweighted robust costs)."""
+    # in torch: NumPy's OpenBLAS would start threads of its own for these products, and they stay spinning for a
+    # while after, against torch's (the next network pass took twice as long)
+    rows = torch.from_numpy(np.ascontiguousarray(jacobian).reshape(-1, jacobian.shape[-1]))
+    weights = torch.from_numpy(np.repeat(weight.ravel(), residual.shape[-1]).astype(np.float64))
+    total = max(float(weight.sum()), 1e-12) if normalise else 1.0
     normal = rows.T @ (weights[:, None] * rows) / total
-    gradient = rows.T @ (weights * residual.ravel()) / total + prior_gradient
-    return np.linalg.solve(normal + regulariser, -gradient)
+    gradient = rows.T @ (weights * torch.from_numpy(residual.ravel())) / total + torch.from_numpy(prior_gradient)
+    return torch.linalg.solve(normal + torch.from_numpy(regulariser), -gradient).numpy()
 
 
 def fit_body_to_views(body, start: BodyFromJoints, root: np.ndarray, keypoints: np.ndarray, cameras,
@@ -323,7 +326,7 @@ def fit_body_to_views(body, start: BodyFromJoints, root: np.ndarray, keypoints: 
         slopes = np.concatenate([slopes, np.broadcast_to(np.eye(3), (17, 3, 3))], -1)  # + the translation
         in_cameras = (posed + translation) @ R.transpose(0, 2, 1) + t[:, None]  # (V, 17, 3)
         residual, weight, pixel_slopes, _ = _pixel_rows(in_cameras, cameras, keypoints, robust_sigma)
-        step = _robust_step(pixel_slopes @ np.einsum("vab,jbp->vjap", R, slopes), residual, weight, regulariser,
+        step = _damped_step(pixel_slopes @ np.einsum("vab,jbp->vjap", R, slopes), residual, weight, regulariser,
                             np.concatenate([np.zeros(72), ridge * betas, np.zeros(3)]))
         rotations = _turned(rotations, step[:72])
         betas = betas + step[72:72 + nb]
@@ -381,7 +384,7 @@ def fit_body_and_views(body, start: BodyFromJoints, keypoints: np.ndarray, camer
                 jacobian[v, ..., body_count + 3 * (v - 1): body_count + 3 * v] = pixel_slopes[v] @ cross[v]
             jacobian[v, ..., body_count + turn_count + 3 * v: body_count + turn_count + 3 * (v + 1)] = pixel_slopes[v]
         prior = np.concatenate([np.zeros(72), shape_anchor * (betas - start_betas), np.zeros(turn_count + 3 * views)])
-        step = _robust_step(jacobian, residual, weight, regulariser, prior)
+        step = _damped_step(jacobian, residual, weight, regulariser, prior)
         rotations = _turned(rotations, step[:72])
         betas = betas + step[72:body_count]
         turns = np.stack([turns[0]] + [cv2.Rodrigues(step[body_count + 3 * (v - 1): body_count + 3 * v])[0]

@@ -386,19 +386,21 @@ def test_shipped_checkpoint_refines_held_out_samples(body):
     9:16 frames. Calibrated, from the start read off the joint prior and fitted to every view's evidence
     (`joint_prior`, `start_fit_steps`, `start_view_fit_steps`): on the rigs' own frames (about 512 pixels wide)
     every iteration's mean error stays within 30 mm on every rig (run 43, shipped before the fit to the views, was
-    22-36; run 31, before the prior, 30-50) and the passes hold the start's error (23.35, 23.16, 23.36, 23.40 over
+    22-36; run 31, before the prior, 30-50) and the passes hold the start's error (23.35, 23.29, 23.45, 23.49 over
     the 36 samples: they gain on precise evidence, not on these frames); on the same rigs drawn 1280 pixels wide, as
     real video cameras record, the first pass lowers most samples' error and the later passes keep the gain (16.6,
-    15.0, 14.9, 14.9). Uncalibrated, from the views' lifts placed around the body (`view_lifter`): every iteration
-    within 75 mm on every rig, the start less than half as far from the truth as the mean body facing each camera
-    (the start without the lifter), and over all rigs within 2.6x the calibrated error (README: the body's size
-    and the placed views' rotations are what it misses)."""
+    15.0, 14.8, 14.8). Uncalibrated, from the views' lifts placed around the body and fitted with it to every
+    view's evidence (`view_lifter`, `uncalibrated_fit_steps`): every iteration within 75 mm on every rig, the start
+    less than half as far from the truth as the mean body facing each camera (the start without the lifter), and
+    over all rigs within 2.2x the calibrated error (46.5 mm, 2.0x; run 52, before the fit, 54.9, 2.3x; README: the
+    body's size and the placed views' rotations are what it misses)."""
     from core.resources import DEFAULT_CHECKPOINT
     from core.synthetic import generate_sample, rig_preset
 
     model = load_model(DEFAULT_CHECKPOINT, body)
     assert model.trained and "synthetic" in model.description and model.config.pose_init == "triangulated"
     assert model.config.joint_prior and model.config.view_lifter and model.config.start_view_fit_steps
+    assert model.config.uncalibrated_fit_steps
     facing = load_model(DEFAULT_CHECKPOINT, body)
     facing.view_lifter = None
     rigs, seeds = ("ring", "h36m", "mpi_inf_3dhp", "video", "portrait", "volume"), range(900001, 900007)
@@ -425,13 +427,13 @@ def test_shipped_checkpoint_refines_held_out_samples(body):
         pooled["uncalibrated"] += list(uncalibrated)
     calibrated, uncalibrated, wide = (np.asarray(found) for found in pooled.values())  # (36, 4) each
     mean = calibrated.mean(0)
-    assert (mean[1:] < mean[0] + 0.5).all(), mean  # 23.35 23.16 23.36 23.40
-    assert uncalibrated.mean(0)[3] < 2.6 * mean[3], uncalibrated.mean(0)  # 54.9 (2.3x)
+    assert (mean[1:] < mean[0] + 0.5).all(), mean  # 23.35 23.29 23.45 23.49
+    assert uncalibrated.mean(0)[3] < 2.2 * mean[3], uncalibrated.mean(0)  # 46.5 (2.0x)
     first_pass = wide[:, 1] - wide[:, 0]
-    assert np.mean(first_pass < 0) > 0.7 and np.median(first_pass) < -1.0, first_pass  # 83 %, -2.0 mm
+    assert np.mean(first_pass < 0) > 0.7 and np.median(first_pass) < -1.0, first_pass  # 83 %, -1.9 mm
     wide_mean = wide.mean(0)
-    assert wide_mean[1] < wide_mean[0] - 1.0, wide_mean  # 16.64 15.03
-    assert (wide_mean[2:] < wide_mean[1] + 0.1).all(), wide_mean  # 14.89 14.88
+    assert wide_mean[1] < wide_mean[0] - 1.0, wide_mean  # 16.64 14.96
+    assert (wide_mean[2:] < wide_mean[1] + 0.1).all(), wide_mean  # 14.82 14.81
 
 
 def test_triangulated_orientation_init_is_the_torso_in_every_view(sample, body):
