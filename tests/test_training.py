@@ -193,6 +193,15 @@ def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
         assert torch.equal(value, tuned[name]), name  # (batch-norm statistics do move in training mode)
 
 
+def test_an_uncalibrated_fit_needs_a_view_lifter_to_place_the_views(body, tmp_path):
+    """`uncalibrated_fit_steps` fits the views a view lifter places: a network without one is refused, by name."""
+    from core.model.config import preset
+
+    config = preset("compact", orientation_init="triangulated", pose_init="triangulated", uncalibrated_fit_steps=2)
+    with pytest.raises(ValueError, match="uncalibrated_fit_steps.*view lifter"):
+        train(tmp_path / "model.pt", small_config(1), body, config, device="cpu", log=lambda _: None)
+
+
 def test_fresh_heads_leave_a_close_start_as_it_is(body, tmp_path):
     """`fresh_heads` fine-tunes a decoder with new pose and shape heads, every other weight kept: each pass then
     leaves a triangulated start nearly where it began (run 22's heads, trained from the mean pose, had moved it
