@@ -117,6 +117,10 @@ class TrainingConfig:
     save_every: int = 200
     weights: LossWeights = field(default_factory=LossWeights)
 
+    def __post_init__(self):
+        if self.evidence_losses not in ("all", "start"):  # the CLI offers the same two
+            raise ValueError(f"evidence_losses is 'all' or 'start', not {self.evidence_losses!r}")
+
 
 @dataclass
 class Targets:

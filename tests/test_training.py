@@ -193,6 +193,13 @@ def test_fine_tuning_starts_from_the_given_weights(body, tmp_path):
         assert torch.equal(value, tuned[name]), name  # (batch-norm statistics do move in training mode)
 
 
+def test_evidence_losses_reach_all_iterations_or_the_start_only():
+    """A training config names which iterations the evidence losses reach; anything else is refused, by name."""
+    assert TrainingConfig(evidence_losses="start").evidence_losses == "start"
+    with pytest.raises(ValueError, match="evidence_losses"):
+        TrainingConfig(evidence_losses="first")
+
+
 def test_an_uncalibrated_fit_needs_a_view_lifter_to_place_the_views(body, tmp_path):
     """`uncalibrated_fit_steps` fits the views a view lifter places: a network without one is refused, by name."""
     from core.model.config import preset
